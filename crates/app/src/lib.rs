@@ -1,0 +1,57 @@
+//! MemLayer's use cases: accounts, chats and messages, written against the ports only.
+//!
+//! Each use case is a plain synchronous method on [`MemLayer`]; the HTTP layer runs one
+//! per request on the blocking pool.
+
+mod accounts;
+mod chats;
+mod error;
+mod messages;
+#[cfg(test)]
+mod testing;
+
+use std::sync::Arc;
+
+use memlayer_ports::{
+    AssistantResponder, ChatRepository, Clock, MessageRepository, PasswordHasher, TokenIssuer,
+    TokenVerifier, UserRepository,
+};
+
+pub use error::AppError;
+pub use memlayer_domain as domain;
+pub use memlayer_ports as ports;
+pub use memlayer_ports::AccessToken;
+
+/// The adapters the use cases run on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Chats.
+    pub chats: Arc<dyn ChatRepository>,
+    /// Messages.
+    pub messages: Arc<dyn MessageRepository>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access token issuing.
+    pub token_issuer: Arc<dyn TokenIssuer>,
+    /// Access token checking.
+    pub token_verifier: Arc<dyn TokenVerifier>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The assistant that answers messages.
+    pub responder: Arc<dyn AssistantResponder>,
+}
+
+/// The application: every use case of MemLayer.
+#[derive(Clone)]
+pub struct MemLayer {
+    ports: Ports,
+}
+
+impl MemLayer {
+    /// The application running on `ports`.
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+}

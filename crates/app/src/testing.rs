@@ -1,0 +1,76 @@
+//! Mocked ports for the use cases' unit tests.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Email, PasswordHash, User, UserId};
+use memlayer_ports::{
+    MockAssistantResponder, MockChatRepository, MockClock, MockMessageRepository,
+    MockPasswordHasher, MockTokenIssuer, MockTokenVerifier, MockUserRepository,
+};
+
+use crate::{MemLayer, Ports};
+
+/// The fixed time every fixture's clock reads: 2026-11-26 09:30:15 UTC.
+pub const NOW: DateTime<Utc> = DateTime::from_timestamp_nanos(1_795_685_415_000_000_000);
+
+/// One mock per port; set expectations, then build the app with [`Fixture::app`]. A
+/// call nobody expected fails the test.
+pub struct Fixture {
+    pub users: MockUserRepository,
+    pub chats: MockChatRepository,
+    pub messages: MockMessageRepository,
+    pub hasher: MockPasswordHasher,
+    pub token_issuer: MockTokenIssuer,
+    pub token_verifier: MockTokenVerifier,
+    pub clock: MockClock,
+    pub responder: MockAssistantResponder,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(NOW);
+        Self {
+            users: MockUserRepository::new(),
+            chats: MockChatRepository::new(),
+            messages: MockMessageRepository::new(),
+            hasher: MockPasswordHasher::new(),
+            token_issuer: MockTokenIssuer::new(),
+            token_verifier: MockTokenVerifier::new(),
+            clock,
+            responder: MockAssistantResponder::new(),
+        }
+    }
+
+    pub fn app(self) -> MemLayer {
+        MemLayer::new(Ports {
+            users: Arc::new(self.users),
+            chats: Arc::new(self.chats),
+            messages: Arc::new(self.messages),
+            hasher: Arc::new(self.hasher),
+            token_issuer: Arc::new(self.token_issuer),
+            token_verifier: Arc::new(self.token_verifier),
+            clock: Arc::new(self.clock),
+            responder: Arc::new(self.responder),
+        })
+    }
+}
+
+pub fn user_with_email(email: &str) -> User {
+    User {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash::new("$2b$04$hash".into()),
+        created_at: NOW,
+    }
+}
+
+pub fn chat_owned_by(owner: UserId) -> Chat {
+    Chat {
+        id: ChatId::generate(),
+        owner,
+        title: ChatTitle::from_trusted("A chat".into()),
+        created_at: NOW,
+    }
+}

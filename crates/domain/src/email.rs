@@ -1,0 +1,135 @@
+use std::fmt;
+
+use crate::error::{ValidationError, ValidationKind, reject_nul};
+
+const FIELD: &str = "email";
+/// The longest address SMTP can route (RFC 5321: 256 octets path minus the brackets).
+const MAX_LEN: usize = 254;
+
+/// An email address, trimmed and lower-cased, so that two spellings of one address are
+/// one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses what a user typed: trims surrounding white space, lower-cases, and checks
+    /// the shape `local@domain.tld` without white space.
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        reject_nul(FIELD, input)?;
+        let email = input.trim().to_lowercase();
+        if email.len() > MAX_LEN {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooLong,
+                format!(
+                    "value is not a valid email address: it is longer than {MAX_LEN} characters"
+                ),
+            ));
+        }
+        if !Self::is_well_formed(&email) {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::Invalid,
+                "value is not a valid email address: expected the form name@example.com",
+            ));
+        }
+        Ok(Self(email))
+    }
+
+    /// Reads back an address that was parsed before it was stored.
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_well_formed(email: &str) -> bool {
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        let labels_ok = domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+        !local.is_empty()
+            && !local.contains('@')
+            && domain.contains('.')
+            && labels_ok
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_is_trimmed_and_lower_cased() {
+        let email = Email::parse("  Ada.Lovelace@Example.COM \n").unwrap();
+        assert_eq!(email.as_str(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn two_spellings_of_one_address_are_equal() {
+        assert_eq!(
+            Email::parse("A@B.io").unwrap(),
+            Email::parse("a@b.io ").unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_are_rejected() {
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a b@c.io",
+            "a@b..io",
+            "a@-b.io",
+            "a@b@c.io",
+        ] {
+            let error = Email::parse(bad).unwrap_err();
+            assert_eq!(error.field, "email", "{bad:?}");
+            assert_eq!(error.kind, ValidationKind::Invalid, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unusual_but_valid_local_parts_are_accepted() {
+        for good in [
+            "o'brien+tag@example.co.uk",
+            "!#$%&*=?^_`{|}~@x.io",
+            "0@a.com",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_longer_than_smtp_allows_is_rejected() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(
+            Email::parse(&long).unwrap_err().kind,
+            ValidationKind::TooLong
+        );
+    }
+
+    #[test]
+    fn a_nul_character_is_rejected() {
+        assert_eq!(
+            Email::parse("a\0@b.io").unwrap_err().kind,
+            ValidationKind::Invalid
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! MemLayer's domain: users, chats and messages, the value objects that make invalid
+//! input unrepresentable, and the rules on them (ownership, default titles, ordering).
+//!
+//! Pure: no I/O, no framework. Time and identity come in as arguments.
+
+mod chat;
+mod email;
+mod error;
+mod ids;
+mod message;
+mod password;
+mod user;
+
+pub use chat::{Chat, ChatAccessError, ChatTitle, authorize_chat_access};
+pub use email::Email;
+pub use error::{ValidationError, ValidationErrors, ValidationKind};
+pub use ids::{ChatId, MessageId, UserId};
+pub use message::{Message, MessageContent, Role, reply_timestamp};
+pub use password::{Password, PasswordHash};
+pub use user::User;

@@ -1,0 +1,162 @@
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::error::{ValidationError, ValidationKind, reject_nul};
+use crate::ids::{ChatId, MessageId, UserId};
+
+const FIELD: &str = "content";
+/// Longest message, in characters: a long pasted document fits, a runaway client does not.
+pub const CONTENT_MAX_CHARS: usize = 32_000;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The chat's owner.
+    User,
+    /// The assistant's reply.
+    Assistant,
+}
+
+impl Role {
+    /// The wire and storage name: `user` or `assistant`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+
+    /// Parses the storage name back.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One message of a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message's id.
+    pub id: MessageId,
+    /// The chat it belongs to.
+    pub chat_id: ChatId,
+    /// The chat owner's id (on the assistant's replies too).
+    pub user_id: UserId,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: MessageContent,
+    /// When it was written; messages are read in this order.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Message text: not blank, at most [`CONTENT_MAX_CHARS`] characters, kept exactly as
+/// written (no trimming).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageContent(String);
+
+impl MessageContent {
+    /// Validates what a user or a responder wrote.
+    pub fn parse(input: String) -> Result<Self, ValidationError> {
+        reject_nul(FIELD, &input)?;
+        if input.trim().is_empty() {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooShort,
+                "String should not be blank",
+            ));
+        }
+        if input.chars().count() > CONTENT_MAX_CHARS {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooLong,
+                format!("String should have at most {CONTENT_MAX_CHARS} characters"),
+            ));
+        }
+        Ok(Self(input))
+    }
+
+    /// Reads back content that was validated before it was stored.
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The timestamp of a reply to a message written at `question_at`: now, but always
+/// strictly later than the question (by at least a microsecond, the storage
+/// resolution), so a message sorts before its reply even on a coarse or stepped clock.
+pub fn reply_timestamp(question_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    now.max(question_at + TimeDelta::microseconds(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn content_is_kept_exactly_as_written() {
+        let content = MessageContent::parse("  hello\n".into()).unwrap();
+        assert_eq!(content.as_str(), "  hello\n");
+    }
+
+    #[test]
+    fn blank_content_is_refused() {
+        for blank in ["", " ", "\n\t "] {
+            let error = MessageContent::parse(blank.into()).unwrap_err();
+            assert_eq!(
+                (error.field, error.kind),
+                ("content", ValidationKind::TooShort)
+            );
+        }
+    }
+
+    #[test]
+    fn content_at_the_limit_fits_and_one_character_more_does_not() {
+        assert!(MessageContent::parse("ü".repeat(CONTENT_MAX_CHARS)).is_ok());
+        let error = MessageContent::parse("ü".repeat(CONTENT_MAX_CHARS + 1)).unwrap_err();
+        assert_eq!(error.kind, ValidationKind::TooLong);
+    }
+
+    #[test]
+    fn content_with_a_nul_character_is_refused() {
+        assert_eq!(
+            MessageContent::parse("a\0".into()).unwrap_err().kind,
+            ValidationKind::Invalid
+        );
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in [Role::User, Role::Assistant] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("system"), None);
+    }
+
+    #[test]
+    fn a_reply_is_stamped_now_when_the_clock_moved_on() {
+        let question = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let now = question + TimeDelta::milliseconds(3);
+        assert_eq!(reply_timestamp(question, now), now);
+    }
+
+    #[test]
+    fn a_reply_is_strictly_later_than_its_question_even_when_the_clock_did_not_move() {
+        let question = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        for now in [question, question - TimeDelta::seconds(1)] {
+            assert_eq!(
+                reply_timestamp(question, now),
+                question + TimeDelta::microseconds(1)
+            );
+        }
+    }
+}

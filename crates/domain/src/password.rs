@@ -1,0 +1,124 @@
+use std::fmt;
+
+use crate::error::{ValidationError, ValidationKind};
+
+const FIELD: &str = "password";
+/// Fewest characters a new password may have.
+pub const MIN_CHARS: usize = 8;
+/// bcrypt reads at most 72 bytes; a longer password would be silently cut, so it is refused.
+pub const MAX_BYTES: usize = 72;
+
+/// A password that satisfies the policy: at least 8 characters, at most 72 bytes.
+///
+/// Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Checks a new password against the policy.
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        if input.len() > MAX_BYTES {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooLong,
+                format!("String should have at most {MAX_BYTES} bytes (bcrypt's limit)"),
+            ));
+        }
+        if input.chars().count() < MIN_CHARS {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooShort,
+                format!("String should have at least {MIN_CHARS} characters"),
+            ));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// A password offered at login. It is not held to the policy (that may change), but
+    /// one longer than bcrypt can read can never be right and gives `None`.
+    pub fn candidate(input: &str) -> Option<Self> {
+        (input.len() <= MAX_BYTES).then(|| Self(input.to_owned()))
+    }
+
+    /// The secret itself, for the hasher.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A stored password hash (bcrypt's modular crypt format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a hash made by a hasher or read from storage.
+    pub fn new(hash: String) -> Self {
+        Self(hash)
+    }
+
+    /// The encoded hash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_of_eight_characters_is_accepted() {
+        assert!(Password::parse("12345678").is_ok());
+    }
+
+    #[test]
+    fn a_password_of_seven_characters_is_too_short() {
+        assert_eq!(
+            Password::parse("1234567").unwrap_err().kind,
+            ValidationKind::TooShort
+        );
+    }
+
+    #[test]
+    fn length_is_counted_in_characters_for_the_minimum() {
+        assert!(Password::parse("ééééééé").is_err());
+        assert!(Password::parse("éééééééé").is_ok());
+    }
+
+    #[test]
+    fn seventy_two_bytes_is_accepted_and_seventy_three_is_too_long() {
+        assert!(Password::parse(&"a".repeat(72)).is_ok());
+        let error = Password::parse(&"a".repeat(73)).unwrap_err();
+        assert_eq!(
+            (error.field, error.kind),
+            ("password", ValidationKind::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_byte_limit_counts_multibyte_characters_as_bytes() {
+        // 37 two-byte characters: 37 characters, 74 bytes.
+        assert_eq!(
+            Password::parse(&"é".repeat(37)).unwrap_err().kind,
+            ValidationKind::TooLong
+        );
+    }
+
+    #[test]
+    fn a_login_candidate_longer_than_bcrypt_reads_is_never_right() {
+        assert!(Password::candidate(&"a".repeat(73)).is_none());
+        assert!(Password::candidate("short").is_some());
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let password = Password::parse("correct horse").unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+}

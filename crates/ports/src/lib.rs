@@ -1,0 +1,25 @@
+//! The ports: what MemLayer's use cases need from the outside world, as traits.
+//!
+//! They are synchronous on purpose: the database driver and bcrypt block, so the HTTP
+//! layer runs a whole use case on the blocking pool in one hop. With the `mock` feature
+//! every trait gets a mockall mock (`MockUserRepository`, …) for unit tests.
+
+mod error;
+mod repositories;
+mod services;
+
+pub use error::{BoxError, CreateUserError, RepositoryError};
+pub use repositories::{ChatRepository, HealthCheck, MessageRepository, UserRepository};
+pub use services::{
+    AccessToken, AssistantResponder, Clock, PasswordHasher, ResponderError, TokenError,
+    TokenIssuer, TokenVerifier,
+};
+
+#[cfg(feature = "mock")]
+pub use repositories::{
+    MockChatRepository, MockHealthCheck, MockMessageRepository, MockUserRepository,
+};
+#[cfg(feature = "mock")]
+pub use services::{
+    MockAssistantResponder, MockClock, MockPasswordHasher, MockTokenIssuer, MockTokenVerifier,
+};
