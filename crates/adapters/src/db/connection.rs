@@ -1,0 +1,135 @@
+//! The connection pool: r2d2 with a manager that can retire a connection a statement
+//! found dead, so the service recovers from a database restart by itself, without
+//! paying a test query on every checkout.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use diesel::r2d2::R2D2Connection;
+use diesel::{ConnectionError, QueryResult};
+use diesel::{pg::PgConnection, sqlite::SqliteConnection};
+use r2d2::ManageConnection;
+
+use super::{DbError, PoolOptions, is_busy, is_connection_lost};
+
+/// The pool of the configured backend.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    /// PostgreSQL.
+    Postgres(r2d2::Pool<Manager<PgConnection>>),
+    /// SQLite.
+    Sqlite(r2d2::Pool<Manager<SqliteConnection>>),
+}
+
+/// A pooled connection and whether a statement found it dead.
+pub(crate) struct Conn<C> {
+    inner: C,
+    lost: bool,
+}
+
+/// Opens connections of type `C` and prepares each with `setup`.
+pub(crate) struct Manager<C> {
+    url: String,
+    setup: fn(&mut C) -> QueryResult<()>,
+    connection: PhantomData<fn() -> C>,
+}
+
+impl<C> Manager<C> {
+    pub(crate) fn new(url: String, setup: fn(&mut C) -> QueryResult<()>) -> Self {
+        Self {
+            url,
+            setup,
+            connection: PhantomData,
+        }
+    }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error(transparent)]
+    Connect(#[from] ConnectionError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl<C: R2D2Connection + Send + 'static> ManageConnection for Manager<C> {
+    type Connection = Conn<C>;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Conn<C>, ConnectError> {
+        let mut inner = C::establish(&self.url)?;
+        (self.setup)(&mut inner)?;
+        Ok(Conn { inner, lost: false })
+    }
+
+    fn is_valid(&self, conn: &mut Conn<C>) -> Result<(), ConnectError> {
+        Ok(conn.inner.ping()?)
+    }
+
+    fn has_broken(&self, conn: &mut Conn<C>) -> bool {
+        conn.lost || conn.inner.is_broken()
+    }
+}
+
+/// Logs the pool's background connection failures (an outage) through `tracing`.
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<ConnectError> for LogErrors {
+    fn handle_error(&self, error: ConnectError) {
+        tracing::warn!(%error, "cannot open a database connection");
+    }
+}
+
+pub(crate) fn build_pool<C: R2D2Connection + Send + 'static>(
+    manager: Manager<C>,
+    options: &PoolOptions,
+) -> r2d2::Pool<Manager<C>> {
+    r2d2::Pool::builder()
+        .max_size(options.max_size)
+        .connection_timeout(options.checkout_timeout)
+        // A dead connection is retired when a statement fails on it (`Conn::lost`),
+        // not found by a test query on every checkout (a round trip per request).
+        .test_on_check_out(false)
+        .error_handler(Box::new(LogErrors))
+        .build_unchecked(manager)
+}
+
+/// Whether `pool` can hand out a working connection within `timeout`.
+pub(crate) fn ping<C>(pool: &r2d2::Pool<Manager<C>>, timeout: Duration) -> Result<(), DbError>
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let mut conn = pool
+        .get_timeout(timeout)
+        .map_err(|error| DbError::Unavailable(error.into()))?;
+    conn.inner.ping().map_err(|error| {
+        conn.lost = true;
+        DbError::Unavailable(error.into())
+    })
+}
+
+/// Runs `body` on a connection from `pool`. A connection the statement found dead is
+/// retired from the pool, and the failure reported as the database being unavailable.
+pub(crate) fn run<C, T>(
+    pool: &r2d2::Pool<Manager<C>>,
+    body: impl FnOnce(&mut C) -> QueryResult<T>,
+) -> Result<T, DbError>
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let mut conn = pool
+        .get()
+        .map_err(|error| DbError::Unavailable(error.into()))?;
+    body(&mut conn.inner).map_err(|error| {
+        if is_connection_lost(&error) {
+            conn.lost = true;
+            DbError::Unavailable(error.into())
+        } else if is_busy(&error) {
+            DbError::Unavailable(error.into())
+        } else {
+            DbError::Query(error)
+        }
+    })
+}

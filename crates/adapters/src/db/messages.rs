@@ -1,0 +1,37 @@
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use memlayer_domain::{ChatId, Message};
+use memlayer_ports::{MessageRepository, RepositoryError};
+
+use super::rows::MessageRow;
+use super::schema::messages;
+use super::sql_types::DbUuid;
+use super::{Database, DbError, with_connection};
+
+impl MessageRepository for Database {
+    fn append(&self, message: &Message) -> Result<bool, RepositoryError> {
+        let row = MessageRow::from(message);
+        match with_connection!(self, |conn| diesel::insert_into(messages::table)
+            .values(&row)
+            .execute(conn))
+        {
+            Ok(_) => Ok(true),
+            // The chat (or its owner) was deleted after the caller checked it.
+            Err(DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn list_for_chat(&self, chat: ChatId) -> Result<Vec<Message>, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        let rows = with_connection!(self, |conn| messages::table
+            .filter(messages::chat_id.eq(chat))
+            .order((messages::created_at.asc(), messages::id.asc()))
+            .select(MessageRow::as_select())
+            .load(conn))?;
+        rows.into_iter().map(Message::try_from).collect()
+    }
+}

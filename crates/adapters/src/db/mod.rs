@@ -1,0 +1,313 @@
+//! The repositories on Diesel, over PostgreSQL or SQLite.
+//!
+//! One schema ([`schema`]) and one set of queries serve both backends: a query is
+//! written once inside [`with_connection!`], which compiles it for each backend and runs
+//! it on the configured one. What differs is small and kept here and in `sql_types`:
+//! connection set-up, migrations, and how ids and timestamps are stored.
+
+mod chats;
+mod connection;
+mod messages;
+mod rows;
+mod schema;
+mod sql_types;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use memlayer_ports::{BoxError, HealthCheck, RepositoryError};
+use thiserror::Error;
+
+use connection::{Manager, Pool};
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Key of the PostgreSQL advisory lock held while migrating ("memlayer" in ASCII), so
+/// instances starting together on an empty database migrate one after the other.
+const MIGRATION_LOCK: i64 = 0x6d65_6d6c_6179_6572;
+
+/// Which database engine is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A PostgreSQL server (`postgres://…`): production.
+    Postgres,
+    /// An embedded SQLite file (`sqlite://path`): zero-setup development.
+    Sqlite,
+}
+
+/// Connection pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a request waits for a free connection before the database counts as
+    /// unavailable (503). Short, so an outage fails fast instead of hanging.
+    pub checkout_timeout: Duration,
+}
+
+/// Why the database could not be opened or prepared.
+#[derive(Debug, Error)]
+pub enum DatabaseError {
+    /// The URL names no supported backend.
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite://, got {0:?}")]
+    UnsupportedUrl(String),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder of the SQLite database {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The pool could not be built.
+    #[error("cannot set up the connection pool: {0}")]
+    Pool(#[source] r2d2::Error),
+    /// No connection could be made in time.
+    #[error("the database at {url} was not reachable within {waited:?}")]
+    Unreachable {
+        /// The URL, without its password.
+        url: String,
+        /// How long we tried.
+        waited: Duration,
+        /// The last error.
+        source: RepositoryError,
+    },
+    /// Applying the migrations failed.
+    #[error("applying database migrations failed: {0}")]
+    Migrate(#[source] BoxError),
+}
+
+/// The user, chat and message repositories, over a pool of connections to one database.
+/// Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    url: String,
+}
+
+/// A failed database call, before it is mapped to what the caller needs.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    /// No connection could be had, or it was lost: the database is unavailable.
+    Unavailable(BoxError),
+    /// The statement failed (a constraint, a bug).
+    Query(DieselError),
+}
+
+impl From<DbError> for RepositoryError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(cause) => Self::Unavailable(cause),
+            DbError::Query(cause) => Self::Internal(cause.into()),
+        }
+    }
+}
+
+/// Runs `|conn| body` on a pooled connection of the configured backend. The body is
+/// compiled for each backend, so the same Diesel query serves both; it must return a
+/// `QueryResult`.
+macro_rules! with_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db.pool() {
+            $crate::db::connection::Pool::Postgres(pool) => {
+                $crate::db::connection::run(pool, |$conn| $body)
+            }
+            $crate::db::connection::Pool::Sqlite(pool) => {
+                $crate::db::connection::run(pool, |$conn| $body)
+            }
+        }
+    };
+}
+pub(crate) use with_connection;
+
+impl Database {
+    /// A pool for the database at `url` (`postgres://…`, `postgresql://…` or
+    /// `sqlite://path`). Connections are made lazily; see [`Database::wait_until_reachable`].
+    pub fn open(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(connection::build_pool(
+                Manager::<PgConnection>::new(url.to_owned(), |_| Ok(())),
+                options,
+            ))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            create_parent_dir(Path::new(path))?;
+            Pool::Sqlite(connection::build_pool(
+                Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
+                options,
+            ))
+        } else {
+            return Err(DatabaseError::UnsupportedUrl(redact(url)));
+        };
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Tries to connect until it works or `timeout` has passed.
+    pub fn wait_until_reachable(&self, timeout: Duration) -> Result<(), DatabaseError> {
+        let started = Instant::now();
+        loop {
+            let attempt = timeout
+                .saturating_sub(started.elapsed())
+                .clamp(Duration::from_millis(100), Duration::from_secs(1));
+            let reached = match &self.pool {
+                Pool::Postgres(pool) => connection::ping(pool, attempt),
+                Pool::Sqlite(pool) => connection::ping(pool, attempt),
+            };
+            match reached.map_err(RepositoryError::from) {
+                Ok(()) => return Ok(()),
+                Err(source) if started.elapsed() >= timeout => {
+                    return Err(DatabaseError::Unreachable {
+                        url: redact(&self.url),
+                        waited: started.elapsed(),
+                        source,
+                    });
+                }
+                Err(error) => {
+                    let error = &error as &dyn std::error::Error;
+                    tracing::warn!(error, "database not reachable yet, retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    /// Applies the pending embedded migrations; returns the versions applied.
+    ///
+    /// On PostgreSQL an advisory lock serialises instances migrating at once; on SQLite
+    /// an exclusive transaction does.
+    pub fn migrate(&self) -> Result<Vec<String>, DatabaseError> {
+        let applied = match &self.pool {
+            Pool::Postgres(pool) => connection::run(pool, |conn| {
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let applied = run_migrations(conn, POSTGRES_MIGRATIONS);
+                conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                Ok(applied)
+            }),
+            Pool::Sqlite(pool) => connection::run(pool, |conn| {
+                // Persistent, so set once here rather than on every new connection
+                // (switching needs an exclusive lock, which racing connections contend for).
+                conn.batch_execute("PRAGMA journal_mode = WAL")?;
+                conn.exclusive_transaction(|conn| Ok(run_migrations(conn, SQLITE_MIGRATIONS)))
+            }),
+        };
+        applied
+            .map_err(|error| DatabaseError::Migrate(RepositoryError::from(error).into()))?
+            .map_err(DatabaseError::Migrate)
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl HealthCheck for Database {
+    fn check(&self) -> Result<(), RepositoryError> {
+        Ok(with_connection!(self, |conn| conn.batch_execute("SELECT 1"))?)
+    }
+}
+
+fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<Vec<String>, BoxError>
+where
+    C: MigrationHarness<C::Backend> + diesel::Connection,
+{
+    let versions = conn.run_pending_migrations(migrations)?;
+    Ok(versions.iter().map(ToString::to_string).collect())
+}
+
+/// Every SQLite connection: wait for a busy writer instead of failing with "database is
+/// locked", sync each commit to disk so nothing acknowledged is lost, and enforce foreign
+/// keys (off by default). Write-ahead logging, so readers never block the writer, is
+/// switched on once by [`Database::migrate`].
+fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute(
+        "PRAGMA busy_timeout = 5000;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), DatabaseError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DatabaseError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a failed statement means the connection is gone (server restarted, network).
+fn is_connection_lost(error: &DieselError) -> bool {
+    matches!(
+        error,
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::BrokenTransactionManager
+    )
+}
+
+/// Whether SQLite gave up waiting for another writer.
+fn is_busy(error: &DieselError) -> bool {
+    matches!(error, DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+        if info.message().contains("database is locked") || info.message().contains("database is busy"))
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_redacted_of_its_password_only() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(
+            redact("sqlite://data/memlayer.db"),
+            "sqlite://data/memlayer.db"
+        );
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused() {
+        let options = PoolOptions {
+            max_size: 1,
+            checkout_timeout: Duration::from_secs(1),
+        };
+        let error = Database::open("mysql://x", &options).err().unwrap();
+        assert!(matches!(error, DatabaseError::UnsupportedUrl(_)), "{error}");
+    }
+}

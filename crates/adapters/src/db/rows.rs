@@ -1,0 +1,120 @@
+//! Rows as stored, and their conversion to and from the domain.
+
+use diesel::prelude::*;
+use memlayer_domain::{
+    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role, User,
+    UserId,
+};
+use memlayer_ports::RepositoryError;
+
+use super::schema::{chats, messages, users};
+use super::sql_types::{DbTimestamp, DbUuid};
+
+/// A row of `users`.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: DbUuid,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: DbTimestamp,
+}
+
+impl From<&User> for UserRow {
+    fn from(user: &User) -> Self {
+        Self {
+            id: DbUuid(user.id.as_uuid()),
+            email: user.email.as_str().to_owned(),
+            password_hash: user.password_hash.as_str().to_owned(),
+            created_at: DbTimestamp(user.created_at),
+        }
+    }
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: UserId::from_uuid(row.id.0),
+            email: Email::from_trusted(row.email),
+            password_hash: PasswordHash::new(row.password_hash),
+            created_at: row.created_at.0,
+        }
+    }
+}
+
+/// A row of `chats`.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = chats)]
+pub struct ChatRow {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub title: String,
+    pub created_at: DbTimestamp,
+}
+
+impl From<&Chat> for ChatRow {
+    fn from(chat: &Chat) -> Self {
+        Self {
+            id: DbUuid(chat.id.as_uuid()),
+            user_id: DbUuid(chat.owner.as_uuid()),
+            title: chat.title.as_str().to_owned(),
+            created_at: DbTimestamp(chat.created_at),
+        }
+    }
+}
+
+impl From<ChatRow> for Chat {
+    fn from(row: ChatRow) -> Self {
+        Self {
+            id: ChatId::from_uuid(row.id.0),
+            owner: UserId::from_uuid(row.user_id.0),
+            title: ChatTitle::from_trusted(row.title),
+            created_at: row.created_at.0,
+        }
+    }
+}
+
+/// A row of `messages`.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: DbUuid,
+    pub chat_id: DbUuid,
+    pub user_id: DbUuid,
+    pub role: String,
+    pub content: String,
+    pub created_at: DbTimestamp,
+}
+
+impl From<&Message> for MessageRow {
+    fn from(message: &Message) -> Self {
+        Self {
+            id: DbUuid(message.id.as_uuid()),
+            chat_id: DbUuid(message.chat_id.as_uuid()),
+            user_id: DbUuid(message.user_id.as_uuid()),
+            role: message.role.as_str().to_owned(),
+            content: message.content.as_str().to_owned(),
+            created_at: DbTimestamp(message.created_at),
+        }
+    }
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = RepositoryError;
+
+    fn try_from(row: MessageRow) -> Result<Self, Self::Error> {
+        let role = Role::parse(&row.role).ok_or_else(|| {
+            RepositoryError::Internal(
+                format!("unknown role {:?} in message {}", row.role, row.id.0).into(),
+            )
+        })?;
+        Ok(Self {
+            id: MessageId::from_uuid(row.id.0),
+            chat_id: ChatId::from_uuid(row.chat_id.0),
+            user_id: UserId::from_uuid(row.user_id.0),
+            role,
+            content: MessageContent::from_trusted(row.content),
+            created_at: row.created_at.0,
+        })
+    }
+}

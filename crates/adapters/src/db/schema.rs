@@ -1,0 +1,44 @@
+//! The tables, shared by both backends (see `sql_types` for the two column types whose
+//! storage differs). Kept in step with `migrations/postgres` and `migrations/sqlite`.
+
+diesel::table! {
+    use diesel::sql_types::Text;
+    use crate::db::sql_types::{UtcTimestamp, Uuid};
+
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::Text;
+    use crate::db::sql_types::{UtcTimestamp, Uuid};
+
+    chats (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        title -> Text,
+        created_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::Text;
+    use crate::db::sql_types::{UtcTimestamp, Uuid};
+
+    messages (id) {
+        id -> Uuid,
+        chat_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        content -> Text,
+        created_at -> UtcTimestamp,
+    }
+}
+
+diesel::joinable!(chats -> users (user_id));
+diesel::joinable!(messages -> chats (chat_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, messages);

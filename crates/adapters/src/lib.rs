@@ -1,0 +1,17 @@
+//! Implementations of MemLayer's ports.
+//!
+//! - [`Database`]: the user, chat and message repositories on Diesel, over PostgreSQL
+//!   (production) or an embedded SQLite file (zero-setup default), one code path for both.
+//! - [`BcryptHasher`], [`JwtTokens`], [`SystemClock`], [`MessageReceived`].
+
+mod clock;
+mod db;
+mod password;
+mod responder;
+mod token;
+
+pub use clock::SystemClock;
+pub use db::{Backend, Database, DatabaseError, PoolOptions};
+pub use password::BcryptHasher;
+pub use responder::MessageReceived;
+pub use token::JwtTokens;

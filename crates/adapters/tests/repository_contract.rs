@@ -1,0 +1,380 @@
+//! The repository contract: every test runs against PostgreSQL and SQLite alike.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use memlayer_adapters::{Database, PoolOptions};
+use memlayer_domain::{
+    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role, User,
+    UserId,
+};
+use memlayer_ports::{
+    ChatRepository, CreateUserError, HealthCheck, MessageRepository, UserRepository,
+};
+use memlayer_testkit::TestDatabase;
+
+/// A migrated database of one backend, and the test database under it for raw SQL.
+struct Store {
+    db: Database,
+    raw: TestDatabase,
+}
+
+impl Store {
+    fn new(raw: TestDatabase) -> Self {
+        let options = PoolOptions {
+            max_size: 4,
+            checkout_timeout: Duration::from_secs(5),
+        };
+        let db = Database::open(raw.url(), &options).unwrap();
+        db.migrate().unwrap();
+        Self { db, raw }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Runs each contract test once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(raw) = memlayer_testkit::TestDatabase::postgres() {
+                        super::$name(&super::Store::new(raw));
+                    }
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Store::new(memlayer_testkit::TestDatabase::sqlite()));
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_user_reads_back_as_stored,
+    a_second_account_with_the_same_email_is_refused,
+    an_unknown_user_is_absent,
+    a_chat_reads_back_as_stored,
+    chats_are_listed_newest_first_and_only_the_owners,
+    chats_created_in_the_same_microsecond_list_in_a_stable_order,
+    renaming_a_chat_changes_its_title_only,
+    renaming_or_deleting_a_missing_chat_reports_it,
+    deleting_a_chat_deletes_its_messages,
+    deleting_a_user_deletes_their_chats_and_messages,
+    messages_are_listed_oldest_first_with_ties_broken_by_id,
+    appending_to_a_missing_chat_stores_nothing,
+    any_unicode_text_round_trips,
+    migrating_again_changes_nothing,
+    the_health_check_passes,
+);
+
+fn at(micros: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap() + TimeDelta::microseconds(micros)
+}
+
+fn new_user(db: &Database, email: &str) -> User {
+    let user = User {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash::new(
+            "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0".into(),
+        ),
+        created_at: at(123_456),
+    };
+    UserRepository::create(db, &user).unwrap();
+    user
+}
+
+fn new_chat(db: &Database, owner: UserId, title: &str, created_at: DateTime<Utc>) -> Chat {
+    let chat = Chat {
+        id: ChatId::generate(),
+        owner,
+        title: ChatTitle::parse(title).unwrap(),
+        created_at,
+    };
+    ChatRepository::create(db, &chat).unwrap();
+    chat
+}
+
+fn message(chat: &Chat, role: Role, content: &str, created_at: DateTime<Utc>) -> Message {
+    Message {
+        id: MessageId::generate(),
+        chat_id: chat.id,
+        user_id: chat.owner,
+        role,
+        content: MessageContent::parse(content.into()).unwrap(),
+        created_at,
+    }
+}
+
+fn a_user_reads_back_as_stored(db: &Store) {
+    let user = new_user(db, "ada@example.com");
+
+    assert_eq!(db.find_by_id(user.id).unwrap(), Some(user.clone()));
+    assert_eq!(db.find_by_email(&user.email).unwrap(), Some(user.clone()));
+    assert!(db.exists(user.id).unwrap());
+}
+
+fn a_second_account_with_the_same_email_is_refused(db: &Store) {
+    new_user(db, "ada@example.com");
+    let twin = User {
+        id: UserId::generate(),
+        email: Email::parse("ADA@example.com").unwrap(),
+        password_hash: PasswordHash::new("x".into()),
+        created_at: at(0),
+    };
+
+    let result = UserRepository::create(&**db, &twin);
+
+    assert!(
+        matches!(result, Err(CreateUserError::EmailTaken)),
+        "{result:?}"
+    );
+    assert_eq!(db.find_by_id(twin.id).unwrap(), None);
+}
+
+fn an_unknown_user_is_absent(db: &Store) {
+    assert_eq!(db.find_by_id(UserId::generate()).unwrap(), None);
+    assert_eq!(
+        db.find_by_email(&Email::parse("nobody@example.com").unwrap())
+            .unwrap(),
+        None
+    );
+    assert!(!db.exists(UserId::generate()).unwrap());
+}
+
+fn a_chat_reads_back_as_stored(db: &Store) {
+    let user = new_user(db, "ada@example.com");
+    let chat = new_chat(db, user.id, "Plans", at(1));
+
+    assert_eq!(db.find(chat.id).unwrap(), Some(chat));
+    assert_eq!(db.find(ChatId::generate()).unwrap(), None);
+}
+
+fn chats_are_listed_newest_first_and_only_the_owners(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let bob = new_user(db, "bob@example.com");
+    let old = new_chat(db, ada.id, "old", at(1));
+    let new = new_chat(db, ada.id, "new", at(3));
+    let middle = new_chat(db, ada.id, "middle", at(2));
+    new_chat(db, bob.id, "bob's", at(4));
+
+    assert_eq!(db.list_for_owner(ada.id).unwrap(), vec![new, middle, old]);
+}
+
+fn chats_created_in_the_same_microsecond_list_in_a_stable_order(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let mut chats: Vec<Chat> = (0..5)
+        .map(|i| new_chat(db, ada.id, &format!("c{i}"), at(7)))
+        .collect();
+    chats.sort_by_key(|chat| std::cmp::Reverse(chat.id));
+
+    assert_eq!(db.list_for_owner(ada.id).unwrap(), chats);
+    assert_eq!(db.list_for_owner(ada.id).unwrap(), chats);
+}
+
+fn renaming_a_chat_changes_its_title_only(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "before", at(1));
+
+    assert!(
+        db.rename(chat.id, &ChatTitle::parse("after").unwrap())
+            .unwrap()
+    );
+
+    let renamed = db.find(chat.id).unwrap().unwrap();
+    assert_eq!(renamed.title.as_str(), "after");
+    assert_eq!(
+        (renamed.owner, renamed.created_at),
+        (chat.owner, chat.created_at)
+    );
+}
+
+fn renaming_or_deleting_a_missing_chat_reports_it(db: &Store) {
+    assert!(
+        !db.rename(ChatId::generate(), &ChatTitle::parse("x").unwrap())
+            .unwrap()
+    );
+    assert!(!ChatRepository::delete(&**db, ChatId::generate()).unwrap());
+}
+
+fn deleting_a_chat_deletes_its_messages(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "doomed", at(1));
+    let kept = new_chat(db, ada.id, "kept", at(2));
+    db.append(&message(&chat, Role::User, "bye", at(3)))
+        .unwrap();
+    let survivor = message(&kept, Role::User, "still here", at(4));
+    db.append(&survivor).unwrap();
+
+    assert!(ChatRepository::delete(&**db, chat.id).unwrap());
+
+    assert_eq!(db.find(chat.id).unwrap(), None);
+    assert!(db.list_for_chat(chat.id).unwrap().is_empty());
+    assert_eq!(db.list_for_chat(kept.id).unwrap(), vec![survivor]);
+}
+
+fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "mine", at(1));
+    db.append(&message(&chat, Role::User, "hello", at(2)))
+        .unwrap();
+
+    db.raw
+        .execute(&format!("DELETE FROM users WHERE id = '{}'", ada.id));
+
+    assert!(!db.exists(ada.id).unwrap());
+    assert_eq!(db.find(chat.id).unwrap(), None);
+    assert!(db.list_for_chat(chat.id).unwrap().is_empty());
+}
+
+fn messages_are_listed_oldest_first_with_ties_broken_by_id(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let later = message(&chat, Role::Assistant, "later", at(20));
+    let tie_a = message(&chat, Role::User, "tie a", at(10));
+    let tie_b = message(&chat, Role::User, "tie b", at(10));
+    let first = message(&chat, Role::User, "first", at(5));
+    for m in [&later, &tie_b, &first, &tie_a] {
+        assert!(db.append(m).unwrap());
+    }
+    let mut ties = [tie_a, tie_b];
+    ties.sort_by_key(|m| m.id);
+
+    let listed = db.list_for_chat(chat.id).unwrap();
+
+    let [t1, t2] = ties;
+    assert_eq!(listed, vec![first, t1, t2, later]);
+}
+
+fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let ghost = Chat {
+        id: ChatId::generate(),
+        owner: ada.id,
+        title: ChatTitle::parse("never stored").unwrap(),
+        created_at: at(1),
+    };
+
+    assert!(
+        !db.append(&message(&ghost, Role::User, "hello?", at(2)))
+            .unwrap()
+    );
+    assert!(db.list_for_chat(ghost.id).unwrap().is_empty());
+}
+
+fn any_unicode_text_round_trips(db: &Store) {
+    let ada = new_user(db, "ünïcødé+tag@exämple.org");
+    let chat = new_chat(db, ada.id, "Çà et là — 日本語 🚀", at(1));
+    let text = "emoji 👩‍👩‍👧, RTL שלום, combining e\u{301}, tab\t, newline\n, quote \" and \\ backslash, \u{7f}";
+    let stored = message(&chat, Role::User, text, at(2));
+    db.append(&stored).unwrap();
+
+    assert_eq!(db.find_by_email(&ada.email).unwrap().unwrap().id, ada.id);
+    assert_eq!(db.find(chat.id).unwrap().unwrap().title, chat.title);
+    assert_eq!(db.list_for_chat(chat.id).unwrap(), vec![stored]);
+}
+
+fn migrating_again_changes_nothing(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+
+    assert!(db.migrate().unwrap().is_empty());
+
+    assert!(db.exists(ada.id).unwrap());
+}
+
+fn the_health_check_passes(db: &Store) {
+    assert!(db.check().is_ok());
+}
+
+/// Start-up: migrations under contention, and a database that never answers.
+mod startup {
+    use std::time::{Duration, Instant};
+
+    use memlayer_adapters::{Database, DatabaseError, PoolOptions};
+    use memlayer_testkit::TestDatabase;
+
+    fn options() -> PoolOptions {
+        PoolOptions {
+            max_size: 2,
+            checkout_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Four instances start at once on an empty database: one migrates, the others wait
+    /// and find nothing left to do.
+    fn instances_migrating_at_once_take_turns(raw: &TestDatabase) {
+        let instances: Vec<Database> = (0..4)
+            .map(|_| Database::open(raw.url(), &options()).unwrap())
+            .collect();
+
+        let applied: Vec<Vec<String>> = std::thread::scope(|scope| {
+            let running: Vec<_> = instances
+                .iter()
+                .map(|db| scope.spawn(|| db.migrate()))
+                .collect();
+            running
+                .into_iter()
+                .map(|handle| handle.join().unwrap().unwrap())
+                .collect()
+        });
+
+        let mut counts: Vec<usize> = applied.iter().map(Vec::len).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [0, 0, 0, 1], "{applied:?}");
+    }
+
+    #[test]
+    fn postgres_instances_migrating_at_once_take_turns() {
+        if let Some(raw) = TestDatabase::postgres() {
+            instances_migrating_at_once_take_turns(&raw);
+        }
+    }
+
+    #[test]
+    fn sqlite_instances_migrating_at_once_take_turns() {
+        instances_migrating_at_once_take_turns(&TestDatabase::sqlite());
+    }
+
+    #[test]
+    fn an_unreachable_database_fails_after_the_bounded_wait_with_a_clear_message() {
+        let db = Database::open(
+            "postgres://memlayer:s3cret@127.0.0.1:1/memlayer",
+            &options(),
+        )
+        .unwrap();
+        let started = Instant::now();
+
+        let error = db.wait_until_reachable(Duration::from_secs(1)).unwrap_err();
+
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(error, DatabaseError::Unreachable { .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("postgres://memlayer:***@127.0.0.1:1/memlayer"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
