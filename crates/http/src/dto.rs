@@ -1,0 +1,230 @@
+//! The JSON bodies of the API, with their OpenAPI schemas.
+
+use chrono::{DateTime, Utc};
+use memlayer_app::AccessToken;
+use memlayer_app::domain::{Chat, Message, Role, User};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Credentials, to register or to log in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// The account's email; trimmed and compared case-insensitively.
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    pub email: String,
+    /// At least 8 characters and at most 72 bytes (bcrypt's limit).
+    #[schema(
+        min_length = 8,
+        max_length = 72,
+        format = "password",
+        example = "correct horse battery"
+    )]
+    pub password: String,
+}
+
+/// A logged-in session: send `Authorization: Bearer <access_token>` with every call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT (HS256).
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+}
+
+impl From<AccessToken> for TokenResponse {
+    fn from(token: AccessToken) -> Self {
+        Self {
+            access_token: token.0,
+            token_type: "bearer",
+        }
+    }
+}
+
+/// The logged-in account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    /// The user's id.
+    pub id: Uuid,
+    /// The normalised email.
+    pub email: String,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// A new chat. Without a title (missing, null or blank) it is named after the current
+/// UTC minute: `Chat YYYY-MM-DD HH:MM`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChatRequest {
+    /// The title, at most 200 characters; trimmed.
+    #[serde(default)]
+    #[schema(max_length = 200, example = "Trip to Lisbon")]
+    pub title: Option<String>,
+}
+
+/// A new title for a chat.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameChatRequest {
+    /// The title: not blank, at most 200 characters; trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S",
+        example = "Lisbon, day 2"
+    )]
+    pub title: String,
+}
+
+/// A chat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatResponse {
+    /// The chat's id.
+    pub id: Uuid,
+    /// The chat's title.
+    pub title: String,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Chat> for ChatResponse {
+    fn from(chat: Chat) -> Self {
+        Self {
+            id: chat.id.as_uuid(),
+            title: chat.title.as_str().to_owned(),
+            created_at: chat.created_at,
+        }
+    }
+}
+
+/// A message to post.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    /// The text: not blank, at most 32,000 characters, kept exactly as written.
+    #[schema(
+        min_length = 1,
+        max_length = 32000,
+        pattern = r"\S",
+        example = "Remember that I prefer window seats."
+    )]
+    pub content: String,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleDto {
+    /// The chat's owner.
+    User,
+    /// The assistant.
+    Assistant,
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => Self::User,
+            Role::Assistant => Self::Assistant,
+        }
+    }
+}
+
+/// A message of a chat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageResponse {
+    /// The message's id.
+    pub id: Uuid,
+    /// The chat it belongs to.
+    pub chat_id: Uuid,
+    /// The chat owner's id (on the assistant's messages too).
+    pub user_id: Uuid,
+    /// `user` or `assistant`.
+    #[schema(inline)]
+    pub role: RoleDto,
+    /// The text.
+    pub content: String,
+    /// When it was written (RFC 3339, UTC); messages are listed in this order.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Message> for MessageResponse {
+    fn from(message: Message) -> Self {
+        Self {
+            id: message.id.as_uuid(),
+            chat_id: message.chat_id.as_uuid(),
+            user_id: message.user_id.as_uuid(),
+            role: message.role.into(),
+            content: message.content.as_str().to_owned(),
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// An error: `detail` says what went wrong, for a human.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    #[schema(example = "Chat not found")]
+    pub detail: String,
+}
+
+/// Invalid input (422): one entry per problem, as FastAPI reports them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    /// The problems.
+    pub detail: Vec<ValidationIssue>,
+}
+
+/// One problem with the input.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidationIssue {
+    /// Where: `["body", "email"]`, `["path", "chat_id"]`, `["body", 17]` (a byte offset).
+    pub loc: Vec<LocItem>,
+    /// What is wrong, for a human.
+    pub msg: String,
+    /// The kind of problem, for a program: `missing`, `string_too_short`,
+    /// `json_invalid`, `uuid_parsing`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A step of a location: a field name or an index.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// A field or section name.
+    Name(String),
+    /// An array index or a byte offset.
+    Index(u64),
+}
+
+impl ValidationIssue {
+    /// A problem at `loc`.
+    pub fn new(loc: Vec<LocItem>, msg: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            loc,
+            msg: msg.into(),
+            kind: kind.into(),
+        }
+    }
+}
+
+impl From<&str> for LocItem {
+    fn from(name: &str) -> Self {
+        Self::Name(name.to_owned())
+    }
+}

@@ -1,0 +1,142 @@
+//! `/chats`: the user's conversations.
+
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+
+use super::{ChatPath, blocking};
+use crate::auth::Authenticated;
+use crate::body::JsonBody;
+use crate::dto::{
+    ChatResponse, CreateChatRequest, ErrorBody, RenameChatRequest, ValidationErrorBody,
+};
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// Create a chat
+///
+/// Without a title (missing, null or blank), the chat is named `Chat YYYY-MM-DD HH:MM`
+/// after the current UTC time.
+#[utoipa::path(
+    post, path = "/chats", tag = "chats", operation_id = "createChat",
+    security(("bearer" = [])),
+    request_body(content = CreateChatRequest, description = "May be empty or `{}`"),
+    responses(
+        (status = 201, description = "The new chat", body = ChatResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid title", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    JsonBody(body): JsonBody<CreateChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = blocking(&state, move |app| {
+        app.create_chat(user, body.title.as_deref())
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(ChatResponse::from(chat)))
+}
+
+/// List my chats
+///
+/// The user's own chats, newest first.
+#[utoipa::path(
+    get, path = "/chats", tag = "chats", operation_id = "listChats",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The chats, newest first", body = Vec<ChatResponse>),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let chats = blocking(&state, move |app| app.list_chats(user)).await?;
+    Ok(HttpResponse::Ok().json(
+        chats
+            .into_iter()
+            .map(ChatResponse::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Get a chat
+#[utoipa::path(
+    get, path = "/chats/{chat_id}", tag = "chats", operation_id = "getChat",
+    security(("bearer" = [])),
+    params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
+    responses(
+        (status = 200, description = "The chat", body = ChatResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat", body = ErrorBody),
+        (status = 422, description = "The chat id is not a UUID", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    ChatPath(chat): ChatPath,
+) -> Result<HttpResponse, ApiError> {
+    let chat = blocking(&state, move |app| app.get_chat(user, chat)).await?;
+    Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
+}
+
+/// Rename a chat
+#[utoipa::path(
+    patch, path = "/chats/{chat_id}", tag = "chats", operation_id = "renameChat",
+    security(("bearer" = [])),
+    params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
+    request_body = RenameChatRequest,
+    responses(
+        (status = 200, description = "The renamed chat", body = ChatResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid title or chat id", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn rename(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    ChatPath(chat): ChatPath,
+    JsonBody(body): JsonBody<RenameChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = blocking(&state, move |app| app.rename_chat(user, chat, &body.title)).await?;
+    Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
+}
+
+/// Delete a chat
+///
+/// Deletes the chat and all its messages.
+#[utoipa::path(
+    delete, path = "/chats/{chat_id}", tag = "chats", operation_id = "deleteChat",
+    security(("bearer" = [])),
+    params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
+    responses(
+        (status = 204, description = "Deleted, with its messages"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat", body = ErrorBody),
+        (status = 422, description = "The chat id is not a UUID", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    ChatPath(chat): ChatPath,
+) -> Result<HttpResponse, ApiError> {
+    blocking(&state, move |app| app.delete_chat(user, chat)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

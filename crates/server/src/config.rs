@@ -1,0 +1,350 @@
+//! Configuration: read once at start-up from the environment (a `.env` file is
+//! honoured), with defaults that make `cargo run` work on a fresh machine.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Where the embedded database lives when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/memlayer.db";
+/// The SPA's Vite dev server, by name and by address.
+pub const DEFAULT_CORS_ORIGINS: &str = "http://localhost:5173,http://127.0.0.1:5173";
+/// Fewest bytes a production JWT secret may have.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The service's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// `postgres://…` or `sqlite://path`.
+    pub database_url: String,
+    /// Where the HS256 signing secret comes from.
+    pub jwt_secret: JwtSecret,
+    /// How long an access token is valid.
+    pub token_lifetime: Duration,
+    /// Origins allowed by CORS, exactly as browsers send them.
+    pub cors_origins: Vec<String>,
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Most database connections.
+    pub pool_size: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub db_checkout_timeout: Duration,
+    /// How long start-up waits for the database before giving up.
+    pub db_startup_timeout: Duration,
+    /// bcrypt's cost factor.
+    pub bcrypt_cost: u32,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
+    pub log_filter: String,
+}
+
+/// Where the token-signing secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtSecret {
+    /// `JWT_SECRET`.
+    Configured(String),
+    /// Zero-setup mode only (SQLite, no `JWT_SECRET`): a development secret generated
+    /// once and kept in the folder of this database file.
+    Development {
+        /// The SQLite database file.
+        beside: PathBuf,
+    },
+}
+
+impl fmt::Debug for JwtSecret {
+    /// Never the secret itself.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Configured(_) => f.write_str("Configured(***)"),
+            Self::Development { beside } => write!(f, "Development {{ beside: {beside:?} }}"),
+        }
+    }
+}
+
+/// A setting that could not be used.
+#[derive(Debug, Error)]
+#[error("invalid {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: &'static str,
+    /// Its value (never a secret's).
+    pub value: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the settings from `vars` (the environment, or a test's map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let database_url = get("DATABASE_URL")
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_owned();
+        let jwt_secret = jwt_secret(get("JWT_SECRET"), &database_url)?;
+        Ok(Self {
+            database_url,
+            jwt_secret,
+            token_lifetime: Duration::from_secs(
+                60 * parse(get, "ACCESS_TOKEN_EXPIRE_MINUTES", 7 * 24 * 60, 1..=525_600)?,
+            ),
+            cors_origins: origins(get("CORS_ORIGINS").unwrap_or(DEFAULT_CORS_ORIGINS))?,
+            host: parse_with(
+                get,
+                "HOST",
+                "127.0.0.1".parse().ok(),
+                |v| v.parse().ok(),
+                "an IP address such as 127.0.0.1 or 0.0.0.0",
+            )?,
+            port: parse(get, "PORT", 8000, 0..=65_535)?,
+            pool_size: parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?,
+            db_checkout_timeout: Duration::from_millis(parse(
+                get,
+                "DATABASE_TIMEOUT_MS",
+                2_000,
+                1..=600_000,
+            )?),
+            db_startup_timeout: Duration::from_secs(parse(
+                get,
+                "DATABASE_STARTUP_TIMEOUT_SECS",
+                30,
+                0..=3_600,
+            )?),
+            bcrypt_cost: parse(get, "BCRYPT_COST", 12, 4..=31)?,
+            max_body_bytes: parse(get, "MAX_BODY_BYTES", 256 * 1024, 1_024..=64 * 1024 * 1024)?,
+            workers: parse(get, "WORKERS", default_workers(), 1..=1_024)?,
+            shutdown_timeout: Duration::from_secs(parse(
+                get,
+                "SHUTDOWN_TIMEOUT_SECS",
+                30,
+                0..=3_600,
+            )?),
+            log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+/// A configured secret must have at least [`MIN_SECRET_BYTES`]; without one, only the
+/// embedded SQLite mode may run, on a generated development secret.
+fn jwt_secret(value: Option<&str>, database_url: &str) -> Result<JwtSecret, ConfigError> {
+    let error = |value: &str, reason: String| ConfigError {
+        name: "JWT_SECRET",
+        value: value.to_owned(),
+        reason,
+    };
+    match (value, database_url.strip_prefix("sqlite://")) {
+        (Some(secret), _) if secret.len() >= MIN_SECRET_BYTES => Ok(JwtSecret::Configured(secret.to_owned())),
+        (None, Some(path)) => Ok(JwtSecret::Development { beside: PathBuf::from(path) }),
+        (Some(secret), _) => Err(error(
+            "(hidden)",
+            format!("too short: {} bytes, at least {MIN_SECRET_BYTES} are required", secret.len()),
+        )),
+        (None, None) => Err(error(
+            "",
+            "required with a PostgreSQL database: set at least 32 random bytes, e.g. `openssl rand -hex 32`".into(),
+        )),
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Everything but the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"(see the start-up log, without password)")
+            .field("jwt_secret", &self.jwt_secret)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("cors_origins", &self.cors_origins)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("pool_size", &self.pool_size)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+fn parse<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let expected = format!("a whole number from {} to {}", range.start(), range.end());
+    parse_with(
+        get,
+        name,
+        Some(default),
+        |v| v.parse().ok().filter(|n| range.contains(n)),
+        &expected,
+    )
+}
+
+fn parse_with<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: Option<T>,
+    read: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    let error = |value: &str| ConfigError {
+        name,
+        value: value.to_owned(),
+        reason: format!("expected {expected}"),
+    };
+    match get(name) {
+        Some(value) => read(value).ok_or_else(|| error(value)),
+        None => default.ok_or_else(|| error("")),
+    }
+}
+
+/// Comma-separated origins; each must be `scheme://host[:port]` with nothing after.
+fn origins(value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains('/') && origin != "*" => Ok(origin.to_owned()),
+                _ => Err(ConfigError {
+                    name: "CORS_ORIGINS",
+                    value: value.to_owned(),
+                    reason: format!("{origin:?} is not an origin: write scheme://host[:port], without a path or trailing slash"),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn with_nothing_set_the_service_runs_on_the_embedded_database_on_port_8000() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            (config.host.to_string(), config.port),
+            ("127.0.0.1".to_owned(), 8000)
+        );
+        assert_eq!(
+            config.cors_origins,
+            ["http://localhost:5173", "http://127.0.0.1:5173"]
+        );
+        assert_eq!(config.token_lifetime, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.bcrypt_cost, 12);
+        assert_eq!(
+            config.jwt_secret,
+            JwtSecret::Development {
+                beside: PathBuf::from("data/memlayer.db")
+            }
+        );
+    }
+
+    #[test]
+    fn postgres_requires_a_secret() {
+        let error = Config::from_vars(&vars(&[("DATABASE_URL", "postgres://db/x")])).unwrap_err();
+        assert_eq!(error.name, "JWT_SECRET");
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_and_not_echoed() {
+        let error = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://db/x"),
+            ("JWT_SECRET", "hunter2"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.name, "JWT_SECRET");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn a_long_secret_is_accepted() {
+        let secret = "x".repeat(32);
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://db/x"),
+            ("JWT_SECRET", &secret),
+        ]))
+        .unwrap();
+        assert_eq!(config.jwt_secret, JwtSecret::Configured(secret.clone()));
+        assert!(!format!("{config:?}").contains(&secret));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_in_zero_setup_mode_too() {
+        let error = Config::from_vars(&vars(&[("JWT_SECRET", "short")])).unwrap_err();
+        assert_eq!(error.name, "JWT_SECRET");
+    }
+
+    #[test]
+    fn origins_are_split_and_trimmed() {
+        let config = Config::from_vars(&vars(&[(
+            "CORS_ORIGINS",
+            " https://app.example.com , http://localhost:3000 ",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn an_origin_with_a_path_or_wildcard_is_refused() {
+        for bad in ["http://localhost:5173/", "*", "localhost:5173"] {
+            let error = Config::from_vars(&vars(&[("CORS_ORIGINS", bad)])).unwrap_err();
+            assert_eq!(error.name, "CORS_ORIGINS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable_and_the_expectation() {
+        let error = Config::from_vars(&vars(&[("PORT", "eighty")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"invalid PORT="eighty": expected a whole number from 0 to 65535"#
+        );
+        assert_eq!(
+            Config::from_vars(&vars(&[("BCRYPT_COST", "3")]))
+                .unwrap_err()
+                .name,
+            "BCRYPT_COST"
+        );
+        assert_eq!(
+            Config::from_vars(&vars(&[("HOST", "localhost:1")]))
+                .unwrap_err()
+                .name,
+            "HOST"
+        );
+    }
+}

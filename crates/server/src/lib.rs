@@ -1,0 +1,124 @@
+//! The MemLayer service: wires the adapters into the use cases and serves them over HTTP.
+//!
+//! [`start`] does everything `main` does but block: tests start the real service with it.
+
+pub mod config;
+mod dev_secret;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, dev::Server};
+use memlayer_adapters::{
+    Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, PoolOptions,
+    SystemClock,
+};
+use memlayer_app::{MemLayer, Ports};
+use memlayer_http::{Api, ApiState, cors, request_log};
+use thiserror::Error;
+
+pub use config::{Config, JwtSecret};
+
+/// Why the service could not start.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// The database could not be opened, reached or migrated.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The development secret could not be read or written.
+    #[error("cannot prepare the development JWT secret: {0}")]
+    DevSecret(#[source] std::io::Error),
+    /// The password hasher could not be set up.
+    #[error("cannot set up bcrypt: {0}")]
+    Hasher(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A started service.
+pub struct Running {
+    /// The HTTP server; await it to serve until it stops (SIGTERM, SIGINT, or its handle).
+    pub server: Server,
+    /// Where it listens (the real port when `PORT=0`).
+    pub addr: SocketAddr,
+    /// Which database it uses.
+    pub backend: Backend,
+}
+
+/// Prepares the database (waiting for it, then migrating), wires the application, and
+/// binds the HTTP server. Call it inside an actix system; it blocks while it prepares.
+pub fn start(config: &Config) -> Result<Running, StartupError> {
+    let options = PoolOptions {
+        max_size: config.pool_size,
+        checkout_timeout: config.db_checkout_timeout,
+    };
+    let db = Database::open(&config.database_url, &options)?;
+    db.wait_until_reachable(config.db_startup_timeout)?;
+    let applied = db.migrate()?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "database migrations applied");
+    }
+    let secret = match &config.jwt_secret {
+        JwtSecret::Configured(secret) => secret.clone(),
+        JwtSecret::Development { beside } => {
+            dev_secret::load_or_create(beside).map_err(StartupError::DevSecret)?
+        }
+    };
+    let tokens = Arc::new(JwtTokens::new(
+        secret.as_bytes(),
+        chrono_duration(config.token_lifetime),
+    ));
+    let db = Arc::new(db);
+    let backend = db.backend();
+    let app = MemLayer::new(Ports {
+        users: db.clone(),
+        chats: db.clone(),
+        messages: db.clone(),
+        hasher: Arc::new(BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Hasher)?),
+        token_issuer: tokens.clone(),
+        token_verifier: tokens,
+        clock: Arc::new(SystemClock),
+        responder: Arc::new(MessageReceived),
+    });
+    // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
+    let api = Api::new(ApiState { app, health: db }, config.max_body_bytes);
+    let origins = config.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(|cfg| api.configure(cfg))
+            .wrap(from_fn(request_log))
+            // Outermost, so that every response gets CORS headers, errors included.
+            .wrap(cors(&origins))
+    })
+    .workers(config.workers)
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind((config.host, config.port))
+    .map_err(|source| StartupError::Bind {
+        addr: format!("{}:{}", config.host, config.port),
+        source,
+    })?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartupError::Bind {
+            addr: format!("{}:{}", config.host, config.port),
+            source: std::io::Error::other("no address was bound"),
+        })?;
+    Ok(Running {
+        server: server.run(),
+        addr,
+        backend,
+    })
+}
+
+fn chrono_duration(duration: std::time::Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
+}

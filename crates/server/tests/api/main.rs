@@ -1,0 +1,10 @@
+//! Black-box API tests: the real service over HTTP, on a fresh database per test, run
+//! against PostgreSQL and SQLite alike. They assert the exact contract of shared/API.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod accounts;
+mod chats;
+mod flow;
+mod messages;
+mod protocol;
+mod support;

@@ -1,0 +1,210 @@
+//! `/chats/{chat_id}/messages`: post and list.
+
+use serde_json::{Value, json};
+
+use crate::api_tests;
+use crate::support::TestApp;
+
+api_tests!(
+    posting_answers_201_with_the_assistants_reply,
+    the_users_message_is_stored_before_its_reply,
+    many_quick_posts_read_back_in_order_every_time,
+    concurrent_posts_to_one_chat_are_all_kept,
+    content_is_stored_exactly_as_written,
+    blank_content_is_422,
+    content_over_32000_characters_is_422,
+    a_body_over_the_size_limit_is_413,
+    content_with_a_nul_character_is_422_on_every_backend,
+    a_new_chat_has_no_messages,
+);
+
+fn messages(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
+    let reply = api.get(&format!("/chats/{chat}/messages"), token);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json().as_array().unwrap().clone()
+}
+
+fn posting_answers_201_with_the_assistants_reply(api: &TestApp) {
+    let token = api.new_user();
+    let user_id = api.get("/auth/me", &token).json()["id"].clone();
+    let chat = api.new_chat(&token);
+
+    let reply = api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": "hello" }),
+    );
+
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let message = reply.json();
+    let keys: Vec<&String> = message.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["chat_id", "content", "created_at", "id", "role", "user_id"]
+    );
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["content"], "Message received");
+    assert_eq!(message["chat_id"], json!(chat));
+    assert_eq!(message["user_id"], user_id);
+    assert!(message["created_at"].as_str().unwrap().ends_with('Z'));
+}
+
+fn the_users_message_is_stored_before_its_reply(api: &TestApp) {
+    let token = api.new_user();
+    let user_id = api.get("/auth/me", &token).json()["id"].clone();
+    let chat = api.new_chat(&token);
+    let reply = api
+        .post(
+            &format!("/chats/{chat}/messages"),
+            &token,
+            json!({ "content": "question" }),
+        )
+        .json();
+
+    let listed = messages(api, &token, &chat);
+
+    assert_eq!(listed.len(), 2);
+    let (question, answer) = (&listed[0], &listed[1]);
+    assert_eq!(
+        (&question["role"], &question["content"]),
+        (&json!("user"), &json!("question"))
+    );
+    assert_eq!(
+        (&question["user_id"], &question["chat_id"]),
+        (&user_id, &json!(chat))
+    );
+    assert_eq!(answer, &reply);
+    assert!(question["created_at"].as_str().unwrap() < answer["created_at"].as_str().unwrap());
+}
+
+fn many_quick_posts_read_back_in_order_every_time(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    for i in 0..25 {
+        let reply = api.post(
+            &format!("/chats/{chat}/messages"),
+            &token,
+            json!({ "content": format!("message {i}") }),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+
+    let first_read = messages(api, &token, &chat);
+    let second_read = messages(api, &token, &chat);
+
+    assert_eq!(first_read, second_read);
+    let contents: Vec<&str> = first_read
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..25)
+        .flat_map(|i| [format!("message {i}"), "Message received".to_owned()])
+        .collect();
+    assert_eq!(contents, expected);
+    let stamps: Vec<&str> = first_read
+        .iter()
+        .map(|m| m["created_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        stamps.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{stamps:?}"
+    );
+}
+
+fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    let path = format!("/chats/{chat}/messages");
+
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (path, token) = (&path, &token);
+            scope.spawn(move || {
+                for i in 0..5 {
+                    let reply = api.post(path, token, json!({ "content": format!("t{t} m{i}") }));
+                    assert_eq!(reply.status, 201, "{}", reply.text);
+                }
+            });
+        }
+    });
+
+    let listed = messages(api, &token, &chat);
+    assert_eq!(listed.len(), 40);
+    assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 40);
+    assert_eq!(listed, messages(api, &token, &chat));
+}
+
+fn content_is_stored_exactly_as_written(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    let content = "  leading space, emoji 👩‍💻, RTL שלום, quotes \" and \\, tab\t and\nnewlines\n";
+
+    api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": content }),
+    );
+
+    assert_eq!(messages(api, &token, &chat)[0]["content"], content);
+}
+
+fn blank_content_is_422(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    for content in ["", "  \n\t"] {
+        api.post(
+            &format!("/chats/{chat}/messages"),
+            &token,
+            json!({ "content": content }),
+        )
+        .assert_invalid(json!(["body", "content"]), "string_too_short");
+    }
+    assert!(messages(api, &token, &chat).is_empty());
+}
+
+fn content_over_32000_characters_is_422(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    let path = format!("/chats/{chat}/messages");
+
+    let fits = api.post(&path, &token, json!({ "content": "ß".repeat(32_000) }));
+    let too_long = api.post(&path, &token, json!({ "content": "ß".repeat(32_001) }));
+
+    assert_eq!(fits.status, 201, "{}", fits.text);
+    too_long.assert_invalid(json!(["body", "content"]), "string_too_long");
+}
+
+fn a_body_over_the_size_limit_is_413(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    let reply = api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": "x".repeat(300 * 1024) }),
+    );
+
+    reply.assert_detail(413, "Request body too large: the limit is 262144 bytes");
+    assert!(messages(api, &token, &chat).is_empty());
+}
+
+fn content_with_a_nul_character_is_422_on_every_backend(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    let reply = api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": "a\u{0}b" }),
+    );
+
+    reply.assert_invalid(json!(["body", "content"]), "value_error");
+}
+
+fn a_new_chat_has_no_messages(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    assert!(messages(api, &token, &chat).is_empty());
+}

@@ -1,0 +1,313 @@
+//! The real service on a random port over a fresh database, and a small HTTP client.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use memlayer_server::{Config, start};
+use memlayer_testkit::TestDatabase;
+use serde_json::Value;
+
+/// The secret the test services sign tokens with.
+pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+/// The SPA's origin.
+pub const SPA_ORIGIN: &str = "http://localhost:5173";
+
+/// Runs each API test once per backend: `postgres::name` (skipped with a notice when no
+/// server is reachable, failing when CI=true) and `sqlite::name`.
+#[macro_export]
+macro_rules! api_tests {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = memlayer_testkit::TestDatabase::postgres() {
+                        super::$name(&$crate::support::TestApp::start(db));
+                    }
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&$crate::support::TestApp::start(memlayer_testkit::TestDatabase::sqlite()));
+                }
+            )*
+        }
+    };
+}
+
+/// The service, started on its own thread; stopped and its database dropped at the end.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDatabase,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    agent: ureq::Agent,
+}
+
+impl TestApp {
+    /// The service over `db` with the test settings.
+    pub fn start(db: TestDatabase) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// The service over `db`, with some settings overridden (`("BCRYPT_COST", "5")`).
+    pub fn start_with(db: TestDatabase, overrides: &[(&str, &str)]) -> Self {
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", db.url()),
+            ("JWT_SECRET", SECRET),
+            ("PORT", "0"),
+            ("BCRYPT_COST", "4"),
+            ("WORKERS", "2"),
+            ("DATABASE_POOL_SIZE", "4"),
+            ("CORS_ORIGINS", SPA_ORIGIN),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = Config::from_vars(&vars).expect("test configuration");
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let running = start(&config).expect("the service starts");
+                sender
+                    .send((running.addr, running.server.handle()))
+                    .expect("report the address");
+                running.server.await.expect("the service runs");
+            });
+        });
+        let (addr, handle) = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the service started");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Self {
+            base: format!("http://{addr}"),
+            db,
+            handle,
+            thread: Some(thread),
+            agent,
+        }
+    }
+
+    /// A request to `path`.
+    pub fn request(&self, method: &str, path: &str) -> Request<'_> {
+        Request {
+            app: self,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: vec![],
+            body: None,
+        }
+    }
+
+    /// `GET path` as `token`'s user.
+    pub fn get(&self, path: &str, token: &str) -> Reply {
+        self.request("GET", path).token(token).send()
+    }
+
+    /// `POST path` with a JSON body as `token`'s user.
+    pub fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request("POST", path).token(token).json(&body).send()
+    }
+
+    /// `method path` as `token`'s user, with a JSON body if one is given.
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Reply {
+        let request = self.request(method, path).token(token);
+        match body {
+            Some(body) => request.json(body).send(),
+            None => request.send(),
+        }
+    }
+
+    /// Registers an account and returns its access token.
+    pub fn register(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .request("POST", "/auth/register")
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send();
+        assert_eq!(reply.status, 201, "register {email}: {}", reply.text);
+        reply.json()["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// Registers a fresh account (a unique email) and returns its access token.
+    pub fn new_user(&self) -> String {
+        self.register(
+            &format!("user-{}@example.com", uuid::Uuid::now_v7()),
+            "password1",
+        )
+    }
+
+    /// Creates a chat as `token`'s user and returns its id.
+    pub fn new_chat(&self, token: &str) -> String {
+        let reply = self.post("/chats", token, serde_json::json!({ "title": "A chat" }));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.json()["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Counts rows with raw SQL, behind the service's back.
+    pub fn count(&self, table: &str, filter: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}");
+        let url = self.db.url();
+        let rows: Vec<Count> = match url.strip_prefix("sqlite://") {
+            Some(path) => diesel::sql_query(&sql)
+                .load(&mut diesel::SqliteConnection::establish(path).unwrap()),
+            None => {
+                diesel::sql_query(&sql).load(&mut diesel::PgConnection::establish(url).unwrap())
+            }
+        }
+        .unwrap();
+        rows[0].n
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A request being built.
+pub struct Request<'a> {
+    app: &'a TestApp,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Request<'_> {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Authorises as the token's user.
+    pub fn token(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Sends `body` as JSON, as the SPA does.
+    pub fn json(self, body: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .raw(body.to_string().into_bytes())
+    }
+
+    /// Sends these bytes as the body, with whatever headers were set.
+    pub fn raw(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Sends it and reads the whole reply.
+    pub fn send(self) -> Reply {
+        let url = format!("{}{}", self.app.base, self.path);
+        let mut builder = ureq::http::Request::builder()
+            .method(self.method.as_str())
+            .uri(&url);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(self.body.unwrap_or_default())
+            .expect("a valid request");
+        let mut response = self
+            .app
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{} {url}: {e}", self.method));
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        Reply {
+            status: response.status().as_u16(),
+            headers,
+            text: response.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+}
+
+/// A whole reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON (fails the test if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    /// A header's value (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the FastAPI error shape `{"detail": "<text>"}` with a JSON content type.
+    pub fn assert_detail(&self, status: u16, detail: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.json(), serde_json::json!({ "detail": detail }));
+    }
+
+    /// Asserts a 422 whose single problem is at `loc` with pydantic type `kind`.
+    pub fn assert_invalid(&self, loc: Value, kind: &str) {
+        assert_eq!(self.status, 422, "{}", self.text);
+        let body = self.json();
+        let issues = body["detail"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {body}"));
+        assert!(
+            issues.iter().any(|issue| issue["loc"] == loc
+                && issue["type"] == kind
+                && issue["msg"].is_string()),
+            "no {kind} at {loc} in {body}"
+        );
+    }
+}
