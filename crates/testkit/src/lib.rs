@@ -130,7 +130,7 @@ fn announce_skip(url: &str, error: &str) {
             std::io::stderr(),
             "\nSKIPPED: the PostgreSQL runs of these tests, since no server is reachable at {url} ({}).\n\
              Only the SQLite runs ran. Start PostgreSQL or set TEST_POSTGRES_URL; CI=true makes this a failure.\n",
-            error.trim()
+            error.split_whitespace().collect::<Vec<_>>().join(" ")
         );
     });
 }

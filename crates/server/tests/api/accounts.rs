@@ -209,7 +209,7 @@ fn a_token_of_a_deleted_user_is_401_on_every_route(api: &TestApp) {
     let token = api.register("ada@example.com", "password1");
     let chat = api.new_chat(&token);
     let someone_elses_chat = api.new_chat(&api.new_user());
-    api.db
+    api.db()
         .execute("DELETE FROM users WHERE email = 'ada@example.com'");
 
     let missing = uuid::Uuid::now_v7();

@@ -8,3 +8,4 @@ mod flow;
 mod messages;
 mod protocol;
 mod support;
+mod zero_setup;

@@ -44,7 +44,7 @@ macro_rules! api_tests {
 /// The service, started on its own thread; stopped and its database dropped at the end.
 pub struct TestApp {
     pub base: String,
-    pub db: TestDatabase,
+    db: Option<TestDatabase>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
     agent: ureq::Agent,
@@ -56,7 +56,8 @@ impl TestApp {
         Self::start_with(db, &[])
     }
 
-    /// The service over `db`, with some settings overridden (`("BCRYPT_COST", "5")`).
+    /// The service over `db`, with some settings overridden (`("BCRYPT_COST", "5")`; an
+    /// empty value unsets one).
     pub fn start_with(db: TestDatabase, overrides: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<String, String> = [
             ("DATABASE_URL", db.url()),
@@ -97,10 +98,28 @@ impl TestApp {
             .new_agent();
         Self {
             base: format!("http://{addr}"),
-            db,
+            db: Some(db),
             handle,
             thread: Some(thread),
             agent,
+        }
+    }
+
+    /// Stops the service and hands back its database, for a restart.
+    pub fn stop(mut self) -> TestDatabase {
+        self.shut_down();
+        self.db.take().expect("the database")
+    }
+
+    /// The database under the service, for checks behind its back.
+    pub fn db(&self) -> &TestDatabase {
+        self.db.as_ref().expect("the database")
+    }
+
+    fn shut_down(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 
@@ -171,7 +190,7 @@ impl TestApp {
             n: i64,
         }
         let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}");
-        let url = self.db.url();
+        let url = self.db().url();
         let rows: Vec<Count> = match url.strip_prefix("sqlite://") {
             Some(path) => diesel::sql_query(&sql)
                 .load(&mut diesel::SqliteConnection::establish(path).unwrap()),
@@ -186,10 +205,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        drop(self.handle.stop(false));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.shut_down();
     }
 }
 
