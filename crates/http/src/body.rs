@@ -45,8 +45,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(limit),
                     _ => ApiError::BadRequest(error.to_string()),
                 })?;
-            // An empty body is read as `{}`, so every required field is reported missing.
-            let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+            // An empty or `null` body is read as `{}`: optional bodies may be left out,
+            // and for required ones every required field is reported missing.
+            let json: &[u8] = if bytes.is_empty() || bytes.trim_ascii() == b"null" {
+                b"{}"
+            } else {
+                &bytes
+            };
             if !bytes.is_empty() && !declared_json {
                 return Err(ApiError::UnsupportedMediaType);
             }

@@ -124,13 +124,12 @@ pub struct PostMessageRequest {
     pub content: String,
 }
 
-/// Who wrote a message.
+/// Who wrote a message: the chat's owner (`user`) or the assistant.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = Role)]
 pub enum RoleDto {
-    /// The chat's owner.
     User,
-    /// The assistant.
     Assistant,
 }
 
@@ -153,7 +152,6 @@ pub struct MessageResponse {
     /// The chat owner's id (on the assistant's messages too).
     pub user_id: Uuid,
     /// `user` or `assistant`.
-    #[schema(inline)]
     pub role: RoleDto,
     /// The text.
     pub content: String,

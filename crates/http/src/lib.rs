@@ -87,6 +87,13 @@ impl Api {
     }
 }
 
+/// The OpenAPI document, pretty-printed (what `/openapi.json` serves).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
 /// CORS for the configured origins (exact `scheme://host:port`), on every response to
 /// them, errors included: wrap it outermost (`.wrap()` last).
 pub fn cors(origins: &[String]) -> Cors {

@@ -1,5 +1,8 @@
 //! `memlayer`: the MemLayer HTTP service. Configuration comes from the environment (and
 //! a `.env` file); see the README's configuration table.
+//!
+//! `memlayer openapi` prints the OpenAPI document and exits (the typed client is
+//! generated from it).
 
 use std::process::ExitCode;
 
@@ -8,6 +11,10 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", memlayer_http::openapi_json());
+        return ExitCode::SUCCESS;
+    }
     // A missing .env is normal; a malformed one is reported once logging is up.
     let dotenv = dotenvy::dotenv();
     let config = Config::from_env();

@@ -19,7 +19,7 @@ use crate::state::ApiState;
 #[utoipa::path(
     post, path = "/chats", tag = "chats", operation_id = "createChat",
     security(("bearer" = [])),
-    request_body(content = CreateChatRequest, description = "May be empty or `{}`"),
+    request_body(content = Option<CreateChatRequest>, description = "Optional: no body is the same as `{}`"),
     responses(
         (status = 201, description = "The new chat", body = ChatResponse),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),

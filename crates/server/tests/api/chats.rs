@@ -63,6 +63,7 @@ fn a_null_blank_or_absent_title_or_an_empty_body_gets_the_default_title(api: &Te
         .header("content-type", "application/json")
         .send();
     let replies = [
+        api.post("/chats", &token, json!(null)),
         api.post("/chats", &token, json!({ "title": null })),
         api.post("/chats", &token, json!({ "title": "   " })),
         api.post("/chats", &token, json!({})),

@@ -81,12 +81,22 @@ fn malformed_json_is_a_422_json_invalid(api: &TestApp) {
 }
 
 fn a_body_that_is_not_an_object_is_422(api: &TestApp) {
-    for body in [json!([]), json!("text"), json!(42), json!(null)] {
+    for body in [
+        json!([]),
+        json!("text"),
+        json!(42),
+        json!(["a@b.io", "password1"]),
+    ] {
         api.request("POST", "/auth/login")
             .json(&body)
             .send()
             .assert_invalid(json!(["body"]), "model_attributes_type");
     }
+    // `null` is read as no body at all: for a required body, its fields are missing.
+    api.request("POST", "/auth/login")
+        .json(&json!(null))
+        .send()
+        .assert_invalid(json!(["body", "email"]), "missing");
 }
 
 fn a_field_of_the_wrong_type_is_422_at_that_field(api: &TestApp) {

@@ -1,0 +1,309 @@
+// The SPA's view of the API, in a real browser: a page served from
+// http://localhost:5173 calls the API on port 8000 the way the SPA does, through the
+// typed client, while headless Chromium records every console error and failed request.
+//
+//   npm run e2e     (builds nothing: run `cargo build -p memlayer-server` first)
+//
+// Environment: MEMLAYER_BIN (the service binary, default target/debug/memlayer),
+// MEMLAYER_E2E_DATABASE_URL (default: a fresh SQLite file), CHROMIUM (default
+// /usr/bin/chromium), MEMLAYER_E2E_API_PORT (8000), MEMLAYER_E2E_PAGE_PORT (5173).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { build } from "esbuild";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../../..");
+const apiPort = Number(process.env.MEMLAYER_E2E_API_PORT ?? 8000);
+const pagePort = Number(process.env.MEMLAYER_E2E_PAGE_PORT ?? 5173);
+const API = `http://localhost:${apiPort}`;
+const PAGE = `http://localhost:${pagePort}`;
+// An origin the service does not allow: same page, another port.
+const FOREIGN_PAGE = `http://localhost:${pagePort + 1}`;
+const SECRET = "browser-test-secret-of-at-least-32-bytes";
+
+const consoleErrors = [];
+const failedRequests = [];
+let service;
+let serviceLog = "";
+let dataDir;
+let pageServers = [];
+let browser;
+let page;
+
+async function startPageServer(port, bundle) {
+  const html = readFileSync(join(here, "index.html"));
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, "http://localhost").pathname;
+    if (path === "/page.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
+    } else if (path === "/" || path === "/index.html") {
+      res.writeHead(200, { "content-type": "text/html" }).end(html);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((ok, fail) => server.once("error", fail).listen(port, "localhost", ok));
+  pageServers.push(server);
+}
+
+async function startService() {
+  const bin = process.env.MEMLAYER_BIN ?? join(root, "target/debug/memlayer");
+  assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build -p memlayer-server\` first`);
+  dataDir = mkdtempSync(join(tmpdir(), "memlayer-e2e-"));
+  service = spawn(bin, [], {
+    env: {
+      ...process.env,
+      DATABASE_URL: process.env.MEMLAYER_E2E_DATABASE_URL ?? `sqlite://${dataDir}/memlayer.db`,
+      JWT_SECRET: SECRET,
+      HOST: "127.0.0.1",
+      PORT: String(apiPort),
+      CORS_ORIGINS: PAGE,
+      BCRYPT_COST: "4",
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  service.stdout.on("data", (chunk) => (serviceLog += chunk));
+  service.stderr.on("data", (chunk) => (serviceLog += chunk));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    assert.equal(service.exitCode, null, `the service exited:\n${serviceLog}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${apiPort}/health/ready`)).ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  assert.fail(`the service did not become ready:\n${serviceLog}`);
+}
+
+/** Runs `window.memlayer[action](...args)` in the page and returns what it received. */
+function call(action, ...args) {
+  return page.evaluate(([action, args]) => window.memlayer[action](...args), [action, args]);
+}
+
+/** A token signed with the service's secret that expired an hour ago. */
+function expiredToken(sub) {
+  const now = Math.floor(Date.now() / 1000);
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode({ sub, iat: now - 7200, exp: now - 3600 })}`;
+  return `${unsigned}.${createHmac("sha256", SECRET).update(unsigned).digest("base64url")}`;
+}
+
+function watch(target) {
+  target.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+  target.on("pageerror", (error) => consoleErrors.push(String(error)));
+  target.on("requestfailed", (request) => failedRequests.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`));
+}
+
+const corsErrors = () => consoleErrors.filter((text) => /CORS|Access-Control|blocked/i.test(text));
+
+before(async () => {
+  const bundle = await build({
+    entryPoints: [join(here, "page.ts")],
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    write: false,
+  });
+  const code = bundle.outputFiles[0].text;
+  await startPageServer(pagePort, code);
+  await startPageServer(pagePort + 1, code);
+  await startService();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+  });
+  page = await (await browser.newContext()).newPage();
+  watch(page);
+  await page.goto(PAGE);
+  await page.waitForSelector("body[data-ready=true]");
+});
+
+after(async () => {
+  await browser?.close();
+  service?.kill("SIGTERM");
+  for (const server of pageServers) server.close();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("the SPA's calls, from http://localhost:5173", () => {
+  const email = `ada-${Date.now()}@example.com`;
+  let chatId;
+
+  test("registers, which stores a bearer token", async () => {
+    const registered = await call("register", email, "correct horse");
+    assert.equal(registered.status, 201);
+    assert.equal(registered.data.token_type, "bearer");
+    assert.equal(await page.evaluate(() => localStorage.getItem("memlayer.access_token")), registered.data.access_token);
+  });
+
+  test("logs in and reads the current user with the token from localStorage", async () => {
+    const login = await call("login", email.toUpperCase(), "correct horse");
+    assert.equal(login.status, 200);
+    const me = await call("me");
+    assert.equal(me.status, 200);
+    assert.equal(me.data.email, email);
+    assert.match(me.data.created_at, /Z$/);
+  });
+
+  test("creates chats with and without a title, and lists them newest first", async () => {
+    const titled = await call("createChat", "Trip to Lisbon");
+    assert.equal(titled.status, 201);
+    assert.equal(titled.data.title, "Trip to Lisbon");
+    const untitled = await call("createChat");
+    assert.equal(untitled.status, 201);
+    assert.match(untitled.data.title, /^Chat \d{4}-\d{2}-\d{2} \d{2}:\d{2}$/);
+    const nullTitle = await call("createChat", null);
+    assert.equal(nullTitle.status, 201);
+    chatId = titled.data.id;
+
+    const listed = await call("listChats");
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.data.map((chat) => chat.id), [nullTitle.data.id, untitled.data.id, titled.data.id]);
+  });
+
+  test("renames a chat", async () => {
+    const renamed = await call("renameChat", chatId, "Lisbon, day 2");
+    assert.equal(renamed.status, 200);
+    assert.equal((await call("getChat", chatId)).data.title, "Lisbon, day 2");
+  });
+
+  test("sends messages and reads them back in order", async () => {
+    for (const content of ["first", "second", "third"]) {
+      const reply = await call("postMessage", chatId, content);
+      assert.equal(reply.status, 201);
+      assert.equal(reply.data.role, "assistant");
+      assert.equal(reply.data.content, "Message received");
+    }
+    const listed = await call("listMessages", chatId);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(
+      listed.data.map((message) => `${message.role}:${message.content}`),
+      ["first", "second", "third"].flatMap((content) => [`user:${content}`, "assistant:Message received"]),
+    );
+  });
+
+  test("deletes a chat (204, no body) and it is gone", async () => {
+    const deleted = await call("deleteChat", chatId);
+    assert.equal(deleted.status, 204);
+    assert.equal(deleted.data, undefined);
+    const gone = await call("getChat", chatId);
+    assert.equal(gone.status, 404);
+    assert.equal(gone.detail, "Chat not found");
+  });
+
+  test("shows the server's detail for each error", async () => {
+    const badLogin = await call("login", email, "wrong password");
+    assert.deepEqual([badLogin.status, badLogin.detail], [401, "Incorrect email or password"]);
+
+    const duplicate = await call("register", email, "another password");
+    assert.deepEqual([duplicate.status, duplicate.detail], [409, "Email already registered"]);
+
+    await call("login", email, "correct horse");
+    const missing = await call("getChat", "0194f4c2-0000-7000-8000-000000000000");
+    assert.deepEqual([missing.status, missing.detail], [404, "Chat not found"]);
+
+    const invalid = await call("postMessage", (await call("createChat", "x")).data.id, "   ");
+    assert.equal(invalid.status, 422);
+    assert.equal(JSON.parse(invalid.detail)[0].loc.join("."), "body.content");
+
+    const theirs = (await call("createChat", "private")).data.id;
+    await call("register", `bob-${Date.now()}@example.com`, "password1");
+    const forbidden = await call("listMessages", theirs);
+    assert.deepEqual([forbidden.status, forbidden.detail], [403, "Not allowed to access this chat"]);
+  });
+
+  test("an expired session is a 401 the page can read", async () => {
+    const me = await call("me");
+    await call("useToken", expiredToken(me.data.id));
+    const expired = await call("me");
+    assert.deepEqual([expired.status, expired.detail], [401, "Could not validate credentials"]);
+    await call("useToken", null);
+    const anonymous = await call("listChats");
+    assert.deepEqual([anonymous.status, anonymous.detail], [401, "Not authenticated"]);
+  });
+});
+
+describe("the same page from an origin that is not allowed", () => {
+  test("is blocked by the browser, and the check above would have seen it", async () => {
+    const foreign = await (await browser.newContext()).newPage();
+    const errors = [];
+    foreign.on("console", (message) => message.type() === "error" && errors.push(message.text()));
+    await foreign.goto(`${FOREIGN_PAGE}/?api=${encodeURIComponent(API)}`);
+    await foreign.waitForSelector("body[data-ready=true]");
+
+    const attempt = await foreign.evaluate(() => window.memlayer.listChats().then(() => "answered", (error) => String(error)));
+
+    assert.match(attempt, /TypeError|Failed to fetch/);
+    assert.ok(errors.some((text) => /CORS/i.test(text)), `no CORS error reported: ${JSON.stringify(errors)}`);
+    await foreign.close();
+  });
+});
+
+describe("Swagger UI at /docs", () => {
+  test("lists every operation, authorizes with a token and executes a protected call", async () => {
+    const docs = await (await browser.newContext()).newPage();
+    watch(docs);
+    const email = `swagger-${Date.now()}@example.com`;
+    const registered = await fetch(`${API}/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email, password: "correct horse" }),
+    }).then((response) => response.json());
+
+    await docs.goto(`${API}/docs`);
+    await docs.waitForSelector(".opblock");
+    const operations = await docs.$$eval(".opblock", (blocks) =>
+      blocks.map((block) => `${block.querySelector(".opblock-summary-method").textContent} ${block.querySelector(".opblock-summary-path").dataset.path}`),
+    );
+    assert.deepEqual(operations.sort(), [
+      "DELETE /chats/{chat_id}",
+      "GET /auth/me",
+      "GET /chats",
+      "GET /chats/{chat_id}",
+      "GET /chats/{chat_id}/messages",
+      "GET /health",
+      "GET /health/ready",
+      "PATCH /chats/{chat_id}",
+      "POST /auth/login",
+      "POST /auth/register",
+      "POST /chats",
+      "POST /chats/{chat_id}/messages",
+    ]);
+
+    await docs.click("button.authorize");
+    await docs.fill(".modal-ux input", registered.access_token);
+    await docs.click(".modal-ux button.modal-btn.auth.authorize");
+    await docs.click(".modal-ux button.btn-done");
+
+    await docs.click("#operations-auth-getCurrentUser .opblock-summary");
+    await docs.click("#operations-auth-getCurrentUser .try-out__btn");
+    await docs.click("#operations-auth-getCurrentUser .execute");
+    const response = "#operations-auth-getCurrentUser .live-responses-table tr.response";
+    const status = await docs.textContent(`${response} .response-col_status`);
+    assert.equal(status.trim(), "200");
+    const body = await docs.textContent(`${response} .response-col_description .highlight-code pre`);
+    assert.equal(JSON.parse(body).email, email);
+    await docs.close();
+  });
+});
+
+describe("the browser, after all of the above", () => {
+  test("reported no CORS error and no failed request", () => {
+    assert.deepEqual(corsErrors(), []);
+    assert.deepEqual(failedRequests, []);
+  });
+});

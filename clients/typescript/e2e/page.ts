@@ -1,0 +1,64 @@
+/**
+ * A small page that calls the MemLayer API exactly as the SPA does (through the typed
+ * client: JSON on every call, the token from localStorage, `detail` from error bodies)
+ * and reports what it received. The browser test drives it through `window.memlayer`.
+ */
+import { TOKEN_KEY, createMemLayerClient, errorDetail } from "../src/index";
+
+const api = new URLSearchParams(location.search).get("api") ?? "http://localhost:8000";
+const client = createMemLayerClient(api);
+
+/** What the page received from one call. */
+export interface Outcome<T> {
+  status: number;
+  data?: T;
+  detail?: string;
+}
+
+async function outcome<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<Outcome<T>> {
+  const { data, error, response } = await call;
+  const result: Outcome<T> = { status: response.status };
+  if (data !== undefined) result.data = data;
+  if (error !== undefined) result.detail = errorDetail(error, response.status);
+  const line = document.createElement("div");
+  line.textContent = `${response.status} ${response.url} ${result.detail ?? ""}`;
+  document.getElementById("log")?.append(line);
+  return result;
+}
+
+function remember<T extends { access_token: string }>(result: Outcome<T>): Outcome<T> {
+  if (result.data) localStorage.setItem(TOKEN_KEY, result.data.access_token);
+  return result;
+}
+
+const chat = (chat_id: string) => ({ params: { path: { chat_id } } });
+
+const page = {
+  register: async (email: string, password: string) =>
+    remember(await outcome(client.POST("/auth/register", { body: { email, password } }))),
+  login: async (email: string, password: string) =>
+    remember(await outcome(client.POST("/auth/login", { body: { email, password } }))),
+  me: () => outcome(client.GET("/auth/me")),
+  createChat: (title?: string | null) =>
+    outcome(client.POST("/chats", { body: title === undefined ? {} : { title } })),
+  listChats: () => outcome(client.GET("/chats")),
+  getChat: (id: string) => outcome(client.GET("/chats/{chat_id}", chat(id))),
+  renameChat: (id: string, title: string) =>
+    outcome(client.PATCH("/chats/{chat_id}", { ...chat(id), body: { title } })),
+  deleteChat: (id: string) => outcome(client.DELETE("/chats/{chat_id}", chat(id))),
+  postMessage: (id: string, content: string) =>
+    outcome(client.POST("/chats/{chat_id}/messages", { ...chat(id), body: { content } })),
+  listMessages: (id: string) => outcome(client.GET("/chats/{chat_id}/messages", chat(id))),
+  /** Replaces the stored token (null logs out), as the SPA's session handling would. */
+  useToken: (token: string | null) =>
+    token === null ? localStorage.removeItem(TOKEN_KEY) : localStorage.setItem(TOKEN_KEY, token),
+};
+
+declare global {
+  interface Window {
+    memlayer: typeof page;
+  }
+}
+
+window.memlayer = page;
+document.body.dataset["ready"] = "true";
