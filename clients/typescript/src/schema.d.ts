@@ -71,7 +71,8 @@ export interface paths {
         };
         /**
          * List my chats
-         * @description The user's own chats, newest first.
+         * @description The user's own chats, newest first, at most `limit` (200 by default). When more
+         *     follow, the `X-Next-Cursor` header holds the `cursor` that reads the next page.
          */
         get: operations["listChats"];
         put?: never;
@@ -118,7 +119,9 @@ export interface paths {
         };
         /**
          * List a chat's messages
-         * @description Oldest first; messages written in the same microsecond keep one order.
+         * @description Oldest first (messages written in the same microsecond keep one order), at most
+         *     `limit` (1000 by default). When more follow, the `X-Next-Cursor` header holds the
+         *     `cursor` that reads the next page.
          */
         get: operations["listMessages"];
         put?: never;
@@ -199,7 +202,7 @@ export interface components {
          */
         CreateChatRequest: {
             /**
-             * @description The title, at most 200 characters; trimmed.
+             * @description The title, at most 200 characters (as given), no NUL character; trimmed.
              * @example Trip to Lisbon
              */
             title?: string | null;
@@ -264,7 +267,9 @@ export interface components {
         /** @description A message to post. */
         PostMessageRequest: {
             /**
-             * @description The text: not blank, at most 32,000 characters, kept exactly as written.
+             * @description The text: not blank, at most 32,000 characters, no NUL character; kept exactly
+             *     as written. ("Blank" is white space as Rust's `char::is_whitespace` defines it,
+             *     which the pattern spells out.)
              * @example Remember that I prefer window seats.
              */
             content: string;
@@ -272,7 +277,8 @@ export interface components {
         /** @description A new title for a chat. */
         RenameChatRequest: {
             /**
-             * @description The title: not blank, at most 200 characters; trimmed.
+             * @description The title: not blank, at most 200 characters (as given), no NUL character;
+             *     trimmed.
              * @example Lisbon, day 2
              */
             title: string;
@@ -391,6 +397,17 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
+            /** @description Too many attempts from this client; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Database unavailable; retry later */
             503: {
                 headers: {
@@ -498,6 +515,17 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
+            /** @description Too many attempts from this client; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Database unavailable; retry later */
             503: {
                 headers: {
@@ -511,7 +539,12 @@ export interface operations {
     };
     listChats: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The previous page's X-Next-Cursor */
+                cursor?: string;
+                /** @description Most chats to return (default 200) */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -521,6 +554,8 @@ export interface operations {
             /** @description The chats, newest first */
             200: {
                 headers: {
+                    /** @description Present when more chats follow: pass it as `cursor` */
+                    "X-Next-Cursor"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -534,6 +569,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid limit or cursor */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
             /** @description Database unavailable; retry later */
@@ -843,7 +887,12 @@ export interface operations {
     };
     listMessages: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The previous page's X-Next-Cursor */
+                cursor?: string;
+                /** @description Most messages to return (default 1000) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The chat's id */
@@ -856,6 +905,8 @@ export interface operations {
             /** @description The messages, oldest first */
             200: {
                 headers: {
+                    /** @description Present when more messages follow: pass it as `cursor` */
+                    "X-Next-Cursor"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -889,7 +940,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The chat id is not a UUID */
+            /** @description The chat id is not a UUID, or an invalid limit or cursor */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -76,6 +76,8 @@ contract!(
     deleting_a_chat_deletes_its_messages,
     deleting_a_user_deletes_their_chats_and_messages,
     messages_are_listed_oldest_first_with_ties_broken_by_id,
+    chats_are_paged_after_a_cursor_through_ties,
+    messages_are_paged_after_a_cursor_through_ties,
     appending_to_a_missing_chat_stores_nothing,
     any_unicode_text_round_trips,
     migrating_again_changes_nothing,
@@ -173,7 +175,10 @@ fn chats_are_listed_newest_first_and_only_the_owners(db: &Store) {
     let middle = new_chat(db, ada.id, "middle", at(2));
     new_chat(db, bob.id, "bob's", at(4));
 
-    assert_eq!(db.list_for_owner(ada.id).unwrap(), vec![new, middle, old]);
+    assert_eq!(
+        db.list_for_owner(ada.id, None, 100).unwrap(),
+        vec![new, middle, old]
+    );
 }
 
 fn chats_created_in_the_same_microsecond_list_in_a_stable_order(db: &Store) {
@@ -183,8 +188,8 @@ fn chats_created_in_the_same_microsecond_list_in_a_stable_order(db: &Store) {
         .collect();
     chats.sort_by_key(|chat| std::cmp::Reverse(chat.id));
 
-    assert_eq!(db.list_for_owner(ada.id).unwrap(), chats);
-    assert_eq!(db.list_for_owner(ada.id).unwrap(), chats);
+    assert_eq!(db.list_for_owner(ada.id, None, 100).unwrap(), chats);
+    assert_eq!(db.list_for_owner(ada.id, None, 100).unwrap(), chats);
 }
 
 fn renaming_a_chat_changes_its_title_only(db: &Store) {
@@ -224,8 +229,11 @@ fn deleting_a_chat_deletes_its_messages(db: &Store) {
     assert!(ChatRepository::delete(&**db, chat.id).unwrap());
 
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.list_for_chat(chat.id).unwrap().is_empty());
-    assert_eq!(db.list_for_chat(kept.id).unwrap(), vec![survivor]);
+    assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
+    assert_eq!(
+        db.list_for_chat(kept.id, None, 100).unwrap(),
+        vec![survivor]
+    );
 }
 
 fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
@@ -239,7 +247,7 @@ fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
 
     assert!(!db.exists(ada.id).unwrap());
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.list_for_chat(chat.id).unwrap().is_empty());
+    assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
 }
 
 fn messages_are_listed_oldest_first_with_ties_broken_by_id(db: &Store) {
@@ -255,10 +263,55 @@ fn messages_are_listed_oldest_first_with_ties_broken_by_id(db: &Store) {
     let mut ties = [tie_a, tie_b];
     ties.sort_by_key(|m| m.id);
 
-    let listed = db.list_for_chat(chat.id).unwrap();
+    let listed = db.list_for_chat(chat.id, None, 100).unwrap();
 
     let [t1, t2] = ties;
     assert_eq!(listed, vec![first, t1, t2, later]);
+}
+
+fn chats_are_paged_after_a_cursor_through_ties(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    // Two share a timestamp, so the cursor must break the tie by id.
+    let times = [at(1), at(2), at(2), at(3), at(4)];
+    let chats: Vec<Chat> = times
+        .iter()
+        .map(|t| new_chat(db, ada.id, "c", *t))
+        .collect();
+    let all = db.list_for_owner(ada.id, None, 100).unwrap();
+
+    let first = db.list_for_owner(ada.id, None, 2).unwrap();
+    let second = db
+        .list_for_owner(ada.id, first.last().map(Chat::cursor), 2)
+        .unwrap();
+    let third = db
+        .list_for_owner(ada.id, second.last().map(Chat::cursor), 2)
+        .unwrap();
+
+    assert_eq!(all.len(), chats.len());
+    assert_eq!([first, second, third].concat(), all);
+}
+
+fn messages_are_paged_after_a_cursor_through_ties(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    for t in [at(5), at(5), at(5), at(6), at(7)] {
+        db.append(&message(&chat, Role::User, "m", t)).unwrap();
+    }
+    let all = db.list_for_chat(chat.id, None, 100).unwrap();
+
+    let mut pages = vec![];
+    let mut after = None;
+    loop {
+        let page = db.list_for_chat(chat.id, after, 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(Message::cursor);
+        pages.push(page);
+    }
+
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), all);
 }
 
 fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
@@ -274,7 +327,7 @@ fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
         !db.append(&message(&ghost, Role::User, "hello?", at(2)))
             .unwrap()
     );
-    assert!(db.list_for_chat(ghost.id).unwrap().is_empty());
+    assert!(db.list_for_chat(ghost.id, None, 100).unwrap().is_empty());
 }
 
 fn any_unicode_text_round_trips(db: &Store) {
@@ -286,7 +339,7 @@ fn any_unicode_text_round_trips(db: &Store) {
 
     assert_eq!(db.find_by_email(&ada.email).unwrap().unwrap().id, ada.id);
     assert_eq!(db.find(chat.id).unwrap().unwrap().title, chat.title);
-    assert_eq!(db.list_for_chat(chat.id).unwrap(), vec![stored]);
+    assert_eq!(db.list_for_chat(chat.id, None, 100).unwrap(), vec![stored]);
 }
 
 fn migrating_again_changes_nothing(db: &Store) {

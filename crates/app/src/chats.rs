@@ -1,4 +1,6 @@
-use memlayer_domain::{Chat, ChatId, ChatTitle, UserId, authorize_chat_access};
+use memlayer_domain::{
+    Chat, ChatId, ChatTitle, DEFAULT_CHATS_PAGE, Page, PageRequest, UserId, authorize_chat_access,
+};
 
 use crate::{AppError, MemLayer};
 
@@ -18,14 +20,24 @@ impl MemLayer {
         Ok(chat)
     }
 
-    /// The user's chats, newest first.
-    pub fn list_chats(&self, user: UserId) -> Result<Vec<Chat>, AppError> {
-        let chats = self.ports.chats.list_for_owner(user)?;
+    /// A page of the user's chats, newest first. `limit` and `cursor` are the query
+    /// parameters as given (a missing limit is [`DEFAULT_CHATS_PAGE`]).
+    pub fn list_chats(
+        &self,
+        user: UserId,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Chat>, AppError> {
+        let page = PageRequest::parse(limit, cursor, DEFAULT_CHATS_PAGE)?;
+        let chats = self
+            .ports
+            .chats
+            .list_for_owner(user, page.after, page.limit + 1)?;
         if chats.is_empty() {
             // No chats may also mean no account: a deleted user's token is refused.
             self.ensure_user_exists(user)?;
         }
-        Ok(chats)
+        Ok(Page::from_overfetch(chats, page.limit, Chat::cursor))
     }
 
     /// One of the user's chats.
@@ -139,26 +151,71 @@ mod tests {
     }
 
     #[test]
-    fn listing_chats_returns_the_owners_chats() {
+    fn listing_chats_returns_the_owners_chats_as_one_page() {
         let mut fx = Fixture::new();
         let user = UserId::generate();
         let chats = vec![chat_owned_by(user), chat_owned_by(user)];
         let expected = chats.clone();
         fx.chats
             .expect_list_for_owner()
-            .with(eq(user))
-            .returning(move |_| Ok(chats.clone()));
+            .with(eq(user), eq(None), eq(DEFAULT_CHATS_PAGE + 1))
+            .returning(move |_, _, _| Ok(chats.clone()));
 
-        assert_eq!(fx.app().list_chats(user).unwrap(), expected);
+        let page = fx.app().list_chats(user, None, None).unwrap();
+
+        assert_eq!((page.items, page.next), (expected, None));
+    }
+
+    #[test]
+    fn a_full_page_of_chats_says_where_the_next_starts() {
+        let mut fx = Fixture::new();
+        let user = UserId::generate();
+        let chats = vec![
+            chat_owned_by(user),
+            chat_owned_by(user),
+            chat_owned_by(user),
+        ];
+        let second = chats[1].clone();
+        let after = chats[0].cursor();
+        fx.chats
+            .expect_list_for_owner()
+            .with(eq(user), eq(Some(after)), eq(3))
+            .returning(move |_, _, _| Ok(chats.clone()));
+
+        let page = fx
+            .app()
+            .list_chats(user, Some("2"), Some(&after.to_string()))
+            .unwrap();
+
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next, Some(second.cursor()));
+    }
+
+    #[test]
+    fn listing_chats_with_a_bad_limit_is_invalid_before_anything_is_read() {
+        let error = Fixture::new()
+            .app()
+            .list_chats(UserId::generate(), Some("0"), None)
+            .unwrap_err();
+
+        let AppError::Invalid(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors.0[0].field, "limit");
     }
 
     #[test]
     fn listing_no_chats_checks_that_the_account_still_exists() {
         let mut fx = Fixture::new();
-        fx.chats.expect_list_for_owner().returning(|_| Ok(vec![]));
+        fx.chats
+            .expect_list_for_owner()
+            .returning(|_, _, _| Ok(vec![]));
         fx.users.expect_exists().returning(|_| Ok(false));
 
-        let error = fx.app().list_chats(UserId::generate()).unwrap_err();
+        let error = fx
+            .app()
+            .list_chats(UserId::generate(), None, None)
+            .unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }

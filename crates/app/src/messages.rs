@@ -1,4 +1,7 @@
-use memlayer_domain::{ChatId, Message, MessageContent, MessageId, Role, UserId, reply_timestamp};
+use memlayer_domain::{
+    ChatId, DEFAULT_MESSAGES_PAGE, Message, MessageContent, MessageId, Page, PageRequest, Role,
+    UserId, reply_timestamp,
+};
 
 use crate::{AppError, MemLayer};
 
@@ -42,10 +45,23 @@ impl MemLayer {
         Ok(reply)
     }
 
-    /// The messages of one of the user's chats, oldest first.
-    pub fn list_messages(&self, user: UserId, chat: ChatId) -> Result<Vec<Message>, AppError> {
+    /// A page of the messages of one of the user's chats, oldest first. `limit` and
+    /// `cursor` are the query parameters as given (a missing limit is
+    /// [`DEFAULT_MESSAGES_PAGE`]).
+    pub fn list_messages(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Message>, AppError> {
+        let page = PageRequest::parse(limit, cursor, DEFAULT_MESSAGES_PAGE)?;
         let chat = self.owned_chat(user, chat)?;
-        Ok(self.ports.messages.list_for_chat(chat.id)?)
+        let messages = self
+            .ports
+            .messages
+            .list_for_chat(chat.id, page.after, page.limit + 1)?;
+        Ok(Page::from_overfetch(messages, page.limit, Message::cursor))
     }
 
     fn append(&self, message: &Message) -> Result<(), AppError> {
@@ -252,10 +268,25 @@ mod tests {
             .returning(move |_| Ok(Some(chat.clone())));
         fx.messages
             .expect_list_for_chat()
-            .with(eq(id))
-            .returning(move |_| Ok(vec![message.clone()]));
+            .with(eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
+            .returning(move |_, _, _| Ok(vec![message.clone()]));
 
-        assert_eq!(fx.app().list_messages(user, id).unwrap(), expected);
+        let page = fx.app().list_messages(user, id, None, None).unwrap();
+
+        assert_eq!((page.items, page.next), (expected, None));
+    }
+
+    #[test]
+    fn listing_messages_with_a_malformed_cursor_is_invalid_before_anything_is_read() {
+        let error = Fixture::new()
+            .app()
+            .list_messages(UserId::generate(), ChatId::generate(), None, Some("x"))
+            .unwrap_err();
+
+        let AppError::Invalid(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors.0[0].field, "cursor");
     }
 
     #[test]
@@ -270,7 +301,10 @@ mod tests {
         fx.users.expect_exists().returning(|_| Ok(true));
         fx.messages.expect_list_for_chat().never();
 
-        let error = fx.app().list_messages(UserId::generate(), id).unwrap_err();
+        let error = fx
+            .app()
+            .list_messages(UserId::generate(), id, None, None)
+            .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
     }

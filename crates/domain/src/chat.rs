@@ -3,6 +3,7 @@ use thiserror::Error;
 
 use crate::error::{ValidationError, ValidationKind, reject_nul};
 use crate::ids::{ChatId, UserId};
+use crate::page::Cursor;
 
 const FIELD: &str = "title";
 /// Longest chat title, in characters.
@@ -21,6 +22,16 @@ pub struct Chat {
     pub created_at: DateTime<Utc>,
 }
 
+impl Chat {
+    /// This chat's position in a list of chats.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.as_uuid(),
+        }
+    }
+}
+
 /// A chat title: trimmed, not blank, at most [`TITLE_MAX_CHARS`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatTitle(String);
@@ -35,22 +46,23 @@ impl ChatTitle {
         }
     }
 
-    /// A title the user chose (renaming a chat): blank is refused.
+    /// A title the user chose (renaming a chat): blank is refused. The length limit
+    /// counts the title as given, before trimming.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         reject_nul(FIELD, input)?;
+        if input.chars().count() > TITLE_MAX_CHARS {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::TooLong,
+                format!("String should have at most {TITLE_MAX_CHARS} characters"),
+            ));
+        }
         let title = input.trim();
         if title.is_empty() {
             return Err(ValidationError::new(
                 FIELD,
                 ValidationKind::TooShort,
                 "String should not be blank",
-            ));
-        }
-        if title.chars().count() > TITLE_MAX_CHARS {
-            return Err(ValidationError::new(
-                FIELD,
-                ValidationKind::TooLong,
-                format!("String should have at most {TITLE_MAX_CHARS} characters"),
             ));
         }
         Ok(Self(title.to_owned()))
@@ -131,6 +143,15 @@ mod tests {
         assert_eq!(
             (error.field, error.kind),
             ("title", ValidationKind::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_length_limit_counts_surrounding_white_space() {
+        let padded = format!(" {} ", "x".repeat(TITLE_MAX_CHARS - 1));
+        assert_eq!(
+            ChatTitle::parse(&padded).unwrap_err().kind,
+            ValidationKind::TooLong
         );
     }
 

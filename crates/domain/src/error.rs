@@ -26,9 +26,20 @@ impl ValidationKind {
     }
 }
 
+/// Where in a request an input came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// The JSON body.
+    Body,
+    /// The query string.
+    Query,
+}
+
 /// One field that broke one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
+    /// Where the field came from.
+    pub location: Location,
     /// The input field, as the client named it (`email`, `title`, …).
     pub field: &'static str,
     /// Which rule was broken.
@@ -38,12 +49,23 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    /// A validation error on `field`.
+    /// A validation error on `field` of the body.
     pub fn new(field: &'static str, kind: ValidationKind, message: impl Into<String>) -> Self {
         Self {
+            location: Location::Body,
             field,
             kind,
             message: message.into(),
+        }
+    }
+}
+
+impl ValidationError {
+    /// The same error, on a query parameter.
+    pub fn in_query(self) -> Self {
+        Self {
+            location: Location::Query,
+            ..self
         }
     }
 }

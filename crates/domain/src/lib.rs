@@ -8,13 +8,17 @@ mod email;
 mod error;
 mod ids;
 mod message;
+mod page;
 mod password;
 mod user;
 
 pub use chat::{Chat, ChatAccessError, ChatTitle, authorize_chat_access};
 pub use email::Email;
-pub use error::{ValidationError, ValidationErrors, ValidationKind};
+pub use error::{Location, ValidationError, ValidationErrors, ValidationKind};
 pub use ids::{ChatId, MessageId, UserId};
 pub use message::{Message, MessageContent, Role, reply_timestamp};
+pub use page::{
+    Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, MAX_PAGE_SIZE, Page, PageRequest,
+};
 pub use password::{Password, PasswordHash};
 pub use user::User;

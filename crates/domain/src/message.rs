@@ -2,6 +2,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::{ValidationError, ValidationKind, reject_nul};
 use crate::ids::{ChatId, MessageId, UserId};
+use crate::page::Cursor;
 
 const FIELD: &str = "content";
 /// Longest message, in characters: a long pasted document fits, a runaway client does not.
@@ -50,6 +51,16 @@ pub struct Message {
     pub content: MessageContent,
     /// When it was written; messages are read in this order.
     pub created_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// This message's position in its chat.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.as_uuid(),
+        }
+    }
 }
 
 /// Message text: not blank, at most [`CONTENT_MAX_CHARS`] characters, kept exactly as

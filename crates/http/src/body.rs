@@ -20,8 +20,9 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Used when no [`BodyLimit`] is registered: room for the longest message, escaped.
-pub const DEFAULT_LIMIT: usize = 256 * 1024;
+/// The default body limit: room for the longest message (32,000 characters) even when
+/// a client escapes every one as a UTF-16 surrogate pair (`\ud83d\ude00`, 12 bytes).
+pub const DEFAULT_BODY_LIMIT: usize = 512 * 1024;
 
 /// A JSON request body deserialised into `T`.
 #[derive(Debug)]
@@ -35,7 +36,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let declared_json = is_json(req);
         let limit = req
             .app_data::<BodyLimit>()
-            .map_or(DEFAULT_LIMIT, |limit| limit.0);
+            .map_or(DEFAULT_BODY_LIMIT, |limit| limit.0);
         // Reads within the `PayloadConfig` limit that `crate::configure` sets to `BodyLimit`.
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {

@@ -69,9 +69,13 @@ impl From<User> for UserResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChatRequest {
-    /// The title, at most 200 characters; trimmed.
+    /// The title, at most 200 characters (as given), no NUL character; trimmed.
     #[serde(default)]
-    #[schema(max_length = 200, example = "Trip to Lisbon")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000]*$",
+        example = "Trip to Lisbon"
+    )]
     pub title: Option<String>,
 }
 
@@ -79,11 +83,12 @@ pub struct CreateChatRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameChatRequest {
-    /// The title: not blank, at most 200 characters; trimmed.
+    /// The title: not blank, at most 200 characters (as given), no NUL character;
+    /// trimmed.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"\S",
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$",
         example = "Lisbon, day 2"
     )]
     pub title: String,
@@ -114,11 +119,13 @@ impl From<Chat> for ChatResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
-    /// The text: not blank, at most 32,000 characters, kept exactly as written.
+    /// The text: not blank, at most 32,000 characters, no NUL character; kept exactly
+    /// as written. ("Blank" is white space as Rust's `char::is_whitespace` defines it,
+    /// which the pattern spells out.)
     #[schema(
         min_length = 1,
         max_length = 32000,
-        pattern = r"\S",
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$",
         example = "Remember that I prefer window seats."
     )]
     pub content: String,

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use memlayer_app::AppError;
+use memlayer_app::domain::Location;
 
 use crate::dto::{ErrorBody, LocItem, ValidationErrorBody, ValidationIssue};
 
@@ -29,6 +30,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// The body could not be read from the connection.
     BadRequest(String),
+    /// The client used up its budget of credential attempts; retry after this many seconds.
+    TooManyRequests(u64),
 }
 
 impl From<AppError> for ApiError {
@@ -52,6 +55,9 @@ impl fmt::Display for ApiError {
                 f.write_str("Unsupported Media Type: send the body as application/json")
             }
             Self::BadRequest(reason) => write!(f, "Bad request: {reason}"),
+            Self::TooManyRequests(seconds) => {
+                write!(f, "Too many attempts: try again in {seconds} seconds")
+            }
         }
     }
 }
@@ -78,6 +84,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -93,6 +100,9 @@ impl ResponseError for ApiError {
             Self::App(AppError::Unavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
+            Self::TooManyRequests(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
@@ -105,8 +115,12 @@ impl ResponseError for ApiError {
                     .0
                     .iter()
                     .map(|error| {
+                        let source = match error.location {
+                            Location::Body => "body",
+                            Location::Query => "query",
+                        };
                         ValidationIssue::new(
-                            vec![LocItem::from("body"), LocItem::from(error.field)],
+                            vec![LocItem::from(source), LocItem::from(error.field)],
                             error.message.clone(),
                             error.kind.code(),
                         )

@@ -12,6 +12,7 @@ mod logging;
 mod openapi;
 mod routes;
 mod state;
+mod throttle;
 
 use actix_cors::Cors;
 use actix_web::HttpResponse;
@@ -20,11 +21,12 @@ use actix_web::web::{self, Data, PayloadConfig};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use body::BodyLimit;
+pub use body::{BodyLimit, DEFAULT_BODY_LIMIT};
 pub use error::ApiError;
 pub use logging::request_log;
 pub use openapi::ApiDoc;
 pub use state::ApiState;
+pub use throttle::AuthRateLimit;
 
 use routes::{accounts, chats, health, messages, resource};
 
@@ -102,7 +104,11 @@ pub fn cors(origins: &[String]) -> Cors {
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
         .allow_any_method()
         .allow_any_header()
-        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static(routes::NEXT_CURSOR),
+        ])
         .supports_credentials()
         .max_age(3600)
 }

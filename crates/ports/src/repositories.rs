@@ -1,4 +1,4 @@
-use memlayer_domain::{Chat, ChatId, ChatTitle, Email, Message, User, UserId};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Email, Message, User, UserId};
 
 use crate::error::{CreateUserError, RepositoryError};
 
@@ -22,8 +22,14 @@ pub trait ChatRepository: Send + Sync {
     fn create(&self, chat: &Chat) -> Result<(), RepositoryError>;
     /// The chat with this id, whoever owns it.
     fn find(&self, id: ChatId) -> Result<Option<Chat>, RepositoryError>;
-    /// The owner's chats, newest first (ties by id, descending).
-    fn list_for_owner(&self, owner: UserId) -> Result<Vec<Chat>, RepositoryError>;
+    /// At most `limit` of the owner's chats, newest first (ties by id, descending),
+    /// starting after `after` in that order.
+    fn list_for_owner(
+        &self,
+        owner: UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Chat>, RepositoryError>;
     /// Sets a chat's title; `false` if the chat no longer exists.
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError>;
     /// Deletes a chat and its messages; `false` if it no longer existed.
@@ -36,9 +42,14 @@ pub trait MessageRepository: Send + Sync {
     /// Appends a message to its chat; `false` if the chat no longer exists (deleted
     /// meanwhile), in which case nothing is stored.
     fn append(&self, message: &Message) -> Result<bool, RepositoryError>;
-    /// The chat's messages, oldest first; ties in `created_at` are broken by id, so two
-    /// reads always give the same order.
-    fn list_for_chat(&self, chat: ChatId) -> Result<Vec<Message>, RepositoryError>;
+    /// At most `limit` of the chat's messages, oldest first, starting after `after` in
+    /// that order; ties in `created_at` are broken by id, so two reads always agree.
+    fn list_for_chat(
+        &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError>;
 }
 
 /// Whether storage can serve requests right now (the readiness probe).

@@ -45,6 +45,10 @@ pub struct Config {
     pub workers: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `/auth/login` and `/auth/register` calls a client may make per minute; 0: no limit.
+    pub auth_rate_limit_per_minute: u32,
+    /// Whether to identify clients by `X-Forwarded-For`/`Forwarded` (behind a proxy).
+    pub trust_forwarded_for: bool,
     /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
     pub log_filter: String,
 }
@@ -126,7 +130,12 @@ impl Config {
                 0..=3_600,
             )?),
             bcrypt_cost: parse(get, "BCRYPT_COST", 12, 4..=31)?,
-            max_body_bytes: parse(get, "MAX_BODY_BYTES", 256 * 1024, 1_024..=64 * 1024 * 1024)?,
+            max_body_bytes: parse(
+                get,
+                "MAX_BODY_BYTES",
+                memlayer_http::DEFAULT_BODY_LIMIT,
+                1_024..=64 * 1024 * 1024,
+            )?,
             workers: parse(get, "WORKERS", default_workers(), 1..=1_024)?,
             shutdown_timeout: Duration::from_secs(parse(
                 get,
@@ -134,6 +143,23 @@ impl Config {
                 30,
                 0..=3_600,
             )?),
+            auth_rate_limit_per_minute: parse(
+                get,
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                20,
+                0..=1_000_000,
+            )?,
+            trust_forwarded_for: parse_with(
+                get,
+                "TRUST_FORWARDED_FOR",
+                Some(false),
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => Some(true),
+                    "false" | "0" | "no" => Some(false),
+                    _ => None,
+                },
+                "true or false",
+            )?,
             log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }

@@ -6,6 +6,7 @@ pub mod config;
 mod dev_secret;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
@@ -15,7 +16,7 @@ use memlayer_adapters::{
     SystemClock,
 };
 use memlayer_app::{MemLayer, Ports};
-use memlayer_http::{Api, ApiState, cors, request_log};
+use memlayer_http::{Api, ApiState, AuthRateLimit, cors, request_log};
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
@@ -88,7 +89,14 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         responder: Arc::new(MessageReceived),
     });
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
-    let api = Api::new(ApiState { app, health: db }, config.max_body_bytes);
+    let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute)
+        .map(|per_minute| AuthRateLimit::per_minute(per_minute, config.trust_forwarded_for));
+    let state = ApiState {
+        app,
+        health: db,
+        auth_rate_limit,
+    };
+    let api = Api::new(state, config.max_body_bytes);
     let origins = config.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()

@@ -7,6 +7,10 @@
 //! `MEMLAYER_REQUIRE_POSTGRES=1` or `CI=true` is set: then it fails the test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod cluster;
+
+pub use cluster::PgCluster;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Once;

@@ -1,7 +1,8 @@
 use diesel::prelude::*;
-use memlayer_domain::{Chat, ChatId, ChatTitle, UserId};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, UserId};
 use memlayer_ports::{ChatRepository, RepositoryError};
 
+use super::position;
 use super::rows::ChatRow;
 use super::schema::chats;
 use super::sql_types::DbUuid;
@@ -26,13 +27,34 @@ impl ChatRepository for Database {
         Ok(row.map(Chat::from))
     }
 
-    fn list_for_owner(&self, owner: UserId) -> Result<Vec<Chat>, RepositoryError> {
+    fn list_for_owner(
+        &self,
+        owner: UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Chat>, RepositoryError> {
         let owner = DbUuid(owner.as_uuid());
-        let rows = with_connection!(self, |conn| chats::table
-            .filter(chats::user_id.eq(owner))
-            .order((chats::created_at.desc(), chats::id.desc()))
-            .select(ChatRow::as_select())
-            .load(conn))?;
+        let limit = i64::from(limit);
+        let rows = match after.map(position) {
+            None => with_connection!(self, |conn| chats::table
+                .filter(chats::user_id.eq(owner))
+                .order((chats::created_at.desc(), chats::id.desc()))
+                .limit(limit)
+                .select(ChatRow::as_select())
+                .load(conn))?,
+            // Newest first: the next page holds what sorts before the cursor.
+            Some((at, id)) => with_connection!(self, |conn| chats::table
+                .filter(chats::user_id.eq(owner))
+                .filter(
+                    chats::created_at
+                        .lt(at)
+                        .or(chats::created_at.eq(at).and(chats::id.lt(id)))
+                )
+                .order((chats::created_at.desc(), chats::id.desc()))
+                .limit(limit)
+                .select(ChatRow::as_select())
+                .load(conn))?,
+        };
         Ok(rows.into_iter().map(Chat::from).collect())
     }
 

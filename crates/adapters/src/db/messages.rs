@@ -1,8 +1,9 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use memlayer_domain::{ChatId, Message};
+use memlayer_domain::{ChatId, Cursor, Message};
 use memlayer_ports::{MessageRepository, RepositoryError};
 
+use super::position;
 use super::rows::MessageRow;
 use super::schema::messages;
 use super::sql_types::DbUuid;
@@ -25,13 +26,34 @@ impl MessageRepository for Database {
         }
     }
 
-    fn list_for_chat(&self, chat: ChatId) -> Result<Vec<Message>, RepositoryError> {
+    fn list_for_chat(
+        &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
-        let rows = with_connection!(self, |conn| messages::table
-            .filter(messages::chat_id.eq(chat))
-            .order((messages::created_at.asc(), messages::id.asc()))
-            .select(MessageRow::as_select())
-            .load(conn))?;
+        let limit = i64::from(limit);
+        let rows = match after.map(position) {
+            None => with_connection!(self, |conn| messages::table
+                .filter(messages::chat_id.eq(chat))
+                .order((messages::created_at.asc(), messages::id.asc()))
+                .limit(limit)
+                .select(MessageRow::as_select())
+                .load(conn))?,
+            // Oldest first: the next page holds what sorts after the cursor.
+            Some((at, id)) => with_connection!(self, |conn| messages::table
+                .filter(messages::chat_id.eq(chat))
+                .filter(
+                    messages::created_at
+                        .gt(at)
+                        .or(messages::created_at.eq(at).and(messages::id.gt(id)))
+                )
+                .order((messages::created_at.asc(), messages::id.asc()))
+                .limit(limit)
+                .select(MessageRow::as_select())
+                .load(conn))?,
+        };
         rows.into_iter().map(Message::try_from).collect()
     }
 }

@@ -21,7 +21,9 @@ use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use memlayer_domain::Cursor;
 use memlayer_ports::{BoxError, HealthCheck, RepositoryError};
+use sql_types::{DbTimestamp, DbUuid};
 use thiserror::Error;
 
 use connection::{Manager, Pool};
@@ -221,6 +223,11 @@ impl HealthCheck for Database {
     fn check(&self) -> Result<(), RepositoryError> {
         Ok(with_connection!(self, |conn| conn.batch_execute("SELECT 1"))?)
     }
+}
+
+/// A cursor as the two column values it compares with.
+fn position(cursor: Cursor) -> (DbTimestamp, DbUuid) {
+    (DbTimestamp(cursor.created_at), DbUuid(cursor.id))
 }
 
 fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<Vec<String>, BoxError>

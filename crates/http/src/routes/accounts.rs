@@ -9,6 +9,7 @@ use crate::body::JsonBody;
 use crate::dto::{Credentials, ErrorBody, TokenResponse, UserResponse, ValidationErrorBody};
 use crate::error::ApiError;
 use crate::state::ApiState;
+use crate::throttle::AuthThrottle;
 
 /// Create an account
 ///
@@ -22,10 +23,13 @@ use crate::state::ApiState;
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid email or password", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
 pub async fn register(
+    _: AuthThrottle,
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
@@ -46,10 +50,13 @@ pub async fn register(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
 pub async fn login(
+    _: AuthThrottle,
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {

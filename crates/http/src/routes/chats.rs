@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use super::{ChatPath, blocking};
+use super::{ChatPath, ListQuery, blocking, page_response};
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
 use crate::dto::{
@@ -43,27 +43,33 @@ pub async fn create(
 
 /// List my chats
 ///
-/// The user's own chats, newest first.
+/// The user's own chats, newest first, at most `limit` (200 by default). When more
+/// follow, the `X-Next-Cursor` header holds the `cursor` that reads the next page.
 #[utoipa::path(
     get, path = "/chats", tag = "chats", operation_id = "listChats",
     security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most chats to return (default 200)"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's X-Next-Cursor"),
+    ),
     responses(
-        (status = 200, description = "The chats, newest first", body = Vec<ChatResponse>),
+        (status = 200, description = "The chats, newest first", body = Vec<ChatResponse>,
+            headers(("X-Next-Cursor" = String, description = "Present when more chats follow: pass it as `cursor`"))),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 422, description = "Invalid limit or cursor", body = ValidationErrorBody),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
 pub async fn list(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
+    query: ListQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let chats = blocking(&state, move |app| app.list_chats(user)).await?;
-    Ok(HttpResponse::Ok().json(
-        chats
-            .into_iter()
-            .map(ChatResponse::from)
-            .collect::<Vec<_>>(),
-    ))
+    let page = blocking(&state, move |app| {
+        app.list_chats(user, query.limit.as_deref(), query.cursor.as_deref())
+    })
+    .await?;
+    Ok(page_response(page, ChatResponse::from))
 }
 
 /// Get a chat

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use super::{ChatPath, blocking};
+use super::{ChatPath, ListQuery, blocking, page_response};
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
 use crate::dto::{ErrorBody, MessageResponse, PostMessageRequest, ValidationErrorBody};
@@ -46,17 +46,24 @@ pub async fn post(
 
 /// List a chat's messages
 ///
-/// Oldest first; messages written in the same microsecond keep one order.
+/// Oldest first (messages written in the same microsecond keep one order), at most
+/// `limit` (1000 by default). When more follow, the `X-Next-Cursor` header holds the
+/// `cursor` that reads the next page.
 #[utoipa::path(
     get, path = "/chats/{chat_id}/messages", tag = "messages", operation_id = "listMessages",
     security(("bearer" = [])),
-    params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
+    params(
+        ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most messages to return (default 1000)"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's X-Next-Cursor"),
+    ),
     responses(
-        (status = 200, description = "The messages, oldest first", body = Vec<MessageResponse>),
+        (status = 200, description = "The messages, oldest first", body = Vec<MessageResponse>,
+            headers(("X-Next-Cursor" = String, description = "Present when more messages follow: pass it as `cursor`"))),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
-        (status = 422, description = "The chat id is not a UUID", body = ValidationErrorBody),
+        (status = 422, description = "The chat id is not a UUID, or an invalid limit or cursor", body = ValidationErrorBody),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -64,12 +71,11 @@ pub async fn list(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
     ChatPath(chat): ChatPath,
+    query: ListQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let messages = blocking(&state, move |app| app.list_messages(user, chat)).await?;
-    Ok(HttpResponse::Ok().json(
-        messages
-            .into_iter()
-            .map(MessageResponse::from)
-            .collect::<Vec<_>>(),
-    ))
+    let page = blocking(&state, move |app| {
+        app.list_messages(user, chat, query.limit.as_deref(), query.cursor.as_deref())
+    })
+    .await?;
+    Ok(page_response(page, MessageResponse::from))
 }

@@ -5,12 +5,13 @@ pub mod chats;
 pub mod health;
 pub mod messages;
 
+use std::collections::HashMap;
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::web::{self, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use memlayer_app::domain::ChatId;
+use memlayer_app::domain::{ChatId, Page};
 use memlayer_app::{AppError, MemLayer};
 
 use crate::dto::{LocItem, ValidationIssue};
@@ -53,6 +54,48 @@ impl FromRequest for ChatPath {
                 }),
         )
     }
+}
+
+/// The `limit` and `cursor` query parameters of a list route, as given; the use case
+/// checks them. Other parameters are ignored, as FastAPI does.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    /// Most items to return.
+    pub limit: Option<String>,
+    /// Where the previous page ended (its `X-Next-Cursor`).
+    pub cursor: Option<String>,
+}
+
+impl FromRequest for ListQuery {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Form decoding of a query string into strings does not fail; a repeated
+        // parameter keeps its last value.
+        let mut params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .unwrap_or_default();
+        ready(Ok(Self {
+            limit: params.remove("limit"),
+            cursor: params.remove("cursor"),
+        }))
+    }
+}
+
+/// The response header that says where the next page starts.
+pub const NEXT_CURSOR: &str = "x-next-cursor";
+
+/// 200 with one page of a list, and `X-Next-Cursor` when another page follows.
+pub(crate) fn page_response<T, R: serde::Serialize>(
+    page: Page<T>,
+    to_response: impl Fn(T) -> R,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = page.next {
+        response.insert_header((NEXT_CURSOR, next.to_string()));
+    }
+    response.json(page.items.into_iter().map(to_response).collect::<Vec<_>>())
 }
 
 /// Registers `path` (and `path/`: no route depends on a trailing slash, and none

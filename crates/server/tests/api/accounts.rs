@@ -1,7 +1,9 @@
 //! `/auth`: register, login, me.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::api_tests;
@@ -23,7 +25,49 @@ api_tests!(
     a_garbage_or_wrongly_signed_token_is_401,
     an_expired_token_is_401,
     a_token_of_a_deleted_user_is_401_on_every_route,
+    forged_and_malformed_tokens_are_all_401,
 );
+
+#[test]
+fn credential_routes_are_rate_limited_per_client_with_a_json_429() {
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[("AUTH_RATE_LIMIT_PER_MINUTE", "3")],
+    );
+    let token = api.register("ada@example.com", "password1");
+    for _ in 0..2 {
+        let reply = api
+            .request("POST", "/auth/login")
+            .json(&credentials("ada@example.com", "wrong password"))
+            .send();
+        assert_eq!(reply.status, 401);
+    }
+
+    let refused = api
+        .request("POST", "/auth/login")
+        .json(&credentials("ada@example.com", "password1"))
+        .send();
+    let also_register = api
+        .request("POST", "/auth/register")
+        .json(&credentials("bob@example.com", "password1"))
+        .send();
+
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too many attempts")
+    );
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(also_register.status, 429);
+    assert_eq!(
+        api.get("/auth/me", &token).status,
+        200,
+        "other routes are not limited"
+    );
+}
 
 fn credentials(email: &str, password: &str) -> Value {
     json!({ "email": email, "password": password })
@@ -234,6 +278,139 @@ fn a_token_of_a_deleted_user_is_401_on_every_route(api: &TestApp) {
         api.call(method, &path, &token, body.as_ref())
             .assert_detail(401, "Could not validate credentials");
     }
+}
+
+fn forged_and_malformed_tokens_are_all_401(api: &TestApp) {
+    let token = api.register("ada@example.com", "password1");
+    let id = api.get("/auth/me", &token).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let [header, _, signature] = token.split('.').collect::<Vec<_>>()[..] else {
+        panic!("{token}")
+    };
+    let encode = |value: Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let hmac_sign = |header: Value, claims: Value| {
+        let unsigned = format!("{}.{}", encode(header), encode(claims));
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let signature =
+            jsonwebtoken::crypto::sign(unsigned.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{unsigned}.{signature}")
+    };
+    let valid_claims = json!({ "sub": id, "iat": now(), "exp": now() + 600 });
+
+    let forged = [
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                encode(json!({ "alg": "none", "typ": "JWT" })),
+                encode(valid_claims.clone())
+            ),
+        ),
+        (
+            "HS/RS confusion: RS256 header, HMAC signature",
+            hmac_sign(
+                json!({ "alg": "RS256", "typ": "JWT" }),
+                valid_claims.clone(),
+            ),
+        ),
+        (
+            "HS512",
+            hmac_sign(
+                json!({ "alg": "HS512", "typ": "JWT" }),
+                valid_claims.clone(),
+            ),
+        ),
+        (
+            "tampered payload",
+            format!(
+                "{header}.{}.{signature}",
+                encode(
+                    json!({ "sub": uuid::Uuid::now_v7().to_string(), "iat": now(), "exp": now() + 600 })
+                )
+            ),
+        ),
+        (
+            "missing sub",
+            sign(
+                &json!({ "iat": now(), "exp": now() + 600 }),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "sub not a user id",
+            sign(
+                &json!({ "sub": "admin", "iat": now(), "exp": now() + 600 }),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "missing exp",
+            sign(&json!({ "sub": id, "iat": now() }), SECRET.as_bytes()),
+        ),
+        (
+            "exp as a string",
+            sign(
+                &json!({ "sub": id, "iat": now(), "exp": (now() + 600).to_string() }),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "unsigned",
+            format!("{header}.{}", encode(valid_claims.clone())),
+        ),
+    ];
+
+    assert_eq!(
+        api.get(
+            "/auth/me",
+            &hmac_sign(json!({ "alg": "HS256", "typ": "JWT" }), valid_claims)
+        )
+        .status,
+        200
+    );
+    for (attack, token) in forged {
+        let reply = api.get("/auth/me", &token);
+        assert_eq!(reply.status, 401, "{attack}: {}", reply.text);
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{attack}");
+    }
+}
+
+#[test]
+fn logging_in_costs_the_same_time_whether_or_not_the_email_exists() {
+    // bcrypt cost 10: tens of milliseconds a check. Skipping the check for an unknown
+    // email would make its login about 100 times faster; the bound below allows 3x noise.
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[("BCRYPT_COST", "10")],
+    );
+    api.register("ada@example.com", "password1");
+    let time = |email: &str| {
+        let started = std::time::Instant::now();
+        let reply = api
+            .request("POST", "/auth/login")
+            .json(&credentials(email, "wrong password"))
+            .send();
+        assert_eq!(reply.status, 401);
+        started.elapsed().as_secs_f64()
+    };
+    let (mut known, mut unknown) = (vec![], vec![]);
+    for _ in 0..7 {
+        known.push(time("ada@example.com"));
+        unknown.push(time("nobody@example.com"));
+    }
+    let median = |mut samples: Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    };
+
+    let ratio = median(unknown) / median(known);
+
+    assert!(
+        (1.0 / 3.0..=3.0).contains(&ratio),
+        "unknown/known login time ratio {ratio:.2}"
+    );
 }
 
 fn now() -> i64 {

@@ -21,6 +21,9 @@ api_tests!(
     another_users_chat_is_403_on_every_route_and_nothing_changes,
     a_missing_chat_is_404_on_every_route,
     a_chat_id_that_is_not_a_uuid_is_422_at_path_chat_id,
+    chats_are_read_page_by_page_with_limit_and_the_next_cursor,
+    without_a_limit_a_page_holds_200_chats,
+    a_bad_limit_or_cursor_is_422_in_the_query,
 );
 
 fn assert_chat_shape(chat: &Value) {
@@ -224,9 +227,13 @@ fn another_users_chat_is_403_on_every_route_and_nothing_changes(api: &TestApp) {
             .assert_detail(403, "Not allowed to access this chat");
     }
 
-    let after = api.get(&format!("/chats/{chat}"), &owner).json();
-    assert_eq!(after["title"], "A chat");
+    // Checked in the database, not only through the API.
+    assert_eq!(
+        api.count("chats", &format!("id = '{chat}' AND title = 'A chat'")),
+        1
+    );
     assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 2);
+    assert_eq!(api.count("messages", "content = 'hi'"), 0);
 }
 
 fn a_missing_chat_is_404_on_every_route(api: &TestApp) {
@@ -265,4 +272,67 @@ fn chat_routes(chat: &str) -> Vec<(&'static str, String, Option<Value>)> {
             Some(json!({ "content": "hi" })),
         ),
     ]
+}
+
+fn chats_are_read_page_by_page_with_limit_and_the_next_cursor(api: &TestApp) {
+    let token = api.new_user();
+    for i in 0..5 {
+        api.post("/chats", &token, json!({ "title": format!("chat {i}") }));
+    }
+
+    let mut titles = vec![];
+    let mut path = "/chats?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let reply = api.get(&path, &token);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        pages += 1;
+        titles.extend(
+            reply
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["title"].as_str().unwrap().to_owned()),
+        );
+        match reply.header("x-next-cursor") {
+            Some(cursor) => path = format!("/chats?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+
+    assert_eq!(pages, 3);
+    assert_eq!(titles, ["chat 4", "chat 3", "chat 2", "chat 1", "chat 0"]);
+}
+
+fn without_a_limit_a_page_holds_200_chats(api: &TestApp) {
+    let token = api.new_user();
+    for _ in 0..201 {
+        api.post("/chats", &token, json!({}));
+    }
+
+    let first = api.get("/chats", &token);
+    let cursor = first
+        .header("x-next-cursor")
+        .expect("a next page")
+        .to_owned();
+    let rest = api.get(&format!("/chats?cursor={cursor}"), &token);
+
+    assert_eq!(first.json().as_array().unwrap().len(), 200);
+    assert_eq!(rest.json().as_array().unwrap().len(), 1);
+    assert_eq!(rest.header("x-next-cursor"), None);
+}
+
+fn a_bad_limit_or_cursor_is_422_in_the_query(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    for query in ["limit=0", "limit=1001", "limit=ten", "limit=-1"] {
+        api.get(&format!("/chats?{query}"), &token)
+            .assert_invalid(json!(["query", "limit"]), "value_error");
+        api.get(&format!("/chats/{chat}/messages?{query}"), &token)
+            .assert_invalid(json!(["query", "limit"]), "value_error");
+    }
+    api.get("/chats?cursor=garbage", &token)
+        .assert_invalid(json!(["query", "cursor"]), "value_error");
 }

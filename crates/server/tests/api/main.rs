@@ -6,6 +6,8 @@ mod accounts;
 mod chats;
 mod flow;
 mod messages;
+mod process;
 mod protocol;
+mod resilience;
 mod support;
 mod zero_setup;

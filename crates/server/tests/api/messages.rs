@@ -13,9 +13,11 @@ api_tests!(
     content_is_stored_exactly_as_written,
     blank_content_is_422,
     content_over_32000_characters_is_422,
+    the_longest_message_fits_even_with_every_character_escaped,
     a_body_over_the_size_limit_is_413,
     content_with_a_nul_character_is_422_on_every_backend,
     a_new_chat_has_no_messages,
+    messages_are_read_page_by_page_in_order,
 );
 
 fn messages(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
@@ -117,10 +119,10 @@ fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
     let path = format!("/chats/{chat}/messages");
 
     std::thread::scope(|scope| {
-        for t in 0..4 {
+        for t in 0..8 {
             let (path, token) = (&path, &token);
             scope.spawn(move || {
-                for i in 0..5 {
+                for i in 0..10 {
                     let reply = api.post(path, token, json!({ "content": format!("t{t} m{i}") }));
                     assert_eq!(reply.status, 201, "{}", reply.text);
                 }
@@ -129,8 +131,8 @@ fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
     });
 
     let listed = messages(api, &token, &chat);
-    assert_eq!(listed.len(), 40);
-    assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 40);
+    assert_eq!(listed.len(), 160);
+    assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 160);
     assert_eq!(listed, messages(api, &token, &chat));
 }
 
@@ -182,10 +184,10 @@ fn a_body_over_the_size_limit_is_413(api: &TestApp) {
     let reply = api.post(
         &format!("/chats/{chat}/messages"),
         &token,
-        json!({ "content": "x".repeat(300 * 1024) }),
+        json!({ "content": "x".repeat(600 * 1024) }),
     );
 
-    reply.assert_detail(413, "Request body too large: the limit is 262144 bytes");
+    reply.assert_detail(413, "Request body too large: the limit is 524288 bytes");
     assert!(messages(api, &token, &chat).is_empty());
 }
 
@@ -207,4 +209,62 @@ fn a_new_chat_has_no_messages(api: &TestApp) {
     let chat = api.new_chat(&token);
 
     assert!(messages(api, &token, &chat).is_empty());
+}
+
+fn messages_are_read_page_by_page_in_order(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    for i in 0..4 {
+        api.post(
+            &format!("/chats/{chat}/messages"),
+            &token,
+            json!({ "content": format!("m{i}") }),
+        );
+    }
+    let everything = messages(api, &token, &chat);
+
+    let mut paged = vec![];
+    let mut path = format!("/chats/{chat}/messages?limit=3");
+    loop {
+        let reply = api.get(&path, &token);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        paged.extend(reply.json().as_array().unwrap().iter().cloned());
+        match reply.header("x-next-cursor") {
+            Some(cursor) => path = format!("/chats/{chat}/messages?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+
+    assert_eq!(everything.len(), 8);
+    assert_eq!(paged, everything);
+}
+
+fn the_longest_message_fits_even_with_every_character_escaped(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    // 32,000 emoji written as \uXXXX\uXXXX surrogate pairs: 12 bytes each, as Python's
+    // json.dumps sends them.
+    let body = format!(r#"{{"content": "{}"}}"#, r"\ud83d\ude00".repeat(32_000));
+    let over = format!(r#"{{"content": "{}"}}"#, r"\ud83d\ude00".repeat(32_001));
+
+    let fits = api
+        .request("POST", &format!("/chats/{chat}/messages"))
+        .token(&token)
+        .header("content-type", "application/json")
+        .raw(body.into_bytes())
+        .send();
+    let too_long = api
+        .request("POST", &format!("/chats/{chat}/messages"))
+        .token(&token)
+        .header("content-type", "application/json")
+        .raw(over.into_bytes())
+        .send();
+
+    assert_eq!(
+        fits.status,
+        201,
+        "{}",
+        &fits.text[..fits.text.len().min(300)]
+    );
+    too_long.assert_invalid(json!(["body", "content"]), "string_too_long");
 }

@@ -24,6 +24,9 @@ api_tests!(
     swagger_ui_is_served_at_docs,
     the_openapi_document_lists_every_operation_with_bearer_security,
     liveness_and_readiness_answer_200,
+    a_huge_declared_body_is_refused_at_once_with_a_json_413,
+    an_authorization_header_that_is_not_text_is_401,
+    nul_characters_anywhere_in_the_text_are_422,
 );
 
 fn an_unknown_route_is_a_json_404(api: &TestApp) {
@@ -369,4 +372,46 @@ fn liveness_and_readiness_answer_200(api: &TestApp) {
         (ready.status, ready.json()),
         (200, json!({ "status": "ready" }))
     );
+}
+
+fn a_huge_declared_body_is_refused_at_once_with_a_json_413(api: &TestApp) {
+    let started = std::time::Instant::now();
+
+    let response = api.raw(
+        b"POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{",
+    );
+
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("{\"detail\":\"Request body too large"),
+        "{response}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+fn an_authorization_header_that_is_not_text_is_401(api: &TestApp) {
+    let response = api.raw(b"GET /auth/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \xff\xfe\r\n\r\n");
+
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(
+        response.contains("{\"detail\":\"Not authenticated\"}"),
+        "{response}"
+    );
+}
+
+fn nul_characters_anywhere_in_the_text_are_422(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    api.request("POST", "/auth/register")
+        .json(&json!({ "email": "a\u{0}@b.io", "password": "password1" }))
+        .send()
+        .assert_invalid(json!(["body", "email"]), "value_error");
+    api.post("/chats", &token, json!({ "title": "a\u{0}b" }))
+        .assert_invalid(json!(["body", "title"]), "value_error");
+    api.request("PATCH", &format!("/chats/{chat}"))
+        .token(&token)
+        .json(&json!({ "title": "\u{0}" }))
+        .send()
+        .assert_invalid(json!(["body", "title"]), "value_error");
 }

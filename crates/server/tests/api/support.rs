@@ -59,14 +59,22 @@ impl TestApp {
     /// The service over `db`, with some settings overridden (`("BCRYPT_COST", "5")`; an
     /// empty value unsets one).
     pub fn start_with(db: TestDatabase, overrides: &[(&str, &str)]) -> Self {
+        let mut app = Self::start_on(db.url(), overrides);
+        app.db = Some(db);
+        app
+    }
+
+    /// The service over the database at `url`, which the caller manages.
+    pub fn start_on(url: &str, overrides: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<String, String> = [
-            ("DATABASE_URL", db.url()),
+            ("DATABASE_URL", url),
             ("JWT_SECRET", SECRET),
             ("PORT", "0"),
             ("BCRYPT_COST", "4"),
             ("WORKERS", "2"),
             ("DATABASE_POOL_SIZE", "4"),
             ("CORS_ORIGINS", SPA_ORIGIN),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -98,7 +106,7 @@ impl TestApp {
             .new_agent();
         Self {
             base: format!("http://{addr}"),
-            db: Some(db),
+            db: None,
             handle,
             thread: Some(thread),
             agent,
@@ -142,6 +150,31 @@ impl TestApp {
     /// `POST path` with a JSON body as `token`'s user.
     pub fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.request("POST", path).token(token).json(&body).send()
+    }
+
+    /// Sends raw bytes on a new connection and reads the response head and body (up to
+    /// 64 KiB, or until the server closes or pauses for 5 s).
+    pub fn raw(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(self.base.trim_start_matches("http://")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut response = vec![0; 65_536];
+        let mut read = 0;
+        while let Ok(n) = stream.read(&mut response[read..]) {
+            if n == 0 {
+                break;
+            }
+            read += n;
+            let text = String::from_utf8_lossy(&response[..read]);
+            if text.contains("\r\n\r\n{") && text.trim_end().ends_with('}') {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&response[..read]).into_owned()
     }
 
     /// `method path` as `token`'s user, with a JSON body if one is given.

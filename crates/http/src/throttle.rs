@@ -1,0 +1,137 @@
+//! Per-client rate limiting of the credential routes (`/auth/login`, `/auth/register`),
+//! so passwords cannot be guessed at speed. An extractor, so a refusal is an ordinary
+//! JSON 429 that still passes through CORS.
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::dev::Payload;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// How often (in checks) idle clients are forgotten, so memory stays bounded.
+const FORGET_EVERY: u64 = 4_096;
+
+/// A budget of attempts per client IP address, refilled continuously.
+pub struct AuthRateLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    trust_forwarded_for: bool,
+    checks: AtomicU64,
+}
+
+impl AuthRateLimit {
+    /// `per_minute` attempts a minute per client, all of which may come at once. With
+    /// `trust_forwarded_for`, the client is the first address of `X-Forwarded-For` or
+    /// `Forwarded` (only behind a proxy that sets them: clients can forge them).
+    pub fn per_minute(per_minute: NonZeroU32, trust_forwarded_for: bool) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            trust_forwarded_for,
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    fn admit(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(FORGET_EVERY)
+        {
+            self.limiter.retain_recent();
+        }
+        let Some(client) = self.client(req) else {
+            return Ok(());
+        };
+        self.limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+    }
+
+    fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
+        if self.trust_forwarded_for {
+            let info = req.connection_info();
+            if let Some(ip) = info.realip_remote_addr().and_then(parse_ip) {
+                return Some(ip);
+            }
+        }
+        req.peer_addr().map(|addr| addr.ip())
+    }
+}
+
+/// An IP address, with or without a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_ip(addr: &str) -> Option<IpAddr> {
+    addr.parse()
+        .ok()
+        .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Admits a request to a credential route within its client's budget, or refuses it
+/// with 429 and `Retry-After`. Without a configured limit, admits everything.
+#[derive(Debug)]
+pub struct AuthThrottle;
+
+impl FromRequest for AuthThrottle {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<Data<ApiState>>()
+            .and_then(|state| state.auth_rate_limit.as_ref());
+        ready(match limit {
+            Some(limit) => limit.admit(req).map(|()| Self),
+            None => Ok(Self),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn request_from(peer: &str) -> HttpRequest {
+        TestRequest::default()
+            .peer_addr(peer.parse().unwrap())
+            .insert_header(("x-forwarded-for", "203.0.113.9"))
+            .to_http_request()
+    }
+
+    #[test]
+    fn a_client_gets_its_budget_then_waits_and_others_are_unaffected() {
+        let limit = AuthRateLimit::per_minute(NonZeroU32::new(2).unwrap(), false);
+
+        assert!(limit.admit(&request_from("10.0.0.1:1000")).is_ok());
+        assert!(limit.admit(&request_from("10.0.0.1:1001")).is_ok());
+        let refused = limit.admit(&request_from("10.0.0.1:1002")).unwrap_err();
+        assert!(
+            matches!(refused, ApiError::TooManyRequests(secs) if (1..=30).contains(&secs)),
+            "{refused:?}"
+        );
+        assert!(limit.admit(&request_from("10.0.0.2:1000")).is_ok());
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_when_trusted() {
+        let trusting = AuthRateLimit::per_minute(NonZeroU32::new(1).unwrap(), true);
+        let ignoring = AuthRateLimit::per_minute(NonZeroU32::new(1).unwrap(), false);
+
+        assert_eq!(
+            trusting.client(&request_from("10.0.0.1:1")),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            ignoring.client(&request_from("10.0.0.1:1")),
+            Some("10.0.0.1".parse().unwrap())
+        );
+    }
+}

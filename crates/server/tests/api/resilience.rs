@@ -1,0 +1,168 @@
+//! Faults: the database going away under load and coming back, and the same account
+//! registered many times at once.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use memlayer_testkit::PgCluster;
+use serde_json::json;
+
+use crate::api_tests;
+use crate::support::TestApp;
+
+api_tests!(registering_one_email_many_times_at_once_makes_exactly_one_account);
+
+fn registering_one_email_many_times_at_once_makes_exactly_one_account(api: &TestApp) {
+    let statuses = Mutex::new(vec![]);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                let reply = api
+                    .request("POST", "/auth/register")
+                    .json(&json!({ "email": "race@example.com", "password": "password1" }))
+                    .send();
+                statuses.lock().unwrap().push(reply.status);
+            });
+        }
+    });
+
+    let mut statuses = statuses.into_inner().unwrap();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201].as_slice(), &[409; 15]].concat());
+    assert_eq!(api.count("users", "email = 'race@example.com'"), 1);
+}
+
+/// One post's outcome under the outage.
+struct Outcome {
+    content: String,
+    status: u16,
+    took: Duration,
+    json_detail: bool,
+}
+
+#[test]
+fn a_database_outage_gives_fast_503s_and_the_service_recovers_by_itself_losing_nothing_acknowledged()
+ {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    cluster.create_database("memlayer");
+    let api = TestApp::start_on(
+        &cluster.url("memlayer"),
+        &[("DATABASE_TIMEOUT_MS", "1000"), ("DATABASE_POOL_SIZE", "4")],
+    );
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    let path = format!("/chats/{chat}/messages");
+    let stop = AtomicBool::new(false);
+    let outcomes = Mutex::new(Vec::<Outcome>::new());
+
+    let (ready_during_outage, recovered_after) = std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (api, token, path, stop, outcomes) = (&api, &token, &path, &stop, &outcomes);
+            scope.spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let content = format!("w{worker}-{i}");
+                    let started = Instant::now();
+                    let reply = api.post(path, token, json!({ "content": content }));
+                    let json_detail = serde_json::from_str::<serde_json::Value>(&reply.text)
+                        .is_ok_and(|body| body["detail"].is_string());
+                    outcomes.lock().unwrap().push(Outcome {
+                        content,
+                        status: reply.status,
+                        took: started.elapsed(),
+                        json_detail,
+                    });
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+
+        std::thread::sleep(Duration::from_millis(700));
+        cluster.stop_server();
+        std::thread::sleep(Duration::from_millis(2_500));
+        let ready = api.request("GET", "/health/ready").send();
+        cluster.start_server();
+        let restarted = Instant::now();
+        while api.request("GET", "/health/ready").send().status != 200 {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "the service did not recover"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        stop.store(true, Ordering::Relaxed);
+        (ready, restarted.elapsed())
+    });
+
+    let outcomes = outcomes.into_inner().unwrap();
+    assert_eq!(
+        ready_during_outage.status, 503,
+        "{}",
+        ready_during_outage.text
+    );
+    assert!(ready_during_outage.json()["detail"].is_string());
+    assert!(recovered_after < Duration::from_secs(20));
+
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != 201).collect();
+    assert!(!failed.is_empty(), "the outage was not felt");
+    for outcome in &failed {
+        assert_eq!(
+            outcome.status, 503,
+            "{} got {}",
+            outcome.content, outcome.status
+        );
+        assert!(
+            outcome.json_detail,
+            "{} had no JSON detail",
+            outcome.content
+        );
+        assert!(
+            outcome.took < Duration::from_secs(3),
+            "{} took {:?}",
+            outcome.content,
+            outcome.took
+        );
+    }
+    let tail = &outcomes[outcomes.len().saturating_sub(8)..];
+    assert!(
+        tail.iter().all(|o| o.status == 201),
+        "posts succeed again after the restart"
+    );
+
+    let acknowledged: HashSet<&str> = outcomes
+        .iter()
+        .filter(|o| o.status == 201)
+        .map(|o| o.content.as_str())
+        .collect();
+    let mut db = PgConnection::establish(&cluster.url("memlayer")).unwrap();
+    let stored: Vec<String> = diesel::sql_query("SELECT content FROM messages WHERE role = 'user'")
+        .load::<Content>(&mut db)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.content)
+        .collect();
+    let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let lost: Vec<&&str> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    eprintln!(
+        "outage: {} posts, {} acknowledged, {} refused with 503 (slowest {:?}), recovered {:?} after the restart",
+        outcomes.len(),
+        acknowledged.len(),
+        failed.len(),
+        failed.iter().map(|o| o.took).max().unwrap_or_default(),
+        recovered_after
+    );
+}
+
+#[derive(QueryableByName)]
+struct Content {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    content: String,
+}
