@@ -27,6 +27,7 @@ pub use logging::request_log;
 pub use openapi::ApiDoc;
 pub use state::ApiState;
 pub use throttle::AuthRateLimit;
+pub use tokio::sync::Semaphore;
 
 use routes::{accounts, chats, health, messages, resource};
 
@@ -62,16 +63,21 @@ impl Api {
                     .route(web::get().to(chats::list))
                     .route(web::post().to(chats::create)),
             )
+            // One scope for everything under a chat: the router tests its dynamic prefix
+            // once, then plain strings.
             .service(
-                resource("/chats/{chat_id}", "GET, PATCH, DELETE")
-                    .route(web::get().to(chats::get))
-                    .route(web::patch().to(chats::rename))
-                    .route(web::delete().to(chats::delete)),
-            )
-            .service(
-                resource("/chats/{chat_id}/messages", "GET, POST")
-                    .route(web::get().to(messages::list))
-                    .route(web::post().to(messages::post)),
+                web::scope("/chats/{chat_id}")
+                    .service(
+                        resource("", "GET, PATCH, DELETE")
+                            .route(web::get().to(chats::get))
+                            .route(web::patch().to(chats::rename))
+                            .route(web::delete().to(chats::delete)),
+                    )
+                    .service(
+                        resource("/messages", "GET, POST")
+                            .route(web::get().to(messages::list))
+                            .route(web::post().to(messages::post)),
+                    ),
             )
             .service(resource("/health", "GET").route(web::get().to(health::live)))
             .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))

@@ -39,10 +39,18 @@ pub struct Config {
     pub db_startup_timeout: Duration,
     /// bcrypt's cost factor.
     pub bcrypt_cost: u32,
+    /// Most logins and registrations (bcrypt work) processed at once; more wait their
+    /// turn without holding a thread, so the other CPUs stay free for chat traffic.
+    pub bcrypt_concurrency: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Threads per worker that run use cases: the worker's share of the pool, plus room
+    /// for the bcrypt work (`bcrypt_concurrency`), which holds a thread but no
+    /// connection. More would only queue for a connection, and every wait and wake-up on
+    /// the pool is a context switch.
+    pub blocking_threads: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
     /// `/auth/login` and `/auth/register` calls a client may make per minute; 0: no limit.
@@ -101,6 +109,14 @@ impl Config {
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
         let jwt_secret = jwt_secret(get("JWT_SECRET"), &database_url)?;
+        let pool_size = parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?;
+        let workers = parse(get, "WORKERS", default_workers(), 1..=1_024)?;
+        let bcrypt_concurrency = parse(
+            get,
+            "BCRYPT_CONCURRENCY",
+            default_workers().div_ceil(2),
+            1..=1_024,
+        )?;
         Ok(Self {
             database_url,
             jwt_secret,
@@ -116,7 +132,7 @@ impl Config {
                 "an IP address such as 127.0.0.1 or 0.0.0.0",
             )?,
             port: parse(get, "PORT", 8000, 0..=65_535)?,
-            pool_size: parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?,
+            pool_size,
             db_checkout_timeout: Duration::from_millis(parse(
                 get,
                 "DATABASE_TIMEOUT_MS",
@@ -130,13 +146,20 @@ impl Config {
                 0..=3_600,
             )?),
             bcrypt_cost: parse(get, "BCRYPT_COST", 12, 4..=31)?,
+            bcrypt_concurrency,
             max_body_bytes: parse(
                 get,
                 "MAX_BODY_BYTES",
                 memlayer_http::DEFAULT_BODY_LIMIT,
                 1_024..=64 * 1024 * 1024,
             )?,
-            workers: parse(get, "WORKERS", default_workers(), 1..=1_024)?,
+            workers,
+            blocking_threads: parse(
+                get,
+                "BLOCKING_THREADS",
+                (pool_size as usize).div_ceil(workers) + bcrypt_concurrency,
+                1..=1_024,
+            )?,
             shutdown_timeout: Duration::from_secs(parse(
                 get,
                 "SHUTDOWN_TIMEOUT_SECS",
@@ -295,6 +318,19 @@ mod tests {
                 beside: PathBuf::from("data/memlayer.db")
             }
         );
+    }
+
+    #[test]
+    fn each_worker_gets_its_share_of_the_pool_and_room_for_bcrypt_as_blocking_threads() {
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_POOL_SIZE", "10"),
+            ("WORKERS", "4"),
+            ("BCRYPT_CONCURRENCY", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(config.blocking_threads, 3 + 2);
+        let config = Config::from_vars(&vars(&[("BLOCKING_THREADS", "7")])).unwrap();
+        assert_eq!(config.blocking_threads, 7);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use memlayer_adapters::{
     SystemClock,
 };
 use memlayer_app::{MemLayer, Ports};
-use memlayer_http::{Api, ApiState, AuthRateLimit, cors, request_log};
+use memlayer_http::{Api, ApiState, AuthRateLimit, Semaphore, cors, request_log};
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
@@ -95,6 +95,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         app,
         health: db,
         auth_rate_limit,
+        bcrypt_slots: Semaphore::new(config.bcrypt_concurrency),
     };
     let api = Api::new(state, config.max_body_bytes);
     let origins = config.cors_origins.clone();
@@ -106,6 +107,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
             .wrap(cors(&origins))
     })
     .workers(config.workers)
+    .worker_max_blocking_threads(config.blocking_threads)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
     .bind((config.host, config.port))
     .map_err(|source| StartupError::Bind {

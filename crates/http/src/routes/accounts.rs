@@ -2,6 +2,7 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::Data;
+use memlayer_app::{AppError, MemLayer};
 
 use super::blocking;
 use crate::auth::Authenticated;
@@ -33,7 +34,8 @@ pub async fn register(
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = blocking(&state, move |app| app.register(&body.email, &body.password)).await?;
+    let token =
+        with_bcrypt_slot(&state, move |app| app.register(&body.email, &body.password)).await?;
     Ok(HttpResponse::Created().json(TokenResponse::from(token)))
 }
 
@@ -60,8 +62,23 @@ pub async fn login(
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = blocking(&state, move |app| app.login(&body.email, &body.password)).await?;
+    let token = with_bcrypt_slot(&state, move |app| app.login(&body.email, &body.password)).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
+}
+
+/// Runs a use case that hashes or checks a password once one of the bcrypt slots is
+/// free, waiting for it without holding a thread.
+async fn with_bcrypt_slot<T, F>(state: &Data<ApiState>, use_case: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&MemLayer) -> Result<T, AppError> + Send + 'static,
+{
+    let _slot = state
+        .bcrypt_slots
+        .acquire()
+        .await
+        .map_err(|closed| ApiError::App(AppError::Internal(closed.into())))?;
+    blocking(state, use_case).await
 }
 
 /// The current user

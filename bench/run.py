@@ -1,0 +1,543 @@
+#!/usr/bin/env python3
+"""MemLayer's benchmark: the service under load, next to what PostgreSQL alone can do.
+
+    python3 bench/run.py            # full run (release build, ~3 minutes); writes docs/benchmarks.md
+    python3 bench/run.py --smoke    # seconds: checks that every scenario runs and yields numbers
+
+For each scenario it seeds a fresh PostgreSQL database, drives the service over HTTP with
+wrk (a separate process) and reports throughput and p50/p99 latency; then it runs, at the
+same concurrency, pgbench executing the same SQL statements the service issues for that
+scenario: the ceiling. It also measures start-up time to ready, idle and loaded memory,
+and chat latency under a storm of logins.
+
+Needs: cargo, wrk, pgbench and psql, and a PostgreSQL server at BENCH_POSTGRES_URL
+(default postgres://postgres@127.0.0.1:5432/postgres) on which it may create the
+database memlayer_bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # the hand-written part of the report
+SECRET = "benchmark-secret-of-at-least-32-bytes!"
+PORT = 8100
+DATABASE = "memlayer_bench"
+HISTORY = 50  # messages in the chat the "list messages" scenario reads
+EXTRA_CHATS = 18  # with the post and history chats: 20 chats per user for "list chats"
+
+# Deterministic ids, so pgbench can address the seeded rows from its client number.
+USER_ID = "b0000000-0000-7000-8000-{:012d}"
+POST_CHAT_ID = "c1000000-0000-7000-8000-{:012d}"
+HISTORY_CHAT_ID = "c2000000-0000-7000-8000-{:012d}"
+
+
+@dataclass
+class Result:
+    """One load run's numbers."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    machine_cpu_us: float = 0.0  # CPU time of the whole machine per request
+    service_cpu_us: float = 0.0  # of which the service's
+    switches: float = 0.0  # the service's context switches per request
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def snapshot(pid: int | None) -> tuple[float, float, float]:
+    """(machine busy seconds, service CPU seconds, service context switches) so far."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / TICK  # all but idle and iowait
+    if pid is None:
+        return busy, 0.0, 0.0
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    switches = sum(
+        int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for line in (task / "status").read_text().splitlines()
+        if "ctxt_switches" in line
+    )
+    return busy, (int(stat[11]) + int(stat[12])) / TICK, float(switches)
+
+
+def measured(result: Result, before: tuple[float, float, float], after: tuple[float, float, float]) -> Result:
+    """`result` with the CPU and context switches spent between two snapshots."""
+    if result.requests:
+        result.machine_cpu_us = (after[0] - before[0]) / result.requests * 1e6
+        result.service_cpu_us = (after[1] - before[1]) / result.requests * 1e6
+        result.switches = (after[2] - before[2]) / result.requests
+    return result
+
+
+@dataclass
+class Scenario:
+    """A request the service serves, and the SQL it issues for it."""
+
+    name: str
+    method: str
+    path: str  # with {post_chat} / {history_chat} placeholders
+    body: str | None
+    sql: str  # pgbench script; :k is the user number (client_id + 1)
+
+
+ID = "('{prefix}' || lpad(:k::text, 12, '0'))::uuid"
+USER = ID.format(prefix=USER_ID[:24])
+POST_CHAT = ID.format(prefix=POST_CHAT_ID[:24])
+HISTORY_CHAT = ID.format(prefix=HISTORY_CHAT_ID[:24])
+PROLOGUE = "\\set k :client_id + 1\n"
+
+SCENARIOS = [
+    Scenario(
+        "list messages (50-message chat)",
+        "GET",
+        "/chats/{history_chat}/messages",
+        None,
+        PROLOGUE
+        + f'SELECT "chats"."id", "chats"."user_id", "chats"."title", "chats"."created_at" FROM "chats" WHERE "chats"."id" = {HISTORY_CHAT} LIMIT 1;\n'
+        + f'SELECT "messages"."id", "messages"."chat_id", "messages"."user_id", "messages"."role", "messages"."content", "messages"."created_at" FROM "messages" WHERE "messages"."chat_id" = {HISTORY_CHAT} ORDER BY "messages"."created_at" ASC, "messages"."id" ASC LIMIT 1001;\n',
+    ),
+    Scenario(
+        "list chats (20 chats)",
+        "GET",
+        "/chats",
+        None,
+        PROLOGUE
+        + f'SELECT "chats"."id", "chats"."user_id", "chats"."title", "chats"."created_at" FROM "chats" WHERE "chats"."user_id" = {USER} ORDER BY "chats"."created_at" DESC, "chats"."id" DESC LIMIT 201;\n',
+    ),
+    Scenario(
+        "post message",
+        "POST",
+        "/chats/{post_chat}/messages",
+        '{"content": "Remember that I prefer window seats."}',
+        PROLOGUE
+        + f'SELECT "chats"."id", "chats"."user_id", "chats"."title", "chats"."created_at" FROM "chats" WHERE "chats"."id" = {POST_CHAT} LIMIT 1;\n'
+        + f"INSERT INTO \"messages\" (\"id\", \"chat_id\", \"user_id\", \"role\", \"content\", \"created_at\") VALUES (gen_random_uuid(), {POST_CHAT}, {USER}, 'user', 'Remember that I prefer window seats.', now());\n"
+        + f"INSERT INTO \"messages\" (\"id\", \"chat_id\", \"user_id\", \"role\", \"content\", \"created_at\") VALUES (gen_random_uuid(), {POST_CHAT}, {USER}, 'assistant', 'Message received', now() + interval '1 microsecond');\n",
+    ),
+    Scenario(
+        "create chat",
+        "POST",
+        "/chats",
+        '{"title": "Benchmark chat"}',
+        PROLOGUE
+        + f'SELECT EXISTS (SELECT "users"."id" FROM "users" WHERE "users"."id" = {USER});\n'
+        + f"INSERT INTO \"chats\" (\"id\", \"user_id\", \"title\", \"created_at\") VALUES (gen_random_uuid(), {USER}, 'Benchmark chat', now());\n",
+    ),
+    Scenario(
+        "login (bcrypt)",
+        "POST",
+        "/auth/login",
+        None,  # per user, see lua_script
+        PROLOGUE
+        + "SELECT \"users\".\"id\", \"users\".\"email\", \"users\".\"password_hash\", \"users\".\"created_at\" FROM \"users\" WHERE \"users\".\"email\" = 'user' || :k || '@bench.example' LIMIT 1;\n",
+    ),
+]
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kwargs)
+
+
+def psql(url: str, sql: str) -> str:
+    return run("psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql).stdout.strip()
+
+
+def database_url(admin: str, name: str) -> str:
+    """The URL of database `name` on the admin URL's server, without TLS: on loopback it
+    only adds encryption work to both sides (the service's libpq and pgbench's alike)."""
+    return admin.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name + "?sslmode=disable"
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def http(method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+class Service:
+    """The memlayer binary, started on the benchmark database."""
+
+    def __init__(self, binary: Path, url: str, env: dict[str, str]):
+        self.binary, self.url, self.env = binary, url, env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Starts it and returns the seconds until /health/ready answered 200."""
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "JWT_SECRET": SECRET,
+            "PORT": str(PORT),
+            "RUST_LOG": "info",
+            "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+            **self.env,
+        }
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+                sys.exit(f"port {PORT} is already in use: stop whatever listens there first")
+        started = time.perf_counter()
+        self.process = subprocess.Popen([str(self.binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while time.perf_counter() - started < 60:
+            if self.process.poll() is not None:
+                sys.exit(f"the service exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.002)
+        sys.exit("the service did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+    @property
+    def pid(self) -> int:
+        assert self.process
+        return self.process.pid
+
+
+def token_for(user: int) -> str:
+    """An access token for seeded user `user`, signed as the service signs them."""
+
+    def encode(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    unsigned = encode({"alg": "HS256", "typ": "JWT"}) + "." + encode({"sub": USER_ID.format(user), "iat": now, "exp": now + 86400})
+    signature = hmac.new(SECRET.encode(), unsigned.encode(), hashlib.sha256).digest()
+    return unsigned + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+def seed(url: str, users: int) -> None:
+    """Users 1..users (password "correct horse"), each with a post chat, a history chat
+    of HISTORY messages and EXTRA_CHATS more chats."""
+    status, _ = http("POST", "/auth/register", {"email": "template@bench.example", "password": "correct horse"})
+    assert status == 201, status
+    psql(
+        url,
+        f"""
+        INSERT INTO users (id, email, password_hash, created_at)
+            SELECT ('{USER_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, 'user' || k || '@bench.example',
+                   (SELECT password_hash FROM users WHERE email = 'template@bench.example'), now()
+            FROM generate_series(1, {users}) AS k;
+        INSERT INTO chats (id, user_id, title, created_at)
+            SELECT ('{POST_CHAT_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, ('{USER_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, 'Post here', now()
+            FROM generate_series(1, {users}) AS k
+            UNION ALL
+            SELECT ('{HISTORY_CHAT_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, ('{USER_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, 'History', now()
+            FROM generate_series(1, {users}) AS k
+            UNION ALL
+            SELECT gen_random_uuid(), ('{USER_ID[:24]}' || lpad(k::text, 12, '0'))::uuid, 'Chat ' || j, now() - j * interval '1 minute'
+            FROM generate_series(1, {users}) AS k, generate_series(1, {EXTRA_CHATS}) AS j;
+        INSERT INTO messages (id, chat_id, user_id, role, content, created_at)
+            SELECT gen_random_uuid(), ('{HISTORY_CHAT_ID[:24]}' || lpad(k::text, 12, '0'))::uuid,
+                   ('{USER_ID[:24]}' || lpad(k::text, 12, '0'))::uuid,
+                   CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END,
+                   CASE WHEN i % 2 = 0 THEN 'A question about the trip, number ' || i ELSE 'Message received' END,
+                   now() - interval '1 hour' + i * interval '1 second'
+            FROM generate_series(1, {users}) AS k, generate_series(0, {HISTORY - 1}) AS i;
+        ANALYZE;
+        """,
+    )
+
+
+LUA = """
+local items = {items}
+local method = "{method}"
+local counter = 0
+local thread_id = 0
+local threads = 0
+
+function setup(thread)
+    thread:set("thread_id", threads)
+    threads = threads + 1
+end
+
+function request()
+    counter = counter + 1
+    local item = items[((counter + thread_id * 7) % #items) + 1]
+    return wrk.format(method, item[1], {{["Authorization"] = "Bearer " .. item[2], ["Content-Type"] = "application/json"}}, item[3])
+end
+
+{pacing}
+-- Non-2xx/3xx answers count as errors (summary.errors.status); no response() hook,
+-- which would make wrk read every body and spend the CPUs the service needs.
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format('RESULT {{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}}\\n',
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+        e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def lua_script(scenario: Scenario, users: int, directory: Path, pause_ms: int = 0) -> Path:
+    """A wrk script sending `scenario`'s request as each user in turn; with `pause_ms`,
+    each connection waits that long between requests (a paced, not saturating, load)."""
+    items = []
+    for user in range(1, users + 1):
+        path = scenario.path.format(post_chat=POST_CHAT_ID.format(user), history_chat=HISTORY_CHAT_ID.format(user))
+        body = scenario.body or json.dumps({"email": f"user{user}@bench.example", "password": "correct horse"})
+        body = body if scenario.method == "POST" else ""
+        items.append("{" + ", ".join(json.dumps(value) for value in (path, token_for(user), body)) + "}")
+    script = directory / f"{re.sub(r'[^a-z]+', '_', scenario.name)}{'_paced' if pause_ms else ''}.lua"
+    pacing = f"function delay()\n    return {pause_ms}\nend\n" if pause_ms else ""
+    script.write_text(LUA.format(items="{" + ", ".join(items) + "}", method=scenario.method, pacing=pacing))
+    return script
+
+
+def wrk(script: Path, connections: int, seconds: int) -> Result:
+    out = run(
+        "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
+        f"http://127.0.0.1:{PORT}",
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    data = json.loads(line[len("RESULT "):])
+    return Result(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000, data["errors"])
+
+
+def pgbench(url: str, scenario: Scenario, connections: int, seconds: int, directory: Path) -> Result:
+    script = directory / "script.sql"
+    script.write_text(scenario.sql)
+    logs = directory / "pgbench-logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    out = run(
+        "pgbench", "-n", "-M", "prepared", "-c", str(connections), "-j", str(min(2, connections)), "-T", str(seconds),
+        "-f", str(script), "-l", "--log-prefix", str(logs / "tx"), url,
+    ).stdout
+    latencies = [int(line.split()[2]) for log in logs.iterdir() for line in log.read_text().splitlines()]
+    failed = int(re.search(r"number of failed transactions: (\d+)", out).group(1)) if "failed transactions" in out else 0
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return Result(len(latencies), float(seconds), quantiles[49] / 1000, quantiles[98] / 1000, failed)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} CPUs ({cpu}), {int(memory) // 1024 // 1024} GiB, Linux {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds per scenario; writes no report")
+    parser.add_argument("--seconds", type=int, help="length of each load run (default 10, smoke 1)")
+    parser.add_argument("--connections", type=int, help="concurrent connections (default 32, smoke 4)")
+    parser.add_argument("--profile", choices=["release", "dev"], help="cargo profile (default release; smoke: dev)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to write (full runs)")
+    args = parser.parse_args()
+    seconds = args.seconds or (1 if args.smoke else 10)
+    connections = args.connections or (4 if args.smoke else 32)
+    profile = args.profile or ("dev" if args.smoke else "release")
+    users = connections
+    bcrypt_cost = "4" if args.smoke else "12"
+    admin = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    url = database_url(admin, DATABASE)
+
+    for tool in ("cargo", "wrk", "pgbench", "psql"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing (Debian: apt-get install wrk postgresql-client)")
+    print(f"building ({profile})...", flush=True)
+    subprocess.run(["cargo", "build", "--locked", "-q", "--profile", profile, "-p", "memlayer-server"], cwd=ROOT, check=True)
+    binary = ROOT / "target" / ("release" if profile == "release" else "debug") / "memlayer"
+    pg_version = psql(admin, "SHOW server_version")
+
+    psql(admin, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    psql(admin, f"CREATE DATABASE {DATABASE}")
+    env = {"BCRYPT_COST": bcrypt_cost}
+    service = Service(binary, url, env)
+    fresh_start = service.start()
+    service.stop()
+    ready = service.start()
+    idle_rss = rss_kib(service.pid)
+    rows = []
+    try:
+        seed(url, users)
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp)
+            for scenario in SCENARIOS:
+                script = lua_script(scenario, users, directory)
+                # bcrypt allows a few logins a second: more connections would only queue.
+                clients = min(4, connections) if scenario.name.startswith("login") else connections
+                wrk(script, clients, 1)  # warm up: connections, caches, prepared statements
+                before = snapshot(service.pid)
+                served = measured(wrk(script, clients, seconds), before, snapshot(service.pid))
+                before = snapshot(None)
+                ceiling = measured(pgbench(url, scenario, clients, seconds, directory), before, snapshot(None))
+                rows.append((scenario, served, ceiling))
+                print(f"{scenario.name}: {served.throughput:.0f}/s p50 {served.p50_ms:.2f} ms p99 {served.p99_ms:.2f} ms "
+                      f"errors {served.errors}; pgbench {ceiling.throughput:.0f}/s", flush=True)
+
+            # Chat at a steady pace (about half of what the service can serve), so its
+            # latency shows what the storm takes from it, not a saturated queue.
+            chat = lua_script(SCENARIOS[2], users, directory, pause_ms=4)
+            quiet = wrk(chat, max(1, connections // 2), seconds)
+            storm = subprocess.Popen(
+                ["wrk", "-t1", "-c4", f"-d{seconds + 2}s", "--timeout", "30s", "-s", str(lua_script(SCENARIOS[4], users, directory)),
+                 f"http://127.0.0.1:{PORT}"],
+                stdout=subprocess.PIPE, text=True,
+            )
+            time.sleep(1)
+            stormy = wrk(chat, max(1, connections // 2), seconds)
+            storm_out = storm.communicate()[0]
+            logins = json.loads(next(line for line in storm_out.splitlines() if line.startswith("RESULT "))[7:])
+        loaded_rss = rss_kib(service.pid, "VmHWM")
+    finally:
+        service.stop()
+
+    problems = [name for name, result in [(s.name, r) for s, r, _ in rows] + [("chat under login storm", stormy)] if result.requests == 0 or result.errors]
+    report = render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready, idle_rss, loaded_rss, pg_version, profile)
+    print(report)
+    if problems:
+        sys.exit(f"scenarios with errors or no requests: {problems}")
+    if not args.smoke:
+        args.output.write_text(report)
+        print(f"wrote {args.output.relative_to(ROOT)}")
+
+
+def render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready, idle_rss, loaded_rss, pg_version, profile) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "This page is the output of one run of",
+        "",
+        "```sh",
+        "python3 bench/run.py          # needs wrk (apt-get install wrk), pgbench and psql, and PostgreSQL on 127.0.0.1:5432",
+        "```",
+        "",
+        "which builds the service in release mode, starts it on a fresh PostgreSQL database, seeds it and drives it "
+        "with wrk from a separate process; `--smoke` runs the same in seconds (CI does, asserting only that every "
+        "scenario produces numbers without errors).",
+        "",
+        f"- Run on {datetime.date.today().isoformat()}: {machine()}; PostgreSQL {pg_version} on the same machine, "
+        "reached over loopback TCP without TLS by the service and pgbench alike.",
+        f"- `{profile}` build with default settings (pool of 10, bcrypt cost {12 if profile == 'release' else 4}); "
+        f"wrk and pgbench at {connections} connections ({min(4, connections)} for login), {seconds} s per run, after a 1 s warm-up.",
+        f"- Data: {connections} users, each with 20 chats, one of which holds {HISTORY} messages; every request "
+        "is a different user's, in turn.",
+        "- The service, PostgreSQL and the load generator share the CPUs, as pgbench and PostgreSQL do in the ceiling run.",
+        "",
+        "## Throughput and latency, against the ceiling",
+        "",
+        "The ceiling is pgbench executing, at the same concurrency, the same SQL statements the service issues for "
+        "the scenario (one transaction per request, statements prepared as Diesel prepares them).",
+        "",
+        "| scenario | service req/s | p50 ms | p99 ms | pgbench (ceiling) tx/s | pgbench p50 ms | pgbench p99 ms | service / ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, served, ceiling in rows:
+        ratio = served.throughput / ceiling.throughput if ceiling.throughput else 0
+        note = " (bcrypt-bound: not comparable)" if scenario.name.startswith("login") else ""
+        lines.append(
+            f"| {scenario.name} | {served.throughput:,.0f} | {served.p50_ms:.2f} | {served.p99_ms:.2f} | "
+            f"{ceiling.throughput:,.0f} | {ceiling.p50_ms:.2f} | {ceiling.p99_ms:.2f} | {ratio:.2f}{note} |"
+        )
+    lines += [
+        "",
+        "## Where the CPU goes",
+        "",
+        "The machine is CPU-bound in every scenario, so throughput is the CPUs divided by the CPU time each request "
+        "costs the whole machine. Measured from `/proc` around the same runs.",
+        "",
+        "| scenario | machine CPU µs per request (service run) | of which the service | service context switches per request | machine CPU µs per transaction (pgbench run) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for scenario, served, ceiling in rows:
+        lines.append(
+            f"| {scenario.name} | {served.machine_cpu_us:.0f} | {served.service_cpu_us:.0f} | {served.switches:.1f} | "
+            f"{ceiling.machine_cpu_us:.0f} |"
+        )
+    chat_connections = max(1, connections // 2)
+    lines += [
+        "",
+        "## Chat traffic under a login storm",
+        "",
+        f"Post message at {chat_connections} connections, each pausing 4 ms between requests (a steady load, about half "
+        f"of what the service serves flat out), alone and then while 4 connections log in without pause "
+        f"(bcrypt at cost {12 if profile == 'release' else 4}: {logins['requests'] / (logins['duration_us'] / 1e6):.1f} logins/s during the storm).",
+        "",
+        "| | req/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+        f"| alone | {quiet.throughput:,.0f} | {quiet.p50_ms:.2f} | {quiet.p99_ms:.2f} |",
+        f"| with the login storm | {stormy.throughput:,.0f} | {stormy.p50_ms:.2f} | {stormy.p99_ms:.2f} |",
+        f"| ratio (storm / alone) | | | {stormy.p99_ms / quiet.p99_ms if quiet.p99_ms else 0:.2f} |",
+        "",
+        "## Memory and start-up",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| start-up to ready, empty database (migrations applied) | {fresh_start * 1000:.0f} ms |",
+        f"| start-up to ready, migrated database | {ready * 1000:.0f} ms |",
+        f"| resident memory, idle after start-up | {idle_rss / 1024:.1f} MiB |",
+        f"| resident memory, peak under load | {loaded_rss / 1024:.1f} MiB |",
+        "",
+        "## Against the targets",
+        "",
+        "| target | measured | met |",
+        "|---|---:|:---:|",
+    ]
+    ratios = {scenario.name: served.throughput / ceiling.throughput for scenario, served, ceiling in rows if ceiling.throughput}
+    storm_ratio = stormy.p99_ms / quiet.p99_ms if quiet.p99_ms else float("inf")
+    targets = [
+        ("post message ≥ 0.6 × ceiling", f"{ratios.get('post message', 0):.2f}", ratios.get("post message", 0) >= 0.6),
+        ("list messages ≥ 0.6 × ceiling", f"{ratios.get(SCENARIOS[0].name, 0):.2f}", ratios.get(SCENARIOS[0].name, 0) >= 0.6),
+        ("list chats ≥ 0.6 × ceiling", f"{ratios.get(SCENARIOS[1].name, 0):.2f}", ratios.get(SCENARIOS[1].name, 0) >= 0.6),
+        ("chat p99 under the login storm ≤ 3 × alone", f"{storm_ratio:.2f} ×", storm_ratio <= 3),
+        ("idle memory < 30 MB", f"{idle_rss / 1024:.1f} MiB", idle_rss / 1024 < 30),
+        ("ready < 1 s on a migrated database", f"{ready * 1000:.0f} ms", ready < 1),
+    ]
+    lines += [f"| {name} | {value} | {'yes' if met else '**no**'} |" for name, value, met in targets]
+    lines += ["", ANALYSIS.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
