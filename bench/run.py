@@ -124,7 +124,7 @@ SCENARIOS = [
         None,
         PROLOGUE
         + f'SELECT "chats"."id", "chats"."user_id", "chats"."title", "chats"."created_at" FROM "chats" WHERE "chats"."id" = {HISTORY_CHAT} LIMIT 1;\n'
-        + f'SELECT "messages"."id", "messages"."chat_id", "messages"."user_id", "messages"."role", "messages"."content", "messages"."created_at" FROM "messages" WHERE "messages"."chat_id" = {HISTORY_CHAT} ORDER BY "messages"."created_at" ASC, "messages"."id" ASC LIMIT 1001;\n',
+        + f'SELECT "messages"."id", "messages"."chat_id", "messages"."user_id", "messages"."role", "messages"."content", "messages"."created_at" FROM "messages" WHERE "messages"."chat_id" = {HISTORY_CHAT} ORDER BY "messages"."created_at" DESC, "messages"."id" DESC LIMIT 1001;\n',
     ),
     Scenario(
         "list chats (20 chats)",

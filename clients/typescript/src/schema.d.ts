@@ -119,9 +119,9 @@ export interface paths {
         };
         /**
          * List a chat's messages
-         * @description Oldest first (messages written in the same microsecond keep one order), at most
-         *     `limit` (1000 by default). When more follow, the `X-Next-Cursor` header holds the
-         *     `cursor` that reads the next page.
+         * @description The chat's latest messages (at most `limit`, 1000 by default), oldest first;
+         *     messages written in the same microsecond keep one order. When earlier messages
+         *     exist, the `X-Next-Cursor` header holds the `cursor` that reads the page before.
          */
         get: operations["listMessages"];
         put?: never;
@@ -888,9 +888,9 @@ export interface operations {
     listMessages: {
         parameters: {
             query?: {
-                /** @description The previous page's X-Next-Cursor */
+                /** @description The X-Next-Cursor of the page after this one: reads the messages before it */
                 cursor?: string;
-                /** @description Most messages to return (default 1000) */
+                /** @description Most messages to return (default 1000): the latest ones */
                 limit?: number;
             };
             header?: never;
@@ -905,7 +905,7 @@ export interface operations {
             /** @description The messages, oldest first */
             200: {
                 headers: {
-                    /** @description Present when more messages follow: pass it as `cursor` */
+                    /** @description Present when earlier messages exist: pass it as `cursor` */
                     "X-Next-Cursor"?: string;
                     [name: string]: unknown;
                 };

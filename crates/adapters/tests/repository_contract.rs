@@ -40,31 +40,8 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Runs each contract test once per backend.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(raw) = memlayer_testkit::TestDatabase::postgres() {
-                        super::$name(&super::Store::new(raw));
-                    }
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(&super::Store::new(memlayer_testkit::TestDatabase::sqlite()));
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+memlayer_testkit::on_both_backends!(
+    crate::Store::new;
     a_user_reads_back_as_stored,
     a_second_account_with_the_same_email_is_refused,
     an_unknown_user_is_absent,
@@ -75,7 +52,7 @@ contract!(
     renaming_or_deleting_a_missing_chat_reports_it,
     deleting_a_chat_deletes_its_messages,
     deleting_a_user_deletes_their_chats_and_messages,
-    messages_are_listed_oldest_first_with_ties_broken_by_id,
+    messages_are_listed_newest_first_with_ties_broken_by_id,
     chats_are_paged_after_a_cursor_through_ties,
     messages_are_paged_after_a_cursor_through_ties,
     appending_to_a_missing_chat_stores_nothing,
@@ -250,7 +227,7 @@ fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
     assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
 }
 
-fn messages_are_listed_oldest_first_with_ties_broken_by_id(db: &Store) {
+fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "talk", at(1));
     let later = message(&chat, Role::Assistant, "later", at(20));
@@ -261,12 +238,12 @@ fn messages_are_listed_oldest_first_with_ties_broken_by_id(db: &Store) {
         assert!(db.append(m).unwrap());
     }
     let mut ties = [tie_a, tie_b];
-    ties.sort_by_key(|m| m.id);
+    ties.sort_by_key(|m| std::cmp::Reverse(m.id));
 
     let listed = db.list_for_chat(chat.id, None, 100).unwrap();
 
     let [t1, t2] = ties;
-    assert_eq!(listed, vec![first, t1, t2, later]);
+    assert_eq!(listed, vec![later, t1, t2, first]);
 }
 
 fn chats_are_paged_after_a_cursor_through_ties(db: &Store) {

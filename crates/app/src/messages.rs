@@ -45,9 +45,11 @@ impl MemLayer {
         Ok(reply)
     }
 
-    /// A page of the messages of one of the user's chats, oldest first. `limit` and
-    /// `cursor` are the query parameters as given (a missing limit is
-    /// [`DEFAULT_MESSAGES_PAGE`]).
+    /// A page of the messages of one of the user's chats, in the order they were
+    /// written. Pages go back in time: the first holds the latest messages (at most
+    /// `limit`, [`DEFAULT_MESSAGES_PAGE`] when missing), so a long chat always shows its
+    /// end; `cursor` reads the messages before a page. `limit` and `cursor` are the query
+    /// parameters as given.
     pub fn list_messages(
         &self,
         user: UserId,
@@ -57,11 +59,13 @@ impl MemLayer {
     ) -> Result<Page<Message>, AppError> {
         let page = PageRequest::parse(limit, cursor, DEFAULT_MESSAGES_PAGE)?;
         let chat = self.owned_chat(user, chat)?;
-        let messages = self
-            .ports
-            .messages
-            .list_for_chat(chat.id, page.after, page.limit + 1)?;
-        Ok(Page::from_overfetch(messages, page.limit, Message::cursor))
+        let newest_first =
+            self.ports
+                .messages
+                .list_for_chat(chat.id, page.after, page.limit + 1)?;
+        let mut page = Page::from_overfetch(newest_first, page.limit, Message::cursor);
+        page.items.reverse();
+        Ok(page)
     }
 
     fn append(&self, message: &Message) -> Result<(), AppError> {
@@ -274,6 +278,36 @@ mod tests {
         let page = fx.app().list_messages(user, id, None, None).unwrap();
 
         assert_eq!((page.items, page.next), (expected, None));
+    }
+
+    #[test]
+    fn a_page_of_messages_is_the_latest_ones_in_the_order_they_were_written() {
+        let mut fx = Fixture::new();
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let id = chat.id;
+        let at = |seconds| Message {
+            id: MessageId::generate(),
+            chat_id: id,
+            user_id: user,
+            role: Role::User,
+            content: MessageContent::from_trusted(format!("at {seconds}")),
+            created_at: NOW + chrono::TimeDelta::seconds(seconds),
+        };
+        let newest_first = vec![at(3), at(2), at(1)];
+        let (third, second) = (newest_first[0].clone(), newest_first[1].clone());
+        fx.chats
+            .expect_find()
+            .returning(move |_| Ok(Some(chat.clone())));
+        fx.messages
+            .expect_list_for_chat()
+            .with(eq(id), eq(None), eq(3))
+            .returning(move |_, _, _| Ok(newest_first.clone()));
+
+        let page = fx.app().list_messages(user, id, Some("2"), None).unwrap();
+
+        assert_eq!(page.items, vec![second.clone(), third]);
+        assert_eq!(page.next, Some(second.cursor()));
     }
 
     #[test]

@@ -3,7 +3,8 @@ use std::fmt;
 use crate::error::{ValidationError, ValidationKind, reject_nul};
 
 const FIELD: &str = "email";
-/// The longest address SMTP can route (RFC 5321: 256 octets path minus the brackets).
+/// The longest address, in characters (RFC 5321 allows 254 octets; characters keep the
+/// rule the same as the OpenAPI schema's `maxLength`).
 const MAX_LEN: usize = 254;
 
 /// An email address, trimmed and lower-cased, so that two spellings of one address are
@@ -17,7 +18,7 @@ impl Email {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         reject_nul(FIELD, input)?;
         let email = input.trim().to_lowercase();
-        if email.len() > MAX_LEN {
+        if email.chars().count() > MAX_LEN {
             return Err(ValidationError::new(
                 FIELD,
                 ValidationKind::TooLong,

@@ -21,10 +21,12 @@ use actix_web::web::{self, Data, PayloadConfig};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use body::{BodyLimit, DEFAULT_BODY_LIMIT};
-pub use error::ApiError;
+use body::BodyLimit;
+use error::ApiError;
+use openapi::ApiDoc;
+
+pub use body::DEFAULT_BODY_LIMIT;
 pub use logging::request_log;
-pub use openapi::ApiDoc;
 pub use state::ApiState;
 pub use throttle::AuthRateLimit;
 pub use tokio::sync::Semaphore;
@@ -83,11 +85,17 @@ impl Api {
             .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
             // Swagger UI lives under /docs/; /docs itself points there (a page for
             // people, so a redirect is harmless here).
-            .service(web::resource("/docs").route(web::get().to(|| async {
-                HttpResponse::PermanentRedirect()
-                    .insert_header((header::LOCATION, "/docs/"))
-                    .finish()
-            })))
+            .service(
+                web::resource("/docs")
+                    .route(web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header((header::LOCATION, "/docs/"))
+                            .finish()
+                    }))
+                    .default_service(web::to(|| async {
+                        Err::<HttpResponse, _>(ApiError::MethodNotAllowed("GET"))
+                    })),
+            )
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", self.openapi.clone()))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound)
@@ -96,10 +104,8 @@ impl Api {
 }
 
 /// The OpenAPI document, pretty-printed (what `/openapi.json` serves).
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json()
 }
 
 /// CORS for the configured origins (exact `scheme://host:port`), on every response to

@@ -15,9 +15,13 @@ pub async fn request_log(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let response = next.call(req).await?;
-    let status = response.status().as_u16();
+    let response = next.call(req).await;
+    let status = match &response {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    }
+    .as_u16();
     let micros = started.elapsed().as_micros();
     tracing::info!(%method, path, status, micros, "request");
-    Ok(response)
+    response
 }

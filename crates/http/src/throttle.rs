@@ -28,8 +28,9 @@ pub struct AuthRateLimit {
 
 impl AuthRateLimit {
     /// `per_minute` attempts a minute per client, all of which may come at once. With
-    /// `trust_forwarded_for`, the client is the first address of `X-Forwarded-For` or
-    /// `Forwarded` (only behind a proxy that sets them: clients can forge them).
+    /// `trust_forwarded_for`, the client is the last address of `X-Forwarded-For`, the
+    /// one the proxy in front appended (only behind exactly one such proxy: without it,
+    /// clients could forge the header).
     pub fn per_minute(per_minute: NonZeroU32, trust_forwarded_for: bool) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -57,8 +58,15 @@ impl AuthRateLimit {
 
     fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
         if self.trust_forwarded_for {
-            let info = req.connection_info();
-            if let Some(ip) = info.realip_remote_addr().and_then(parse_ip) {
+            // The proxy in front appends the address it saw; whatever comes before it, the
+            // client may have written itself.
+            let nearest = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .last();
+            if let Some(ip) = nearest.and_then(|addr| parse_ip(addr.trim())) {
                 return Some(ip);
             }
         }
@@ -100,9 +108,10 @@ mod tests {
     use super::*;
 
     fn request_from(peer: &str) -> HttpRequest {
+        // The client claims 198.51.100.7; the proxy appended the address it saw.
         TestRequest::default()
             .peer_addr(peer.parse().unwrap())
-            .insert_header(("x-forwarded-for", "203.0.113.9"))
+            .insert_header(("x-forwarded-for", "198.51.100.7, 203.0.113.9"))
             .to_http_request()
     }
 

@@ -42,8 +42,8 @@ pub trait MessageRepository: Send + Sync {
     /// Appends a message to its chat; `false` if the chat no longer exists (deleted
     /// meanwhile), in which case nothing is stored.
     fn append(&self, message: &Message) -> Result<bool, RepositoryError>;
-    /// At most `limit` of the chat's messages, oldest first, starting after `after` in
-    /// that order; ties in `created_at` are broken by id, so two reads always agree.
+    /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
+    /// two reads always agree), starting after `after` in that order.
     fn list_for_chat(
         &self,
         chat: ChatId,

@@ -55,7 +55,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `/auth/login` and `/auth/register` calls a client may make per minute; 0: no limit.
     pub auth_rate_limit_per_minute: u32,
-    /// Whether to identify clients by `X-Forwarded-For`/`Forwarded` (behind a proxy).
+    /// Whether to identify clients by the last `X-Forwarded-For` address (behind one proxy).
     pub trust_forwarded_for: bool,
     /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
     pub log_filter: String,

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
 
-/// Why the service could not start.
+/// Why the service could not start, or stopped on an error.
 #[derive(Debug, Error)]
 pub enum StartupError {
     /// The database could not be opened, reached or migrated.
@@ -33,6 +33,9 @@ pub enum StartupError {
     /// The password hasher could not be set up.
     #[error("cannot set up bcrypt: {0}")]
     Hasher(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The HTTP server failed while serving.
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -102,9 +105,10 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     let server = HttpServer::new(move || {
         App::new()
             .configure(|cfg| api.configure(cfg))
-            .wrap(from_fn(request_log))
-            // Outermost, so that every response gets CORS headers, errors included.
+            // Errors inside are responses, so CORS adds its headers to every one of them.
             .wrap(cors(&origins))
+            // Outermost, so that preflights, which CORS answers itself, are logged too.
+            .wrap(from_fn(request_log))
     })
     .workers(config.workers)
     .worker_max_blocking_threads(config.blocking_threads)

@@ -12,8 +12,16 @@ use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("openapi") {
-        println!("{}", memlayer_http::openapi_json());
-        return ExitCode::SUCCESS;
+        return match memlayer_http::openapi_json() {
+            Ok(document) => {
+                println!("{document}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot write the OpenAPI document: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // A missing .env is normal; a malformed one is reported once logging is up.
     let dotenv = dotenvy::dotenv();
@@ -61,7 +69,7 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             let error = &error as &dyn std::error::Error;
-            tracing::error!(error, "MemLayer could not start");
+            tracing::error!(error, "MemLayer stopped on an error");
             ExitCode::FAILURE
         }
     }

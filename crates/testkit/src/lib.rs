@@ -20,6 +20,38 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Runs each listed test once per backend, as `postgres::<name>` (skipped with a notice
+/// when no server is reachable, failing under CI) and `sqlite::<name>`. Each test is a
+/// function of the fixture that `$setup` (a function of a fresh [`TestDatabase`]) makes:
+///
+/// ```text
+/// memlayer_testkit::on_both_backends!(crate::Store::new; a_user_reads_back_as_stored);
+/// fn a_user_reads_back_as_stored(store: &Store) { … }
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($setup:expr; $($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = $crate::TestDatabase::postgres() {
+                        super::$name(&($setup)(db));
+                    }
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&($setup)($crate::TestDatabase::sqlite()));
+                }
+            )*
+        }
+    };
+}
+
 /// A database that exists for one test.
 pub struct TestDatabase {
     url: String,

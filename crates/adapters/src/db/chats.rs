@@ -34,27 +34,24 @@ impl ChatRepository for Database {
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError> {
         let owner = DbUuid(owner.as_uuid());
-        let limit = i64::from(limit);
-        let rows = match after.map(position) {
-            None => with_connection!(self, |conn| chats::table
+        let after = after.map(position);
+        let rows = with_connection!(self, |conn| {
+            let mut query = chats::table
                 .filter(chats::user_id.eq(owner))
                 .order((chats::created_at.desc(), chats::id.desc()))
-                .limit(limit)
+                .limit(i64::from(limit))
                 .select(ChatRow::as_select())
-                .load(conn))?,
+                .into_boxed();
             // Newest first: the next page holds what sorts before the cursor.
-            Some((at, id)) => with_connection!(self, |conn| chats::table
-                .filter(chats::user_id.eq(owner))
-                .filter(
+            if let Some((at, id)) = after {
+                query = query.filter(
                     chats::created_at
                         .lt(at)
-                        .or(chats::created_at.eq(at).and(chats::id.lt(id)))
-                )
-                .order((chats::created_at.desc(), chats::id.desc()))
-                .limit(limit)
-                .select(ChatRow::as_select())
-                .load(conn))?,
-        };
+                        .or(chats::created_at.eq(at).and(chats::id.lt(id))),
+                );
+            }
+            query.load(conn)
+        })?;
         Ok(rows.into_iter().map(Chat::from).collect())
     }
 

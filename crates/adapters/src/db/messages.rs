@@ -33,27 +33,24 @@ impl MessageRepository for Database {
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
-        let limit = i64::from(limit);
-        let rows = match after.map(position) {
-            None => with_connection!(self, |conn| messages::table
+        let after = after.map(position);
+        let rows = with_connection!(self, |conn| {
+            let mut query = messages::table
                 .filter(messages::chat_id.eq(chat))
-                .order((messages::created_at.asc(), messages::id.asc()))
-                .limit(limit)
+                .order((messages::created_at.desc(), messages::id.desc()))
+                .limit(i64::from(limit))
                 .select(MessageRow::as_select())
-                .load(conn))?,
-            // Oldest first: the next page holds what sorts after the cursor.
-            Some((at, id)) => with_connection!(self, |conn| messages::table
-                .filter(messages::chat_id.eq(chat))
-                .filter(
+                .into_boxed();
+            // Newest first: the next page holds what sorts before the cursor.
+            if let Some((at, id)) = after {
+                query = query.filter(
                     messages::created_at
-                        .gt(at)
-                        .or(messages::created_at.eq(at).and(messages::id.gt(id)))
-                )
-                .order((messages::created_at.asc(), messages::id.asc()))
-                .limit(limit)
-                .select(MessageRow::as_select())
-                .load(conn))?,
-        };
+                        .lt(at)
+                        .or(messages::created_at.eq(at).and(messages::id.lt(id))),
+                );
+            }
+            query.load(conn)
+        })?;
         rows.into_iter().map(Message::try_from).collect()
     }
 }

@@ -46,20 +46,20 @@ pub async fn post(
 
 /// List a chat's messages
 ///
-/// Oldest first (messages written in the same microsecond keep one order), at most
-/// `limit` (1000 by default). When more follow, the `X-Next-Cursor` header holds the
-/// `cursor` that reads the next page.
+/// The chat's latest messages (at most `limit`, 1000 by default), oldest first;
+/// messages written in the same microsecond keep one order. When earlier messages
+/// exist, the `X-Next-Cursor` header holds the `cursor` that reads the page before.
 #[utoipa::path(
     get, path = "/chats/{chat_id}/messages", tag = "messages", operation_id = "listMessages",
     security(("bearer" = [])),
     params(
         ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most messages to return (default 1000)"),
-        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's X-Next-Cursor"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most messages to return (default 1000): the latest ones"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The X-Next-Cursor of the page after this one: reads the messages before it"),
     ),
     responses(
         (status = 200, description = "The messages, oldest first", body = Vec<MessageResponse>,
-            headers(("X-Next-Cursor" = String, description = "Present when more messages follow: pass it as `cursor`"))),
+            headers(("X-Next-Cursor" = String, description = "Present when earlier messages exist: pass it as `cursor`"))),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),

@@ -223,12 +223,13 @@ fn messages_are_read_page_by_page_in_order(api: &TestApp) {
     }
     let everything = messages(api, &token, &chat);
 
-    let mut paged = vec![];
+    // Pages go back in time, each in the order the messages were written.
+    let mut pages = vec![];
     let mut path = format!("/chats/{chat}/messages?limit=3");
     loop {
         let reply = api.get(&path, &token);
         assert_eq!(reply.status, 200, "{}", reply.text);
-        paged.extend(reply.json().as_array().unwrap().iter().cloned());
+        pages.push(reply.json().as_array().unwrap().clone());
         match reply.header("x-next-cursor") {
             Some(cursor) => path = format!("/chats/{chat}/messages?limit=3&cursor={cursor}"),
             None => break,
@@ -236,7 +237,13 @@ fn messages_are_read_page_by_page_in_order(api: &TestApp) {
     }
 
     assert_eq!(everything.len(), 8);
-    assert_eq!(paged, everything);
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    assert_eq!(
+        pages[0][2]["content"], "Message received",
+        "the first page ends with the latest message"
+    );
+    pages.reverse();
+    assert_eq!(pages.concat(), everything);
 }
 
 fn the_longest_message_fits_even_with_every_character_escaped(api: &TestApp) {

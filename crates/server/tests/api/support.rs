@@ -15,29 +15,11 @@ pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
 /// The SPA's origin.
 pub const SPA_ORIGIN: &str = "http://localhost:5173";
 
-/// Runs each API test once per backend: `postgres::name` (skipped with a notice when no
-/// server is reachable, failing when CI=true) and `sqlite::name`.
+/// Runs each API test once per backend (see `memlayer_testkit::on_both_backends`).
 #[macro_export]
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(db) = memlayer_testkit::TestDatabase::postgres() {
-                        super::$name(&$crate::support::TestApp::start(db));
-                    }
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(&$crate::support::TestApp::start(memlayer_testkit::TestDatabase::sqlite()));
-                }
-            )*
-        }
+        memlayer_testkit::on_both_backends!($crate::support::TestApp::start; $($name),*);
     };
 }
 
