@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use actix_web::error::BlockingError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -37,6 +38,13 @@ pub enum ApiError {
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         Self::App(error)
+    }
+}
+
+/// The blocking pool could not run a use case (it is shutting down): a server failure.
+impl From<BlockingError> for ApiError {
+    fn from(error: BlockingError) -> Self {
+        Self::App(AppError::Internal(error.into()))
     }
 }
 

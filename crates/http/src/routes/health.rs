@@ -2,7 +2,6 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::{self, Data};
-use memlayer_app::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -40,8 +39,7 @@ pub async fn live() -> HttpResponse {
 )]
 pub async fn ready(state: Data<ApiState>) -> Result<HttpResponse, ApiError> {
     web::block(move || state.health.check())
-        .await
-        .map_err(|error| ApiError::App(AppError::Internal(error.into())))?
+        .await?
         .map_err(|error| ApiError::App(error.into()))?;
     Ok(HttpResponse::Ok().json(HealthResponse { status: "ready" }))
 }

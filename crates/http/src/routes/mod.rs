@@ -26,10 +26,7 @@ where
     F: FnOnce(&MemLayer) -> Result<T, AppError> + Send + 'static,
 {
     let state = state.clone();
-    web::block(move || use_case(&state.app))
-        .await
-        .map_err(|error| ApiError::App(AppError::Internal(error.into())))?
-        .map_err(ApiError::from)
+    Ok(web::block(move || use_case(&state.app)).await??)
 }
 
 /// The `{chat_id}` of the path, which must be a UUID (else 422, as FastAPI answers).
