@@ -2,7 +2,8 @@
 //!
 //! - [`Database`]: the user, chat and message repositories on Diesel, over PostgreSQL
 //!   (production) or an embedded SQLite file (zero-setup default), one code path for both.
-//! - [`BcryptHasher`], [`JwtTokens`], [`SystemClock`], [`MessageReceived`].
+//! - [`BcryptHasher`], [`JwtTokens`], [`SystemClock`].
+//! - The assistant: [`MessageReceived`] without a model, [`OpenAiResponder`] with one.
 
 mod clock;
 mod db;
@@ -13,5 +14,6 @@ mod token;
 pub use clock::SystemClock;
 pub use db::{Backend, Database, DatabaseError, PoolOptions};
 pub use password::BcryptHasher;
-pub use responder::MessageReceived;
+pub use reqwest::Url;
+pub use responder::{MessageReceived, OpenAiResponder, OpenAiSettings, OpenAiSetupError};
 pub use token::JwtTokens;

@@ -1,7 +1,8 @@
 //! MemLayer's use cases: accounts, chats and messages, written against the ports only.
 //!
 //! Each use case is a plain synchronous method on [`MemLayer`]; the HTTP layer runs one
-//! per request on the blocking pool.
+//! per request on the blocking pool. Posting a message is the exception: the assistant's
+//! answer is a stream, so the use case is split around it ([`PendingReply`]).
 
 mod accounts;
 mod chats;
@@ -21,6 +22,7 @@ pub use error::AppError;
 pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;
+pub use messages::{AnswerStream, PendingReply};
 
 /// The adapters the use cases run on.
 #[derive(Clone)]

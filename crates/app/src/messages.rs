@@ -1,23 +1,53 @@
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
     ChatId, DEFAULT_MESSAGES_PAGE, Message, MessageContent, MessageId, Page, PageRequest, Role,
     UserId, reply_timestamp,
 };
+use memlayer_ports::{ReplyRequest, ResponderError};
 
 use crate::{AppError, MemLayer};
 
+/// A user's message, stored, waiting for the assistant's answer.
+///
+/// Posting a message is three steps, so that nothing holds a thread or a database
+/// connection while the model writes: [`MemLayer::ask`] stores the question (blocking),
+/// [`MemLayer::answer`] streams the answer (asynchronous), and [`MemLayer::finish_reply`]
+/// or [`MemLayer::keep_partial_reply`] stores it (blocking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReply {
+    request: ReplyRequest,
+}
+
+impl PendingReply {
+    /// The user's message, as stored.
+    pub fn question(&self) -> &Message {
+        &self.request.question
+    }
+}
+
+/// The assistant's answer as it is written: its pieces in order, or the failure that
+/// ended it. Dropping the stream cancels the generation.
+pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
+
 impl MemLayer {
-    /// Posts the user's message to one of their chats and returns the assistant's reply.
-    ///
-    /// The user's message is stored first, so it is kept even if the responder fails;
-    /// the reply is stamped strictly later, so it always sorts after the message.
-    pub fn post_message(
+    /// Stores the user's message in one of their chats and gathers what the assistant
+    /// will see: the chat's latest earlier messages, as many as it asks for.
+    pub fn ask(
         &self,
         user: UserId,
         chat: ChatId,
         content: String,
-    ) -> Result<Message, AppError> {
+    ) -> Result<PendingReply, AppError> {
         let content = MessageContent::parse(content)?;
         let chat = self.owned_chat(user, chat)?;
+        let wanted = self.ports.responder.context_messages();
+        let mut history = if wanted == 0 {
+            Vec::new()
+        } else {
+            self.ports.messages.list_for_chat(chat.id, None, wanted)?
+        };
+        history.reverse();
         let question = Message {
             id: MessageId::generate(),
             chat_id: chat.id,
@@ -27,22 +57,74 @@ impl MemLayer {
             created_at: self.ports.clock.now(),
         };
         self.append(&question)?;
+        Ok(PendingReply {
+            request: ReplyRequest {
+                chat,
+                history,
+                question,
+            },
+        })
+    }
 
-        let answer = self
-            .ports
+    /// The assistant's answer to `pending`, as it is written. Empty pieces are left out.
+    pub fn answer(&self, pending: &PendingReply) -> AnswerStream {
+        self.ports
             .responder
-            .reply(&chat, &question)
-            .map_err(AppError::AssistantFailed)?;
+            .reply(pending.request.clone())
+            .try_filter(|piece| std::future::ready(!piece.is_empty()))
+            .map_err(AppError::AssistantFailed)
+            .boxed()
+    }
+
+    /// The assistant's whole answer to `pending`, once it is written.
+    pub async fn answer_in_full(&self, pending: &PendingReply) -> Result<String, AppError> {
+        self.answer(pending)
+            .try_fold(String::new(), |mut text, piece| {
+                text.push_str(&piece);
+                std::future::ready(Ok(text))
+            })
+            .await
+    }
+
+    /// Stores the assistant's complete answer, `text`, as the reply to `pending`.
+    ///
+    /// The reply is stamped strictly later than the question, so it always sorts after
+    /// it. An answer with no visible text is a failure of the assistant, and nothing is
+    /// stored.
+    pub fn finish_reply(&self, pending: &PendingReply, text: &str) -> Result<Message, AppError> {
+        self.store_reply(pending, text)?.ok_or_else(|| {
+            AppError::AssistantFailed(ResponderError::Broken(
+                "the model's answer had no text".into(),
+            ))
+        })
+    }
+
+    /// Stores what the assistant had written when its reader went away (`text`), so the
+    /// history shows what the user saw. With no visible text nothing is stored: the
+    /// question stands alone, as it would had the user stopped the answer at once.
+    pub fn keep_partial_reply(
+        &self,
+        pending: &PendingReply,
+        text: &str,
+    ) -> Result<Option<Message>, AppError> {
+        self.store_reply(pending, text)
+    }
+
+    fn store_reply(&self, pending: &PendingReply, text: &str) -> Result<Option<Message>, AppError> {
+        let Some(content) = MessageContent::from_assistant(text) else {
+            return Ok(None);
+        };
+        let question = &pending.request.question;
         let reply = Message {
             id: MessageId::generate(),
-            chat_id: chat.id,
-            user_id: chat.owner,
+            chat_id: question.chat_id,
+            user_id: pending.request.chat.owner,
             role: Role::Assistant,
-            content: answer,
+            content,
             created_at: reply_timestamp(question.created_at, self.ports.clock.now()),
         };
         self.append(&reply)?;
-        Ok(reply)
+        Ok(Some(reply))
     }
 
     /// A page of the messages of one of the user's chats, in the order they were
@@ -82,70 +164,216 @@ impl MemLayer {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use memlayer_domain::{ChatTitle, ValidationKind};
-    use memlayer_ports::{RepositoryError, ResponderError};
+    use futures_executor::block_on;
+    use futures_util::stream;
+    use memlayer_domain::{Chat, ChatTitle, ValidationKind};
+    use memlayer_ports::{ReplyStream, RepositoryError, ResponderError};
     use mockall::Sequence;
     use mockall::predicate::eq;
 
     use super::*;
     use crate::testing::{Fixture, NOW, chat_owned_by};
 
+    fn message(chat: &Chat, role: Role, text: &str, seconds: i64) -> Message {
+        Message {
+            id: MessageId::generate(),
+            chat_id: chat.id,
+            user_id: chat.owner,
+            role,
+            content: MessageContent::from_trusted(text.into()),
+            created_at: NOW - chrono::TimeDelta::seconds(seconds),
+        }
+    }
+
+    /// A fixture whose user owns `chat`, whose assistant wants no history, and whose
+    /// storage records every message appended.
+    fn posting_fixture(chat: &Chat) -> (Fixture, Arc<Mutex<Vec<Message>>>) {
+        let mut fx = Fixture::new();
+        let found = chat.clone();
+        fx.chats
+            .expect_find()
+            .with(eq(chat.id))
+            .returning(move |_| Ok(Some(found.clone())));
+        fx.responder.expect_context_messages().return_const(0u32);
+        let stored = Arc::new(Mutex::new(Vec::new()));
+        let log = stored.clone();
+        fx.messages.expect_append().returning(move |m| {
+            log.lock().unwrap().push(m.clone());
+            Ok(true)
+        });
+        (fx, stored)
+    }
+
+    fn answering(pieces: Vec<Result<&'static str, ResponderError>>) -> ReplyStream {
+        stream::iter(pieces.into_iter().map(|piece| piece.map(str::to_owned))).boxed()
+    }
+
     #[test]
-    fn posting_stores_the_message_then_the_reply_and_returns_the_reply() {
+    fn asking_stores_the_question_and_shows_the_assistant_the_latest_history_oldest_first() {
         let mut fx = Fixture::new();
         let user = UserId::generate();
         let chat = chat_owned_by(user);
-        let chat_id = chat.id;
+        let found = chat.clone();
         fx.chats
             .expect_find()
-            .with(eq(chat_id))
-            .returning(move |_| Ok(Some(chat.clone())));
-        let stored = Arc::new(Mutex::new(Vec::<Message>::new()));
-        let log = stored.clone();
+            .returning(move |_| Ok(Some(found.clone())));
+        fx.responder.expect_context_messages().return_const(2u32);
+        let newest_first = vec![
+            message(&chat, Role::Assistant, "Hello!", 1),
+            message(&chat, Role::User, "Hi", 2),
+        ];
+        let oldest_first: Vec<Message> = newest_first.iter().rev().cloned().collect();
         let mut order = Sequence::new();
         fx.messages
-            .expect_append()
-            .withf(|m| m.role == Role::User)
+            .expect_list_for_chat()
+            .with(eq(chat.id), eq(None), eq(2))
             .times(1)
             .in_sequence(&mut order)
-            .returning({
-                let log = log.clone();
-                move |m| {
-                    log.lock().unwrap().push(m.clone());
-                    Ok(true)
-                }
-            });
-        fx.responder
-            .expect_reply()
-            .withf(|_, m| m.content.as_str() == "hello")
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_, _| Ok(MessageContent::from_trusted("Message received".into())));
+            .returning(move |_, _, _| Ok(newest_first.clone()));
         fx.messages
             .expect_append()
-            .withf(|m| m.role == Role::Assistant)
+            .withf(|m| m.role == Role::User && m.content.as_str() == "And now?")
             .times(1)
             .in_sequence(&mut order)
-            .returning(move |m| {
-                log.lock().unwrap().push(m.clone());
-                Ok(true)
-            });
+            .returning(|_| Ok(true));
 
-        let reply = fx
-            .app()
-            .post_message(user, chat_id, "hello".into())
+        let pending = fx.app().ask(user, chat.id, "And now?".into()).unwrap();
+
+        assert_eq!(pending.request.history, oldest_first);
+        assert_eq!(pending.request.chat, chat);
+        let question = pending.question();
+        assert_eq!((question.role, question.user_id), (Role::User, user));
+        assert_eq!((question.chat_id, question.created_at), (chat.id, NOW));
+    }
+
+    #[test]
+    fn an_assistant_that_wants_no_history_costs_no_read() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, stored) = posting_fixture(&chat);
+        fx.messages.expect_list_for_chat().never();
+
+        let pending = fx.app().ask(user, chat.id, "hello".into()).unwrap();
+
+        assert!(pending.request.history.is_empty());
+        assert_eq!(
+            stored.lock().unwrap().as_slice(),
+            [pending.question().clone()]
+        );
+    }
+
+    #[test]
+    fn the_answer_is_the_assistants_pieces_joined_then_stored_after_the_question() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, stored) = posting_fixture(&chat);
+        fx.responder
+            .expect_reply()
+            .withf(|request| request.question.content.as_str() == "hello")
+            .times(1)
+            .returning(|_| answering(vec![Ok("Hel"), Ok(""), Ok("lo!")]));
+        let app = fx.app();
+
+        let pending = app.ask(user, chat.id, "hello".into()).unwrap();
+        let text = block_on(app.answer_in_full(&pending)).unwrap();
+        let reply = app.finish_reply(&pending, &text).unwrap();
+
+        assert_eq!(reply.content.as_str(), "Hello!");
+        assert_eq!(
+            (reply.role, reply.chat_id, reply.user_id),
+            (Role::Assistant, chat.id, user)
+        );
+        assert!(reply.created_at > pending.question().created_at);
+        assert_ne!(reply.id, pending.question().id);
+        let stored = stored.lock().unwrap();
+        assert_eq!(stored.as_slice(), [pending.question().clone(), reply]);
+    }
+
+    #[test]
+    fn empty_pieces_are_left_out_of_the_stream() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, _) = posting_fixture(&chat);
+        fx.responder
+            .expect_reply()
+            .returning(|_| answering(vec![Ok(""), Ok("a"), Ok(""), Ok("b")]));
+        let app = fx.app();
+        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+
+        let pieces: Vec<String> = block_on(app.answer(&pending).try_collect()).unwrap();
+
+        assert_eq!(pieces, ["a", "b"]);
+    }
+
+    #[test]
+    fn an_assistant_that_refuses_times_out_or_breaks_off_fails_and_keeps_the_question() {
+        let failures: [fn() -> ReplyStream; 3] = [
+            || answering(vec![Err(ResponderError::Unavailable("HTTP 500".into()))]),
+            || {
+                answering(vec![
+                    Ok("partial"),
+                    Err(ResponderError::TimedOut("idle".into())),
+                ])
+            },
+            || {
+                answering(vec![
+                    Ok("par"),
+                    Ok("tial"),
+                    Err(ResponderError::Broken("cut".into())),
+                ])
+            },
+        ];
+        for failure in failures {
+            let user = UserId::generate();
+            let chat = chat_owned_by(user);
+            let (mut fx, stored) = posting_fixture(&chat);
+            fx.responder.expect_reply().returning(move |_| failure());
+            let app = fx.app();
+
+            let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+            let error = block_on(app.answer_in_full(&pending)).unwrap_err();
+
+            assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
+            assert_eq!(
+                stored.lock().unwrap().as_slice(),
+                [pending.question().clone()]
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_with_no_text_is_a_failure_and_stores_nothing() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (fx, stored) = posting_fixture(&chat);
+        let app = fx.app();
+        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+
+        let error = app.finish_reply(&pending, " \n").unwrap_err();
+
+        assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
+        assert_eq!(stored.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn what_was_written_before_the_reader_left_is_kept_and_nothing_is_kept_when_nothing_was() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (fx, stored) = posting_fixture(&chat);
+        let app = fx.app();
+        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+
+        assert_eq!(app.keep_partial_reply(&pending, "").unwrap(), None);
+        let kept = app
+            .keep_partial_reply(&pending, "Once upon")
+            .unwrap()
             .unwrap();
 
-        let stored = stored.lock().unwrap();
-        let (question, answer) = (&stored[0], &stored[1]);
-        assert_eq!(&reply, answer);
-        assert_eq!(reply.content.as_str(), "Message received");
-        assert_eq!((reply.chat_id, reply.user_id), (chat_id, user));
-        assert_eq!((question.role, question.user_id), (Role::User, user));
-        assert_eq!(question.content.as_str(), "hello");
-        assert_eq!(question.created_at, NOW);
-        assert!(answer.created_at > question.created_at);
-        assert_ne!(question.id, answer.id);
+        assert_eq!(
+            (kept.role, kept.content.as_str()),
+            (Role::Assistant, "Once upon")
+        );
+        assert_eq!(stored.lock().unwrap().len(), 2);
     }
 
     #[test]
@@ -154,7 +382,7 @@ mod tests {
 
         let error = fx
             .app()
-            .post_message(UserId::generate(), ChatId::generate(), " \n".into())
+            .ask(UserId::generate(), ChatId::generate(), " \n".into())
             .unwrap_err();
 
         let AppError::Invalid(errors) = error else {
@@ -179,7 +407,7 @@ mod tests {
 
         let error = fx
             .app()
-            .post_message(UserId::generate(), id, "hi".into())
+            .ask(UserId::generate(), id, "hi".into())
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
@@ -193,7 +421,7 @@ mod tests {
 
         let error = fx
             .app()
-            .post_message(UserId::generate(), ChatId::generate(), "hi".into())
+            .ask(UserId::generate(), ChatId::generate(), "hi".into())
             .unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -208,30 +436,12 @@ mod tests {
         fx.chats
             .expect_find()
             .returning(move |_| Ok(Some(chat.clone())));
+        fx.responder.expect_context_messages().return_const(0u32);
         fx.messages.expect_append().returning(|_| Ok(false));
 
-        let error = fx.app().post_message(user, id, "hi".into()).unwrap_err();
+        let error = fx.app().ask(user, id, "hi".into()).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
-    }
-
-    #[test]
-    fn a_failing_responder_keeps_the_users_message_and_reports_the_failure() {
-        let mut fx = Fixture::new();
-        let user = UserId::generate();
-        let chat = chat_owned_by(user);
-        let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.messages.expect_append().times(1).returning(|_| Ok(true));
-        fx.responder
-            .expect_reply()
-            .returning(|_, _| Err(ResponderError("model offline".into())));
-
-        let error = fx.app().post_message(user, id, "hi".into()).unwrap_err();
-
-        assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
     }
 
     #[test]
@@ -243,11 +453,12 @@ mod tests {
         fx.chats
             .expect_find()
             .returning(move |_| Ok(Some(chat.clone())));
+        fx.responder.expect_context_messages().return_const(0u32);
         fx.messages
             .expect_append()
             .returning(|_| Err(RepositoryError::Unavailable("down".into())));
 
-        let error = fx.app().post_message(user, id, "hi".into()).unwrap_err();
+        let error = fx.app().ask(user, id, "hi".into()).unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }

@@ -89,6 +89,14 @@ impl MessageContent {
         Ok(Self(input))
     }
 
+    /// What the assistant wrote, made storable: the NUL character (which no database
+    /// text column can hold) is dropped; `None` when no visible text is left. Its length
+    /// is the model's business, not limited like a user's message.
+    pub fn from_assistant(text: &str) -> Option<Self> {
+        let text = text.replace('\0', "");
+        (!text.trim().is_empty()).then_some(Self(text))
+    }
+
     /// Reads back content that was validated before it was stored.
     pub fn from_trusted(stored: String) -> Self {
         Self(stored)
@@ -143,6 +151,19 @@ mod tests {
             MessageContent::parse("a\0".into()).unwrap_err().kind,
             ValidationKind::Invalid
         );
+    }
+
+    #[test]
+    fn the_assistants_text_is_kept_as_written_without_nul_characters() {
+        let content = MessageContent::from_assistant(" Hi\0 there\n").unwrap();
+        assert_eq!(content.as_str(), " Hi there\n");
+    }
+
+    #[test]
+    fn an_assistant_text_with_nothing_visible_is_no_content() {
+        for blank in ["", " \n", "\0", " \0 "] {
+            assert_eq!(MessageContent::from_assistant(blank), None, "{blank:?}");
+        }
     }
 
     #[test]

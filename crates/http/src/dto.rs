@@ -182,6 +182,14 @@ impl From<Message> for MessageResponse {
     }
 }
 
+/// A piece of the assistant's answer (`event: delta` of a streamed reply).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeltaEvent {
+    /// The next piece of text; the reply is all pieces joined, in order.
+    #[schema(example = "Hel")]
+    pub content: String,
+}
+
 /// An error: `detail` says what went wrong, for a human.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -116,7 +116,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        self.log(status);
+        self.log();
         match self {
             Self::App(AppError::Invalid(errors)) => response.json(ValidationErrorBody {
                 detail: errors
@@ -148,7 +148,8 @@ impl ResponseError for ApiError {
 impl ApiError {
     /// Server-side failures are logged with their cause; the client sees only a status
     /// and a generic `detail`.
-    fn log(&self, status: StatusCode) {
+    pub(crate) fn log(&self) {
+        let status = self.status_code();
         if let Self::App(error) = self {
             let error = error as &dyn std::error::Error;
             if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -12,6 +12,7 @@ mod logging;
 mod openapi;
 mod routes;
 mod state;
+mod stream;
 mod throttle;
 
 use actix_cors::Cors;

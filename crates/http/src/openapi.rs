@@ -30,7 +30,7 @@ use crate::routes::{accounts, chats, health, messages};
         health::live,
         health::ready,
     ),
-    components(schemas(dto::ErrorBody, dto::ValidationErrorBody, dto::ValidationIssue, dto::LocItem)),
+    components(schemas(dto::DeltaEvent, dto::ErrorBody, dto::ValidationErrorBody, dto::ValidationIssue, dto::LocItem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and access tokens"),

@@ -1,8 +1,9 @@
 //! The ports: what MemLayer's use cases need from the outside world, as traits.
 //!
 //! They are synchronous on purpose: the database driver and bcrypt block, so the HTTP
-//! layer runs a whole use case on the blocking pool in one hop. With the `mock` feature
-//! every trait gets a mockall mock (`MockUserRepository`, …) for unit tests.
+//! layer runs a whole use case on the blocking pool in one hop. The one exception is the
+//! assistant, which waits on the network for seconds: it answers with a stream. With the
+//! `mock` feature every trait gets a mockall mock (`MockUserRepository`, …) for unit tests.
 
 mod error;
 mod repositories;
@@ -11,8 +12,8 @@ mod services;
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{ChatRepository, HealthCheck, MessageRepository, UserRepository};
 pub use services::{
-    AccessToken, AssistantResponder, Clock, PasswordHasher, ResponderError, TokenError,
-    TokenIssuer, TokenVerifier,
+    AccessToken, AssistantResponder, Clock, PasswordHasher, ReplyRequest, ReplyStream,
+    ResponderError, TokenError, TokenIssuer, TokenVerifier,
 };
 
 #[cfg(feature = "mock")]

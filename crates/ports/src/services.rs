@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
-use memlayer_domain::{Chat, Message, MessageContent, Password, PasswordHash, UserId};
+use futures_core::stream::BoxStream;
+use memlayer_domain::{Chat, Message, Password, PasswordHash, UserId};
 use thiserror::Error;
 
 use crate::error::BoxError;
@@ -60,15 +61,43 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The responder failed to answer.
+/// Why the assistant could not (finish its) answer.
 #[derive(Debug, Error)]
-#[error("the assistant could not answer")]
-pub struct ResponderError(#[source] pub BoxError);
+pub enum ResponderError {
+    /// The model server could not be reached, or refused the request (an error status).
+    #[error("the assistant's model server refused or could not be reached")]
+    Unavailable(#[source] BoxError),
+    /// The model server went quiet for longer than the configured timeout.
+    #[error("the assistant's model server timed out")]
+    TimedOut(#[source] BoxError),
+    /// The answer broke off, or came in a form that could not be read.
+    #[error("the assistant's answer broke off")]
+    Broken(#[source] BoxError),
+}
 
-/// Writes the assistant's reply to a user's message: the seam where the memory layer
-/// (recall, an LLM) plugs in.
+/// The pieces of an answer as the assistant writes them, in order; the stream ends when
+/// the answer is complete. Dropping it cancels the generation.
+pub type ReplyStream = BoxStream<'static, Result<String, ResponderError>>;
+
+/// What the assistant is asked to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRequest {
+    /// The chat the question was posted in.
+    pub chat: Chat,
+    /// The chat's earlier messages, oldest first: at most
+    /// [`AssistantResponder::context_messages`] of the latest ones.
+    pub history: Vec<Message>,
+    /// The user's new message, already stored.
+    pub question: Message,
+}
+
+/// Writes the assistant's reply to a user's message: the seam where a model (and later
+/// the memory layer) plugs in. Answers are streamed, so a slow model holds no thread and
+/// no database connection while it writes.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait AssistantResponder: Send + Sync {
-    /// The reply to `message`, posted in `chat`.
-    fn reply(&self, chat: &Chat, message: &Message) -> Result<MessageContent, ResponderError>;
+    /// How many of the chat's latest earlier messages the assistant wants to see.
+    fn context_messages(&self) -> u32;
+    /// Starts answering `request`; nothing happens until the stream is polled.
+    fn reply(&self, request: ReplyRequest) -> ReplyStream;
 }

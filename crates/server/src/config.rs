@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use memlayer_adapters::{OpenAiSettings, Url};
+use secrecy::SecretString;
 use thiserror::Error;
 
 /// Where the embedded database lives when `DATABASE_URL` is not set.
@@ -59,6 +61,8 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
     pub log_filter: String,
+    /// The model that answers messages; `None`: every reply is "Message received".
+    pub assistant: Option<OpenAiSettings>,
 }
 
 /// Where the token-signing secret comes from.
@@ -184,8 +188,57 @@ impl Config {
                 "true or false",
             )?,
             log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
+            assistant: assistant(get)?,
         })
     }
+}
+
+/// The `ASSISTANT_*` settings: none at all, or at least a URL and a model.
+fn assistant<'a>(
+    get: impl Fn(&str) -> Option<&'a str> + Copy,
+) -> Result<Option<OpenAiSettings>, ConfigError> {
+    const OTHERS: [&str; 5] = [
+        "ASSISTANT_MODEL",
+        "ASSISTANT_API_KEY",
+        "ASSISTANT_SYSTEM_PROMPT",
+        "ASSISTANT_CONTEXT_MESSAGES",
+        "ASSISTANT_TIMEOUT_SECS",
+    ];
+    let Some(url) = get("ASSISTANT_URL") else {
+        return match OTHERS.into_iter().find(|name| get(name).is_some()) {
+            Some(name) => Err(ConfigError {
+                name: "ASSISTANT_URL",
+                value: String::new(),
+                reason: format!(
+                    "required when {name} is set: the base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1"
+                ),
+            }),
+            None => Ok(None),
+        };
+    };
+    let base_url = Url::parse(url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+        .ok_or_else(|| ConfigError {
+            name: "ASSISTANT_URL",
+            // A URL may carry credentials: name the problem, not the value.
+            value: "(hidden)".into(),
+            reason: "expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1".into(),
+        })?;
+    let model = get("ASSISTANT_MODEL").ok_or_else(|| ConfigError {
+        name: "ASSISTANT_MODEL",
+        value: String::new(),
+        reason: "required with ASSISTANT_URL: the model to ask for (any name for llama-server)"
+            .into(),
+    })?;
+    Ok(Some(OpenAiSettings {
+        base_url,
+        model: model.to_owned(),
+        api_key: get("ASSISTANT_API_KEY").map(SecretString::from),
+        system_prompt: get("ASSISTANT_SYSTEM_PROMPT").map(str::to_owned),
+        context_messages: parse(get, "ASSISTANT_CONTEXT_MESSAGES", 20, 0..=1_000)?,
+        timeout: Duration::from_secs(parse(get, "ASSISTANT_TIMEOUT_SECS", 60, 1..=3_600)?),
+    }))
 }
 
 /// A configured secret must have at least [`MIN_SECRET_BYTES`]; without one, only the
@@ -222,6 +275,10 @@ impl fmt::Debug for Config {
             .field("port", &self.port)
             .field("pool_size", &self.pool_size)
             .field("bcrypt_cost", &self.bcrypt_cost)
+            .field(
+                "assistant_model",
+                &self.assistant.as_ref().map(|assistant| &assistant.model),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -387,6 +444,79 @@ mod tests {
             let error = Config::from_vars(&vars(&[("CORS_ORIGINS", bad)])).unwrap_err();
             assert_eq!(error.name, "CORS_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn without_assistant_settings_there_is_no_model() {
+        assert!(Config::from_vars(&vars(&[])).unwrap().assistant.is_none());
+    }
+
+    #[test]
+    fn an_assistant_needs_a_url_and_a_model_and_takes_the_rest_from_defaults() {
+        let config = Config::from_vars(&vars(&[
+            ("ASSISTANT_URL", "http://127.0.0.1:8080/v1"),
+            ("ASSISTANT_MODEL", "smollm2"),
+        ]))
+        .unwrap();
+        let assistant = config.assistant.unwrap();
+        assert_eq!(assistant.base_url.as_str(), "http://127.0.0.1:8080/v1");
+        assert_eq!(assistant.model, "smollm2");
+        assert_eq!(assistant.context_messages, 20);
+        assert_eq!(assistant.timeout, Duration::from_secs(60));
+        assert!(assistant.api_key.is_none() && assistant.system_prompt.is_none());
+    }
+
+    #[test]
+    fn incomplete_or_bad_assistant_settings_name_the_variable() {
+        for (settings, name) in [
+            (&[("ASSISTANT_MODEL", "m")][..], "ASSISTANT_URL"),
+            (
+                &[("ASSISTANT_URL", "http://127.0.0.1:8080/v1")][..],
+                "ASSISTANT_MODEL",
+            ),
+            (
+                &[
+                    ("ASSISTANT_URL", "127.0.0.1:8080"),
+                    ("ASSISTANT_MODEL", "m"),
+                ][..],
+                "ASSISTANT_URL",
+            ),
+            (
+                &[("ASSISTANT_URL", "ftp://h/v1"), ("ASSISTANT_MODEL", "m")][..],
+                "ASSISTANT_URL",
+            ),
+            (
+                &[
+                    ("ASSISTANT_URL", "http://h/v1"),
+                    ("ASSISTANT_MODEL", "m"),
+                    ("ASSISTANT_TIMEOUT_SECS", "0"),
+                ][..],
+                "ASSISTANT_TIMEOUT_SECS",
+            ),
+            (
+                &[
+                    ("ASSISTANT_URL", "http://h/v1"),
+                    ("ASSISTANT_MODEL", "m"),
+                    ("ASSISTANT_CONTEXT_MESSAGES", "x"),
+                ][..],
+                "ASSISTANT_CONTEXT_MESSAGES",
+            ),
+        ] {
+            let error = Config::from_vars(&vars(settings)).unwrap_err();
+            assert_eq!(error.name, name, "{settings:?}");
+        }
+    }
+
+    #[test]
+    fn the_assistant_api_key_is_never_shown() {
+        let config = Config::from_vars(&vars(&[
+            ("ASSISTANT_URL", "https://api.example.com/v1"),
+            ("ASSISTANT_MODEL", "m"),
+            ("ASSISTANT_API_KEY", "sk-very-secret"),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("sk-very-secret"));
+        assert!(!format!("{:?}", config.assistant).contains("sk-very-secret"));
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, dev::Server};
 use memlayer_adapters::{
-    Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, PoolOptions,
-    SystemClock,
+    Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, OpenAiResponder,
+    OpenAiSetupError, PoolOptions, SystemClock,
 };
+use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{MemLayer, Ports};
 use memlayer_http::{Api, ApiState, AuthRateLimit, Semaphore, cors, request_log};
 use thiserror::Error;
@@ -33,6 +34,9 @@ pub enum StartupError {
     /// The password hasher could not be set up.
     #[error("cannot set up bcrypt: {0}")]
     Hasher(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The assistant's HTTP client could not be set up.
+    #[error(transparent)]
+    Assistant(#[from] OpenAiSetupError),
     /// The HTTP server failed while serving.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -89,7 +93,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         token_issuer: tokens.clone(),
         token_verifier: tokens,
         clock: Arc::new(SystemClock),
-        responder: Arc::new(MessageReceived),
+        responder: responder(config)?,
     });
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
     let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute)
@@ -130,6 +134,25 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         server: server.run(),
         addr,
         backend,
+    })
+}
+
+/// The configured model, or the "Message received" placeholder without one.
+fn responder(config: &Config) -> Result<Arc<dyn AssistantResponder>, StartupError> {
+    Ok(match &config.assistant {
+        Some(settings) => {
+            tracing::info!(
+                model = settings.model,
+                url = %settings.base_url,
+                context_messages = settings.context_messages,
+                "the assistant answers with a model"
+            );
+            Arc::new(OpenAiResponder::new(settings.clone())?)
+        }
+        None => {
+            tracing::info!("no ASSISTANT_URL: the assistant answers \"Message received\"");
+            Arc::new(MessageReceived)
+        }
     })
 }
 

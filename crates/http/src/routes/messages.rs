@@ -1,7 +1,8 @@
 //! `/chats/{chat_id}/messages`: the conversation.
 
-use actix_web::HttpResponse;
+use actix_web::http::header;
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::{ChatPath, ListQuery, blocking, page_response};
 use crate::auth::Authenticated;
@@ -9,11 +10,22 @@ use crate::body::JsonBody;
 use crate::dto::{ErrorBody, MessageResponse, PostMessageRequest, ValidationErrorBody};
 use crate::error::ApiError;
 use crate::state::ApiState;
+use crate::stream;
 
 /// Send a message
 ///
 /// Stores the user's message, has the assistant answer it, stores the answer and
-/// returns it. The user's message sorts before the answer.
+/// returns it (201). The user's message sorts before the answer.
+///
+/// With `Accept: text/event-stream` the answer is streamed instead (200), as
+/// Server-Sent Events whose `data` is one JSON object each: `message` (the stored user
+/// message, a MessageResponse) first, then `delta` (`{"content": "<next piece>"}`) as the
+/// assistant writes, then `done` (the stored reply, a MessageResponse, whose content is
+/// the deltas joined), or `error` (`{"detail": "..."}`) if the assistant fails mid-way
+/// (the user's message stays stored). Lines starting with `:` are keep-alive comments.
+/// A client that disconnects stops the assistant; what it was sent is stored as the
+/// reply (nothing, when it was sent nothing). Errors before the stream starts are
+/// ordinary JSON errors.
 #[utoipa::path(
     post, path = "/chats/{chat_id}/messages", tag = "messages", operation_id = "postMessage",
     security(("bearer" = [])),
@@ -21,6 +33,9 @@ use crate::state::ApiState;
     request_body = PostMessageRequest,
     responses(
         (status = 201, description = "The assistant's reply", body = MessageResponse),
+        (status = 200, description = "With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `delta`…, then `done` or `error`)",
+            content_type = "text/event-stream", body = String,
+            example = json!("event: message\ndata: {\"id\":\"…\",\"role\":\"user\",…}\n\nevent: delta\ndata: {\"content\":\"Message received\"}\n\nevent: done\ndata: {\"id\":\"…\",\"role\":\"assistant\",…}\n\n")),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
@@ -32,15 +47,19 @@ use crate::state::ApiState;
     )
 )]
 pub async fn post(
+    request: HttpRequest,
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
     ChatPath(chat): ChatPath,
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let reply = blocking(&state, move |app| {
-        app.post_message(user, chat, body.content)
-    })
-    .await?;
+    let pending = blocking(&state, move |app| app.ask(user, chat, body.content)).await?;
+    if stream::wants_event_stream(request.headers().get(header::ACCEPT)) {
+        return Ok(stream::reply(state, pending));
+    }
+    // No thread and no connection is held while the model writes.
+    let text = state.app.answer_in_full(&pending).await?;
+    let reply = blocking(&state, move |app| app.finish_reply(&pending, &text)).await?;
     Ok(HttpResponse::Created().json(MessageResponse::from(reply)))
 }
 

@@ -3,11 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod accounts;
+mod assistant;
 mod chats;
 mod flow;
 mod messages;
+mod model;
 mod process;
 mod protocol;
 mod resilience;
 mod support;
+mod upstream;
 mod zero_setup;

@@ -18,6 +18,7 @@ api_tests!(
     content_with_a_nul_character_is_422_on_every_backend,
     a_new_chat_has_no_messages,
     messages_are_read_page_by_page_in_order,
+    without_a_model_a_streamed_reply_is_one_delta_then_done,
 );
 
 fn messages(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
@@ -274,4 +275,29 @@ fn the_longest_message_fits_even_with_every_character_escaped(api: &TestApp) {
         &fits.text[..fits.text.len().min(300)]
     );
     too_long.assert_invalid(json!(["body", "content"]), "string_too_long");
+}
+
+fn without_a_model_a_streamed_reply_is_one_delta_then_done(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    let path = format!("/chats/{chat}/messages");
+
+    let events = api
+        .request("POST", &path)
+        .token(&token)
+        .json(&json!({ "content": "hello" }))
+        .stream();
+
+    assert_eq!(events.status, 200);
+    assert_eq!(events.header("content-type"), Some("text/event-stream"));
+    assert_eq!(events.header("cache-control"), Some("no-cache"));
+    let events = events.all();
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["message", "delta", "done"]);
+    assert_eq!(events[1].1, json!({ "content": "Message received" }));
+    assert_eq!(events[2].1["content"], "Message received");
+    assert_eq!(
+        messages(api, &token, &chat),
+        [events[0].1.clone(), events[2].1.clone()]
+    );
 }

@@ -1,6 +1,7 @@
 //! The real service on a random port over a fresh database, and a small HTTP client.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -257,8 +258,31 @@ impl Request<'_> {
         self
     }
 
+    /// Sends it with `Accept: text/event-stream` and reads the reply as events, as they
+    /// come.
+    pub fn stream(self) -> Events {
+        let response = self.header("accept", "text/event-stream").run();
+        let status = response.status().as_u16();
+        let headers = header_pairs(&response);
+        let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
+        Events {
+            status,
+            headers,
+            reader: BufReader::new(reader),
+        }
+    }
+
     /// Sends it and reads the whole reply.
     pub fn send(self) -> Reply {
+        let mut response = self.run();
+        Reply {
+            status: response.status().as_u16(),
+            headers: header_pairs(&response),
+            text: response.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn run(self) -> ureq::http::Response<ureq::Body> {
         let url = format!("{}{}", self.app.base, self.path);
         let mut builder = ureq::http::Request::builder()
             .method(self.method.as_str())
@@ -269,26 +293,70 @@ impl Request<'_> {
         let request = builder
             .body(self.body.unwrap_or_default())
             .expect("a valid request");
-        let mut response = self
-            .app
+        self.app
             .agent
             .run(request)
-            .unwrap_or_else(|e| panic!("{} {url}: {e}", self.method));
-        let headers = response
-            .headers()
+            .unwrap_or_else(|e| panic!("{} {url}: {e}", self.method))
+    }
+}
+
+fn header_pairs(response: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A reply read as Server-Sent Events.
+pub struct Events {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<Box<dyn Read + Send>>,
+}
+
+impl Events {
+    /// A header's value (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    value.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        Reply {
-            status: response.status().as_u16(),
-            headers,
-            text: response.body_mut().read_to_string().unwrap_or_default(),
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next event's name and JSON data (comments skipped); `None` at the end.
+    pub fn next_event(&mut self) -> Option<(String, Value)> {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches('\n');
+            if line.is_empty() {
+                if !data.is_empty() {
+                    let data = serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data:?}"));
+                    return Some((name, data));
+                }
+            } else if let Some(value) = line.strip_prefix("event: ") {
+                value.clone_into(&mut name);
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data.push_str(value);
+            } else {
+                assert!(line.starts_with(':'), "not an event line: {line:?}");
+            }
         }
+    }
+
+    /// Every remaining event.
+    pub fn all(mut self) -> Vec<(String, Value)> {
+        std::iter::from_fn(|| self.next_event()).collect()
     }
 }
 

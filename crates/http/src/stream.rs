@@ -1,0 +1,189 @@
+//! A reply streamed as Server-Sent Events (`Accept: text/event-stream`).
+//!
+//! The user's message is already stored when the stream starts. A task relays the
+//! assistant's pieces to the client as `delta` events, then stores the reply and sends
+//! it as `done`. When the client goes away, the task stops the assistant (dropping its
+//! stream closes the connection to the model) and keeps what was already sent.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{self, CacheDirective};
+use actix_web::web::{Bytes, Data};
+use futures_util::{StreamExt, stream};
+use memlayer_app::{AppError, PendingReply};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+
+use crate::dto::{DeltaEvent, ErrorBody, MessageResponse};
+use crate::error::ApiError;
+use crate::routes::blocking;
+use crate::state::ApiState;
+
+/// The media type of a streamed reply.
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+/// How long the stream may stay silent. A comment line is sent then: actix notices that
+/// a client has gone only when a write to it fails, and an idle proxy may cut a silent
+/// connection.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// Whether the client asked for the reply as an event stream.
+pub fn wants_event_stream(accept: Option<&header::HeaderValue>) -> bool {
+    accept
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                range
+                    .split(';')
+                    .next()
+                    .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(EVENT_STREAM))
+            })
+        })
+}
+
+/// `200 text/event-stream`: the stored question as `message`, then the answer.
+pub(crate) fn reply(state: Data<ApiState>, pending: PendingReply) -> HttpResponse {
+    let first = event(
+        "message",
+        &MessageResponse::from(pending.question().clone()),
+    );
+    // One event in flight: what the client has been sent is, give or take one piece,
+    // what the relay has seen go out.
+    let (events, outbox) = mpsc::channel(1);
+    actix_web::rt::spawn(relay(state, pending, events));
+    let rest = stream::unfold(outbox, |mut outbox| async move {
+        outbox.recv().await.map(|event| (event, outbox))
+    });
+    HttpResponse::Ok()
+        .content_type(EVENT_STREAM)
+        .insert_header(header::CacheControl(vec![CacheDirective::NoCache]))
+        // Tells nginx-style proxies not to buffer the stream.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(
+            stream::once(async { first })
+                .chain(rest)
+                .map(Ok::<_, Infallible>),
+        )
+}
+
+/// How the assistant's answer ended.
+enum Ending {
+    /// Complete.
+    Finished,
+    /// The assistant failed.
+    Failed(AppError),
+    /// The client went away.
+    Abandoned,
+}
+
+async fn relay(state: Data<ApiState>, pending: PendingReply, events: mpsc::Sender<Bytes>) {
+    let mut answer = state.app.answer(&pending);
+    let mut text = String::new();
+    let mut quiet = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    quiet.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let ending = loop {
+        tokio::select! {
+            () = events.closed() => break Ending::Abandoned,
+            piece = answer.next() => match piece {
+                Some(Ok(content)) => {
+                    let delta = DeltaEvent { content };
+                    if events.send(event("delta", &delta)).await.is_err() {
+                        break Ending::Abandoned;
+                    }
+                    text.push_str(&delta.content);
+                    quiet.reset();
+                }
+                Some(Err(error)) => break Ending::Failed(error),
+                None => break Ending::Finished,
+            },
+            _ = quiet.tick() => {
+                if events.send(Bytes::from_static(b":\n\n")).await.is_err() {
+                    break Ending::Abandoned;
+                }
+            }
+        }
+    };
+    // Stops the generation: the connection to the model closes with the stream.
+    drop(answer);
+    match ending {
+        Ending::Finished => {
+            let stored = blocking(&state, move |app| app.finish_reply(&pending, &text)).await;
+            let last = match stored {
+                Ok(reply) => event("done", &MessageResponse::from(reply)),
+                Err(error) => error_event(&error),
+            };
+            // The client may have gone meanwhile; the reply is stored either way.
+            let _ = events.send(last).await;
+        }
+        Ending::Failed(error) => {
+            let _ = events.send(error_event(&ApiError::App(error))).await;
+        }
+        Ending::Abandoned => {
+            let kept = blocking(&state, move |app| app.keep_partial_reply(&pending, &text)).await;
+            match kept {
+                Ok(reply) => tracing::info!(
+                    kept_chars = reply.map_or(0, |reply| reply.content.as_str().chars().count()),
+                    "the client left during a streamed reply; the assistant was stopped"
+                ),
+                Err(error) => {
+                    error.log();
+                }
+            }
+        }
+    }
+}
+
+/// `event: error` with the `detail` the same failure has as a JSON response; logged
+/// like one.
+fn error_event(error: &ApiError) -> Bytes {
+    error.log();
+    event(
+        "error",
+        &ErrorBody {
+            detail: error.to_string(),
+        },
+    )
+}
+
+/// One event: its name, and its data as one line of JSON.
+fn event(name: &str, data: &impl Serialize) -> Bytes {
+    // Serialising these DTOs cannot fail (no maps with non-string keys); if it ever
+    // did, the client would still get a well-formed event.
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn the_event_stream_is_chosen_only_when_the_client_accepts_it() {
+        let accepts =
+            |value: &'static str| wants_event_stream(Some(&HeaderValue::from_static(value)));
+        assert!(accepts("text/event-stream"));
+        assert!(accepts("application/json, Text/Event-Stream;q=0.9"));
+        assert!(!accepts("application/json"));
+        assert!(!accepts("*/*"));
+        assert!(!wants_event_stream(None));
+    }
+
+    #[test]
+    fn an_event_is_its_name_then_one_line_of_json() {
+        let bytes = event(
+            "delta",
+            &DeltaEvent {
+                content: "a\nb".into(),
+            },
+        );
+        assert_eq!(
+            &bytes[..],
+            b"event: delta\ndata: {\"content\":\"a\\nb\"}\n\n"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! The assistant answered by a model server: the adapter, the JSON and streamed replies,
+//! and every wire fault, against a scripted OpenAI-compatible upstream (see
+//! `upstream.rs`). The same flows against a real model are in `model.rs`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
+
+use memlayer_testkit::TestDatabase;
+use serde_json::{Value, json};
+
+use crate::support::{SPA_ORIGIN, TestApp};
+use crate::upstream::{Script, Upstream};
+
+const SYSTEM_PROMPT: &str = "You are MemLayer's test assistant.";
+const API_KEY: &str = "sk-test-key-never-shown";
+
+/// The service with a scripted model behind it.
+pub struct WithModel {
+    upstream: Upstream,
+    api: TestApp,
+}
+
+impl WithModel {
+    fn start(db: TestDatabase) -> Self {
+        let upstream = Upstream::scripted(vec![]);
+        let api = TestApp::start_with(
+            db,
+            &[
+                ("ASSISTANT_URL", &upstream.url),
+                ("ASSISTANT_MODEL", "test-model"),
+                ("ASSISTANT_API_KEY", API_KEY),
+                ("ASSISTANT_SYSTEM_PROMPT", SYSTEM_PROMPT),
+                ("ASSISTANT_CONTEXT_MESSAGES", "3"),
+                ("ASSISTANT_TIMEOUT_SECS", "2"),
+            ],
+        );
+        Self { upstream, api }
+    }
+
+    /// A new user with a new chat: the token and the messages path.
+    fn chat(&self) -> (String, String) {
+        let token = self.api.new_user();
+        let chat = self.api.new_chat(&token);
+        (token, format!("/chats/{chat}/messages"))
+    }
+
+    fn messages(&self, token: &str, path: &str) -> Vec<(String, String)> {
+        let reply = self.api.get(path, token);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["role"].as_str().unwrap().to_owned(),
+                    m["content"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+memlayer_testkit::on_both_backends!(crate::assistant::WithModel::start;
+    a_json_post_returns_the_models_whole_answer_and_stores_it,
+    a_streamed_post_sends_the_question_then_each_piece_then_the_stored_reply,
+    the_model_sees_the_system_prompt_the_latest_history_in_order_then_the_new_message,
+    the_api_key_goes_to_the_model_and_nowhere_else,
+    a_model_that_refuses_is_a_502_and_the_question_stays,
+    a_model_that_refuses_a_stream_is_an_error_event_after_the_question,
+    a_silent_model_times_out_as_a_502,
+    an_answer_cut_off_mid_stream_is_an_error_event_and_no_reply_is_stored,
+    a_client_that_leaves_mid_stream_stops_the_model_and_keeps_what_it_was_sent,
+    a_client_that_leaves_before_any_text_keeps_only_its_question,
+    errors_found_before_the_stream_starts_are_ordinary_json_errors,
+);
+
+fn a_json_post_returns_the_models_whole_answer_and_stores_it(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream
+        .script(vec![Script::Answer(vec!["Hel", "lo", " there"])]);
+
+    let reply = t.api.post(&path, &token, json!({ "content": "Hi" }));
+
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.json()["content"], "Hello there");
+    assert_eq!(reply.json()["role"], "assistant");
+    assert_eq!(
+        t.messages(&token, &path),
+        [
+            ("user".into(), "Hi".into()),
+            ("assistant".into(), "Hello there".into())
+        ]
+    );
+}
+
+fn a_streamed_post_sends_the_question_then_each_piece_then_the_stored_reply(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream
+        .script(vec![Script::Answer(vec!["Once", " upon", " a time"])]);
+
+    let events = t
+        .api
+        .request("POST", &path)
+        .token(&token)
+        .header("origin", SPA_ORIGIN)
+        .json(&json!({ "content": "A story?" }))
+        .stream();
+
+    assert_eq!(events.status, 200);
+    assert_eq!(events.header("content-type"), Some("text/event-stream"));
+    assert_eq!(
+        events.header("access-control-allow-origin"),
+        Some(SPA_ORIGIN)
+    );
+    let events = events.all();
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["message", "delta", "delta", "delta", "done"]);
+    let (question, done) = (&events[0].1, &events[4].1);
+    assert_eq!(
+        (question["role"].as_str(), question["content"].as_str()),
+        (Some("user"), Some("A story?"))
+    );
+    let deltas: String = events[1..4]
+        .iter()
+        .map(|(_, data)| data["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "Once upon a time");
+    assert_eq!(
+        (done["role"].as_str(), done["content"].as_str()),
+        (Some("assistant"), Some(deltas.as_str()))
+    );
+    let stored = t.api.get(&path, &token).json();
+    assert_eq!(stored, json!([question, done]));
+}
+
+fn the_model_sees_the_system_prompt_the_latest_history_in_order_then_the_new_message(
+    t: &WithModel,
+) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![
+        Script::Answer(vec!["A1"]),
+        Script::Answer(vec!["A2"]),
+        Script::Answer(vec!["A3"]),
+    ]);
+    for question in ["Q1", "Q2", "Q3"] {
+        let reply = t.api.post(&path, &token, json!({ "content": question }));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+
+    let requests = t.upstream.requests();
+
+    assert_eq!(requests.len(), 3);
+    let first = &requests[0].body;
+    assert_eq!(first["model"], "test-model");
+    assert_eq!(first["stream"], true);
+    assert_eq!(
+        first["messages"],
+        json!([{ "role": "system", "content": SYSTEM_PROMPT }, { "role": "user", "content": "Q1" }])
+    );
+    // ASSISTANT_CONTEXT_MESSAGES=3: the three latest earlier messages, oldest first.
+    assert_eq!(
+        requests[2].body["messages"],
+        json!([
+            { "role": "system", "content": SYSTEM_PROMPT },
+            { "role": "assistant", "content": "A1" },
+            { "role": "user", "content": "Q2" },
+            { "role": "assistant", "content": "A2" },
+            { "role": "user", "content": "Q3" },
+        ])
+    );
+}
+
+fn the_api_key_goes_to_the_model_and_nowhere_else(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::Status(500)]);
+
+    let reply = t.api.post(&path, &token, json!({ "content": "Hi" }));
+
+    assert_eq!(
+        t.upstream.requests()[0].authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert!(!reply.text.contains(API_KEY), "{}", reply.text);
+}
+
+fn a_model_that_refuses_is_a_502_and_the_question_stays(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::Status(500)]);
+
+    let reply = t.api.post(&path, &token, json!({ "content": "Hi" }));
+
+    reply.assert_detail(
+        502,
+        "The assistant could not answer; your message was saved",
+    );
+    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+}
+
+fn a_model_that_refuses_a_stream_is_an_error_event_after_the_question(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::Status(503)]);
+
+    let events = t
+        .api
+        .request("POST", &path)
+        .token(&token)
+        .json(&json!({ "content": "Hi" }))
+        .stream()
+        .all();
+
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["message", "error"]);
+    assert_eq!(
+        events[1].1,
+        json!({ "detail": "The assistant could not answer; your message was saved" })
+    );
+    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+}
+
+fn a_silent_model_times_out_as_a_502(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::Silent]);
+
+    let reply = t.api.post(&path, &token, json!({ "content": "Hi" }));
+
+    reply.assert_detail(
+        502,
+        "The assistant could not answer; your message was saved",
+    );
+    assert_eq!(t.messages(&token, &path).len(), 1);
+}
+
+fn an_answer_cut_off_mid_stream_is_an_error_event_and_no_reply_is_stored(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream
+        .script(vec![Script::CutAfter(vec!["Half", " an"])]);
+
+    let events = t
+        .api
+        .request("POST", &path)
+        .token(&token)
+        .json(&json!({ "content": "Hi" }))
+        .stream()
+        .all();
+
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["message", "delta", "delta", "error"]);
+    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+}
+
+#[test]
+fn an_unreachable_model_is_a_502() {
+    // A model server that is not listening: a port that was free a moment ago.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let api = TestApp::start_with(
+        TestDatabase::sqlite(),
+        &[
+            ("ASSISTANT_URL", &format!("http://{free}/v1")),
+            ("ASSISTANT_MODEL", "m"),
+        ],
+    );
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    let reply = api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": "Hi" }),
+    );
+
+    reply.assert_detail(
+        502,
+        "The assistant could not answer; your message was saved",
+    );
+}
+
+/// Posts `content` with `Accept: text/event-stream` on a raw connection, reads until
+/// `events` events have arrived, then closes the connection.
+fn leave_after(t: &WithModel, token: &str, path: &str, events: usize) {
+    let body = json!({ "content": "Tell me everything" }).to_string();
+    let mut connection =
+        std::net::TcpStream::connect(t.api.base.trim_start_matches("http://")).unwrap();
+    write!(
+        connection,
+        "POST {path} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {token}\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(connection.try_clone().unwrap());
+    let mut seen = 0;
+    while seen < events {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the stream ended early"
+        );
+        if line.starts_with("event: ") {
+            seen += 1;
+        }
+    }
+    connection.shutdown(std::net::Shutdown::Both).unwrap();
+}
+
+/// Polls the chat's messages until `expected` is there (at most 10 s).
+fn eventually(t: &WithModel, token: &str, path: &str, expected: &[(String, String)]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let messages = t.messages(token, path);
+        if messages == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {messages:?}, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn a_client_that_leaves_mid_stream_stops_the_model_and_keeps_what_it_was_sent(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream
+        .script(vec![Script::StallAfter(vec!["Once", " upon"])]);
+
+    // message, delta, delta: then the model stalls and the client leaves.
+    leave_after(t, &token, &path, 3);
+
+    assert!(
+        t.upstream.closed(Duration::from_secs(10)),
+        "the model's connection stayed open"
+    );
+    eventually(
+        t,
+        &token,
+        &path,
+        &[
+            ("user".into(), "Tell me everything".into()),
+            ("assistant".into(), "Once upon".into()),
+        ],
+    );
+}
+
+fn a_client_that_leaves_before_any_text_keeps_only_its_question(t: &WithModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::StallAfter(vec![])]);
+
+    leave_after(t, &token, &path, 1);
+
+    assert!(
+        t.upstream.closed(Duration::from_secs(10)),
+        "the model's connection stayed open"
+    );
+    // The reply, had one been kept, is stored before the model's connection closes.
+    assert_eq!(
+        t.messages(&token, &path),
+        [("user".into(), "Tell me everything".into())]
+    );
+}
+
+fn errors_found_before_the_stream_starts_are_ordinary_json_errors(t: &WithModel) {
+    let (token, path) = t.chat();
+    let stream = |token: &str, path: &str, body: Value| {
+        t.api
+            .request("POST", path)
+            .token(token)
+            .json(&body)
+            .header("accept", "text/event-stream")
+            .send()
+    };
+
+    stream("not-a-token", &path, json!({ "content": "Hi" }))
+        .assert_detail(401, "Could not validate credentials");
+    let missing = format!("/chats/{}/messages", uuid::Uuid::now_v7());
+    stream(&token, &missing, json!({ "content": "Hi" })).assert_detail(404, "Chat not found");
+    stream(&t.api.new_user(), &path, json!({ "content": "Hi" }))
+        .assert_detail(403, "Not allowed to access this chat");
+    stream(&token, &path, json!({ "content": " " }))
+        .assert_invalid(json!(["body", "content"]), "string_too_short");
+    assert!(t.upstream.requests().is_empty());
+}
