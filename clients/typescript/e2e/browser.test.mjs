@@ -6,7 +6,10 @@
 //
 // Environment: MEMLAYER_BIN (the service binary, default target/debug/memlayer),
 // MEMLAYER_E2E_DATABASE_URL (default: a fresh SQLite file), CHROMIUM (default
-// /usr/bin/chromium), MEMLAYER_E2E_API_PORT (8000), MEMLAYER_E2E_PAGE_PORT (5173).
+// /usr/bin/chromium), MEMLAYER_E2E_API_PORT (8000), MEMLAYER_E2E_PAGE_PORT (5173),
+// MEMLAYER_E2E_MODEL_URL (an OpenAI-compatible base URL, e.g. a llama-server's
+// http://127.0.0.1:8089/v1: the assistant then answers with that model instead of
+// "Message received").
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
@@ -29,6 +32,8 @@ const PAGE = `http://localhost:${pagePort}`;
 // An origin the service does not allow: same page, another port.
 const FOREIGN_PAGE = `http://localhost:${pagePort + 1}`;
 const SECRET = "browser-test-secret-of-at-least-32-bytes";
+const MODEL_URL = process.env.MEMLAYER_E2E_MODEL_URL;
+const assistantSettings = MODEL_URL ? { ASSISTANT_URL: MODEL_URL, ASSISTANT_MODEL: "e2e-model" } : {};
 
 const consoleErrors = [];
 const failedRequests = [];
@@ -69,6 +74,7 @@ async function startService() {
       CORS_ORIGINS: PAGE,
       BCRYPT_COST: "4",
       RUST_LOG: "warn",
+      ...assistantSettings,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -182,18 +188,42 @@ describe("the SPA's calls, from http://localhost:5173", () => {
   });
 
   test("sends messages and reads them back in order", async () => {
+    const replies = [];
     for (const content of ["first", "second", "third"]) {
       const reply = await call("postMessage", chatId, content);
       assert.equal(reply.status, 201);
       assert.equal(reply.data.role, "assistant");
-      assert.equal(reply.data.content, "Message received");
+      if (!MODEL_URL) assert.equal(reply.data.content, "Message received");
+      assert.notEqual(reply.data.content.trim(), "");
+      replies.push(reply.data.content);
     }
     const listed = await call("listMessages", chatId);
     assert.equal(listed.status, 200);
     assert.deepEqual(
       listed.data.map((message) => `${message.role}:${message.content}`),
-      ["first", "second", "third"].flatMap((content) => [`user:${content}`, "assistant:Message received"]),
+      ["first", "second", "third"].flatMap((content, i) => [`user:${content}`, `assistant:${replies[i]}`]),
     );
+  });
+
+  test("streams a reply: the question, then the deltas as they are written, then the stored reply", async () => {
+    const streamed = await call("streamMessage", chatId, "Tell me about Lisbon in one sentence.");
+    assert.equal(streamed.status, 200);
+    const names = streamed.events.map(({ event }) => event);
+    assert.equal(names[0], "message");
+    assert.equal(names.at(-1), "done");
+    const deltas = streamed.events.filter(({ event }) => event === "delta");
+    assert.deepEqual(names, ["message", ...deltas.map(() => "delta"), "done"]);
+    assert.equal(streamed.reply.content, deltas.map(({ data }) => data.content).join(""));
+    assert.equal(streamed.question.content, "Tell me about Lisbon in one sentence.");
+    if (MODEL_URL) {
+      // A real model writes piece by piece: the first piece reaches the page before the end.
+      assert.ok(deltas.length >= 2, JSON.stringify(names));
+      assert.ok(deltas[0].at < streamed.events.at(-1).at, JSON.stringify(streamed.events.map(({ event, at }) => [event, at])));
+    } else {
+      assert.deepEqual(deltas.map(({ data }) => data.content), ["Message received"]);
+    }
+    const listed = await call("listMessages", chatId);
+    assert.deepEqual(listed.data.slice(-2), [streamed.question, streamed.reply]);
   });
 
   test("deletes a chat (204, no body) and it is gone", async () => {

@@ -3,7 +3,7 @@
  * client: JSON on every call, the token from localStorage, `detail` from error bodies)
  * and reports what it received. The browser test drives it through `window.memlayer`.
  */
-import { TOKEN_KEY, createMemLayerClient, errorDetail } from "../src/index";
+import { TOKEN_KEY, createMemLayerClient, errorDetail, streamMessage } from "../src/index";
 
 const api = new URLSearchParams(location.search).get("api") ?? "http://localhost:8000";
 const client = createMemLayerClient(api);
@@ -49,6 +49,15 @@ const page = {
   postMessage: (id: string, content: string) =>
     outcome(client.POST("/chats/{chat_id}/messages", { ...chat(id), body: { content } })),
   listMessages: (id: string) => outcome(client.GET("/chats/{chat_id}/messages", chat(id))),
+  /** Streams a reply; reports every event with the time it arrived (ms since the post). */
+  streamMessage: async (id: string, content: string) => {
+    const start = performance.now();
+    const events: { event: string; data: unknown; at: number }[] = [];
+    const result = await streamMessage(api, id, content, ({ event, data }) => {
+      events.push({ event, data, at: performance.now() - start });
+    });
+    return { ...result, events };
+  },
   /** Replaces the stored token (null logs out), as the SPA's session handling would. */
   useToken: (token: string | null) =>
     token === null ? localStorage.removeItem(TOKEN_KEY) : localStorage.setItem(TOKEN_KEY, token),

@@ -5,6 +5,7 @@
  * It talks to the API the way the MemLayer SPA does: JSON on every call, the access
  * token from localStorage as `Authorization: Bearer`, and errors read from `detail`.
  */
+import { createParser } from "eventsource-parser";
 import createClient, { type Client } from "openapi-fetch";
 
 import type { components, paths } from "./schema";
@@ -63,4 +64,67 @@ export function errorDetail(body: unknown, status: number): string {
     return typeof detail === "string" ? detail : JSON.stringify(detail);
   }
   return `Request failed (${status})`;
+}
+
+/** One event of a streamed reply (`POST /chats/{chat_id}/messages` with `Accept: text/event-stream`). */
+export type ReplyEvent =
+  | { event: "message"; data: MessageResponse }
+  | { event: "delta"; data: Schemas["DeltaEvent"] }
+  | { event: "done"; data: MessageResponse }
+  | { event: "error"; data: ErrorBody };
+
+/** How a streamed post ended: the stored question and reply, or what to show the user. */
+export interface StreamedReply {
+  status: number;
+  question?: MessageResponse;
+  reply?: MessageResponse;
+  detail?: string;
+}
+
+/**
+ * Posts `content` to a chat and streams the assistant's answer: `onEvent` sees the stored
+ * question (`message`), each piece of text (`delta`) as the model writes it, then the
+ * stored reply (`done`) or a failure (`error`). `EventSource` cannot send an
+ * `Authorization` header, so this reads the response body of a `fetch` and parses it
+ * with eventsource-parser. Aborting `signal` stops the assistant; what it had written
+ * is kept as the reply.
+ */
+export async function streamMessage(
+  baseUrl: string,
+  chatId: string,
+  content: string,
+  onEvent: (event: ReplyEvent) => void = () => {},
+  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+): Promise<StreamedReply> {
+  const token = (options.tokens ?? localStorage).getItem(TOKEN_KEY);
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    Accept: "text/event-stream",
+  };
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  const init: RequestInit = { method: "POST", headers, body: JSON.stringify({ content }) };
+  if (options.signal) init.signal = options.signal;
+  const response = await fetch(`${baseUrl}/chats/${encodeURIComponent(chatId)}/messages`, init);
+  const result: StreamedReply = { status: response.status };
+  if (!response.ok || !response.body) {
+    const body: unknown = await response.json().catch(() => undefined);
+    result.detail = errorDetail(body, response.status);
+    return result;
+  }
+  const parser = createParser({
+    onEvent({ event, data }) {
+      const parsed = { event, data: JSON.parse(data) } as ReplyEvent;
+      if (parsed.event === "message") result.question = parsed.data;
+      if (parsed.event === "done") result.reply = parsed.data;
+      if (parsed.event === "error") result.detail = errorDetail(parsed.data, response.status);
+      onEvent(parsed);
+    },
+  });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parser.feed(value);
+  }
+  return result;
 }

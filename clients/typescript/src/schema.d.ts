@@ -128,7 +128,17 @@ export interface paths {
         /**
          * Send a message
          * @description Stores the user's message, has the assistant answer it, stores the answer and
-         *     returns it. The user's message sorts before the answer.
+         *     returns it (201). The user's message sorts before the answer.
+         *
+         *     With `Accept: text/event-stream` the answer is streamed instead (200), as
+         *     Server-Sent Events whose `data` is one JSON object each: `message` (the stored user
+         *     message, a MessageResponse) first, then `delta` (`{"content": "<next piece>"}`) as the
+         *     assistant writes, then `done` (the stored reply, a MessageResponse, whose content is
+         *     the deltas joined), or `error` (`{"detail": "..."}`) if the assistant fails mid-way
+         *     (the user's message stays stored). Lines starting with `:` are keep-alive comments.
+         *     A client that disconnects stops the assistant; what it was sent is stored as the
+         *     reply (nothing, when it was sent nothing). Errors before the stream starts are
+         *     ordinary JSON errors.
          */
         post: operations["postMessage"];
         delete?: never;
@@ -221,6 +231,14 @@ export interface components {
              * @example correct horse battery
              */
             password: string;
+        };
+        /** @description A piece of the assistant's answer (`event: delta` of a streamed reply). */
+        DeltaEvent: {
+            /**
+             * @description The next piece of text; the reply is all pieces joined, in order.
+             * @example Hel
+             */
+            content: string;
         };
         /** @description An error: `detail` says what went wrong, for a human. */
         ErrorBody: {
@@ -976,6 +994,25 @@ export interface operations {
             };
         };
         responses: {
+            /** @description With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `delta`…, then `done` or `error`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example event: message
+                     *     data: {"id":"…","role":"user",…}
+                     *
+                     *     event: delta
+                     *     data: {"content":"Message received"}
+                     *
+                     *     event: done
+                     *     data: {"id":"…","role":"assistant",…}
+                     */
+                    "text/event-stream": string;
+                };
+            };
             /** @description The assistant's reply */
             201: {
                 headers: {
