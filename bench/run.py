@@ -4,6 +4,9 @@
     python3 bench/run.py            # full run (release build, ~3 minutes); writes docs/benchmarks.md
     python3 bench/run.py --smoke    # seconds: checks that every scenario runs and yields numbers
 
+With BENCH_MODEL=host:port of a llama-server (scripts/model-server start 8089), it also
+compares streamed replies through MemLayer with the same requests straight to the model.
+
 For each scenario it seeds a fresh PostgreSQL database, drives the service over HTTP with
 wrk (a separate process) and reports throughput and p50/p99 latency; then it runs, at the
 same concurrency, pgbench executing the same SQL statements the service issues for that
@@ -38,6 +41,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import streaming
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # the hand-written part of the report
@@ -433,14 +438,100 @@ def main() -> None:
     finally:
         service.stop()
 
+    streamed = run_streaming(binary, url, users, args.smoke)
     problems = [name for name, result in [(s.name, r) for s, r, _ in rows] + [("chat under login storm", stormy)] if result.requests == 0 or result.errors]
+    if streamed.get("model", {}).get("errors"):
+        problems.append("streamed replies from the model")
+    if streamed["concurrent"]["completed"] != streamed["concurrent"]["streams"]:
+        problems.append(f"concurrent streams: {streamed['concurrent']['failures']}")
     report = render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready, idle_rss, loaded_rss, pg_version, profile)
+    report += render_streaming(streamed)
     print(report)
     if problems:
         sys.exit(f"scenarios with errors or no requests: {problems}")
     if not args.smoke:
         args.output.write_text(report)
         print(f"wrote {args.output.relative_to(ROOT)}")
+
+
+def run_streaming(binary: Path, url: str, users: int, smoke: bool) -> dict:
+    """Streamed replies: against the real model at BENCH_MODEL (if set), then many at once
+    against a fast scripted upstream."""
+    streaming.raise_file_limit()
+    results: dict = {}
+    model = os.environ.get("BENCH_MODEL")
+    if model:
+        service = Service(binary, url, {"ASSISTANT_URL": f"http://{model}/v1", "ASSISTANT_MODEL": "bench",
+                                        "ASSISTANT_CONTEXT_MESSAGES": "0"})
+        service.start()
+        try:
+            samples = 3 if smoke else 20
+            token = token_for(1)
+            chats = [http("POST", "/chats", {"title": f"stream {i}"}, token)[1]["id"] for i in range(samples)]
+            results["model"] = streaming.compare_with_model(model, PORT, token, chats, samples)
+        finally:
+            service.stop()
+        print(f"streaming from the model: {results['model']}", flush=True)
+    else:
+        print("BENCH_MODEL not set: the real-model streaming comparison is skipped", flush=True)
+    upstream = streaming.FakeUpstream()
+    service = Service(binary, url, {"ASSISTANT_URL": f"http://127.0.0.1:{upstream.port}/v1", "ASSISTANT_MODEL": "fake"})
+    service.start()
+    try:
+        count = 50 if smoke else 500
+        targets = [(token_for(u % users + 1), POST_CHAT_ID.format(u % users + 1)) for u in range(count)]
+        results["concurrent"] = streaming.concurrent_streams(PORT, targets)
+        results["concurrent"]["peak_rss_kib"] = rss_kib(service.pid, "VmHWM")
+    finally:
+        service.stop()
+        upstream.stop()
+    print(f"concurrent streams: {results['concurrent']}", flush=True)
+    return results
+
+
+def render_streaming(results: dict) -> str:
+    lines = ["", "## Streamed replies", ""]
+    model = results.get("model")
+    if model:
+        overhead = model["through_ttft_ms"] - model["direct_ttft_ms"]
+        loss = 1 - model["through_rate"] / model["direct_rate"] if model["direct_rate"] else 0.0
+        lines += [
+            f"llama-server (SmolLM2-135M-Instruct, `scripts/model-server`) on the same machine; {model['samples']} "
+            "requests with the same prompt straight to its `/v1/chat/completions` and through MemLayer "
+            "(`Accept: text/event-stream`, a fresh chat each, so both send the model the same messages), "
+            f"interleaved one by one; medians. About {model['pieces']:.0f} pieces per answer.",
+            "",
+            "| | time to first piece ms | pieces/s |",
+            "|---|---:|---:|",
+            f"| straight from llama-server | {model['direct_ttft_ms']:.1f} | {model['direct_rate']:.1f} |",
+            f"| through MemLayer | {model['through_ttft_ms']:.1f} | {model['through_rate']:.1f} |",
+            f"| MemLayer adds / loses | {overhead:+.1f} ms | {loss * 100:+.1f} % |",
+            "",
+        ]
+    else:
+        lines += ["(No model server given: set BENCH_MODEL to compare with a real model.)", ""]
+    concurrent = results["concurrent"]
+    lines += [
+        f"{concurrent['streams']} streams at once against a scripted upstream (20 pieces, 20 ms apart): "
+        f"{concurrent['completed']} ended with `done` in {concurrent['seconds']:.1f} s; the service's peak resident "
+        f"memory {concurrent['peak_rss_kib'] / 1024:.1f} MiB.",
+        "",
+        "| target | measured | met |",
+        "|---|---:|:---:|",
+    ]
+    if model:
+        lines += [
+            f"| MemLayer adds ≤ 5 ms to the time to first piece | {overhead:+.1f} ms | {'yes' if overhead <= 5 else '**no**'} |",
+            f"| MemLayer loses ≤ 2 % of the piece rate | {loss * 100:+.1f} % | {'yes' if loss <= 0.02 else '**no**'} |",
+        ]
+    lines += [
+        f"| {concurrent['streams']} concurrent streams, no error | {concurrent['completed']} / {concurrent['streams']} | "
+        f"{'yes' if concurrent['completed'] == concurrent['streams'] else '**no**'} |",
+        f"| peak memory under them < 64 MiB | {concurrent['peak_rss_kib'] / 1024:.1f} MiB | "
+        f"{'yes' if concurrent['peak_rss_kib'] < 64 * 1024 else '**no**'} |",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready, idle_rss, loaded_rss, pg_version, profile) -> str:
