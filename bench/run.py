@@ -482,6 +482,8 @@ def run_streaming(binary: Path, url: str, users: int, smoke: bool) -> dict:
         targets = [(token_for(u % users + 1), POST_CHAT_ID.format(u % users + 1)) for u in range(count)]
         results["concurrent"] = streaming.concurrent_streams(PORT, targets)
         results["concurrent"]["peak_rss_kib"] = rss_kib(service.pid, "VmHWM")
+        results["disconnect_ms"] = streaming.disconnect_latency(PORT, token_for(1), POST_CHAT_ID.format(1), upstream,
+                                                                3 if smoke else 20)
     finally:
         service.stop()
         upstream.stop()
@@ -516,6 +518,10 @@ def render_streaming(results: dict) -> str:
         f"{concurrent['completed']} ended with `done` in {concurrent['seconds']:.1f} s; the service's peak resident "
         f"memory {concurrent['peak_rss_kib'] / 1024:.1f} MiB.",
         "",
+        f"A client that closes its stream after the first piece, while the model is silent: MemLayer closes its "
+        f"connection to the model {statistics.median(results['disconnect_ms']):.0f} ms later (median of "
+        f"{len(results['disconnect_ms'])}; slowest {max(results['disconnect_ms']):.0f} ms), and stores the piece.",
+        "",
         "| target | measured | met |",
         "|---|---:|:---:|",
     ]
@@ -527,6 +533,8 @@ def render_streaming(results: dict) -> str:
     lines += [
         f"| {concurrent['streams']} concurrent streams, no error | {concurrent['completed']} / {concurrent['streams']} | "
         f"{'yes' if concurrent['completed'] == concurrent['streams'] else '**no**'} |",
+        f"| a leaving client's model connection closed within 1 s | {max(results['disconnect_ms']):.0f} ms (slowest) | "
+        f"{'yes' if max(results['disconnect_ms']) < 1000 else '**no**'} |",
         f"| peak memory under them < 64 MiB | {concurrent['peak_rss_kib'] / 1024:.1f} MiB | "
         f"{'yes' if concurrent['peak_rss_kib'] < 64 * 1024 else '**no**'} |",
         "",

@@ -134,15 +134,26 @@ def compare_with_model(model: str, memlayer_port: int, token: str, chat_ids: lis
     }
 
 
-async def _fake_upstream(pieces: int, pause_s: float) -> asyncio.base_events.Server:
-    """An OpenAI-compatible server that streams `pieces` pieces, `pause_s` apart."""
+STALL = "stall after one piece"
+
+
+async def _fake_upstream(pieces: int, pause_s: float, closed: list[float]) -> asyncio.base_events.Server:
+    """An OpenAI-compatible server that streams `pieces` pieces, `pause_s` apart; asked
+    `STALL`, it sends one piece, then waits for the client to close the connection and
+    notes the time in `closed`."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+            if STALL.encode() in body:
+                writer.write(f"data: {json.dumps({'choices': [{'delta': {'content': 'one'}}]})}\n\n".encode())
+                await writer.drain()
+                await reader.read(1)  # returns when MemLayer closes the connection
+                closed.append(time.perf_counter())
+                return
             for i in range(pieces):
                 chunk = {"choices": [{"index": 0, "delta": {"content": f"piece{i} "}}]}
                 writer.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -165,11 +176,12 @@ class FakeUpstream:
         import threading
 
         self.loop = asyncio.new_event_loop()
+        self.closed: list[float] = []
         ready = threading.Event()
 
         def serve() -> None:
             asyncio.set_event_loop(self.loop)
-            self.server = self.loop.run_until_complete(_fake_upstream(pieces, pause_s))
+            self.server = self.loop.run_until_complete(_fake_upstream(pieces, pause_s, self.closed))
             ready.set()
             self.loop.run_forever()
 
@@ -198,3 +210,26 @@ def concurrent_streams(memlayer_port: int, targets: list[tuple[str, str]]) -> di
     return {"streams": len(targets), "completed": len(completed), "seconds": took,
             "failures": sorted({repr(r) if isinstance(r, BaseException) else f"status {r.status} ended {r.ended!r}"
                                 for r in results if r not in completed})[:5]}
+
+
+def disconnect_latency(memlayer_port: int, token: str, chat: str, upstream: FakeUpstream, samples: int) -> list[float]:
+    """Milliseconds from a client closing its stream (after the first piece) to MemLayer
+    closing its connection to the stalled model."""
+
+    async def once() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", memlayer_port)
+        data = json.dumps({"content": STALL}).encode()
+        writer.write((f"POST /chats/{chat}/messages HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+                      f"accept: text/event-stream\r\nauthorization: Bearer {token}\r\ncontent-length: {len(data)}\r\n\r\n").encode() + data)
+        await writer.drain()
+        seen = b""
+        while b"event: delta" not in seen:
+            seen += await reader.read(65536)
+        before = len(upstream.closed)
+        writer.close()
+        left = time.perf_counter()
+        while len(upstream.closed) == before:
+            await asyncio.sleep(0.001)
+        return (upstream.closed[-1] - left) * 1000
+
+    return [asyncio.run(once()) for _ in range(samples)]
