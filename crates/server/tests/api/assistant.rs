@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use memlayer_testkit::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::support::{SPA_ORIGIN, TestApp};
+use crate::support::{SPA_ORIGIN, TestApp, event_names};
 use crate::upstream::{Script, Upstream};
 
 const SYSTEM_PROMPT: &str = "You are MemLayer's test assistant.";
@@ -43,23 +43,6 @@ impl WithModel {
         let chat = self.api.new_chat(&token);
         (token, format!("/chats/{chat}/messages"))
     }
-
-    fn messages(&self, token: &str, path: &str) -> Vec<(String, String)> {
-        let reply = self.api.get(path, token);
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        reply
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m["role"].as_str().unwrap().to_owned(),
-                    m["content"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
 }
 
 memlayer_testkit::on_both_backends!(crate::assistant::WithModel::start;
@@ -87,7 +70,7 @@ fn a_json_post_returns_the_models_whole_answer_and_stores_it(t: &WithModel) {
     assert_eq!(reply.json()["content"], "Hello there");
     assert_eq!(reply.json()["role"], "assistant");
     assert_eq!(
-        t.messages(&token, &path),
+        t.api.conversation(&path, &token),
         [
             ("user".into(), "Hi".into()),
             ("assistant".into(), "Hello there".into())
@@ -115,7 +98,7 @@ fn a_streamed_post_sends_the_question_then_each_piece_then_the_stored_reply(t: &
         Some(SPA_ORIGIN)
     );
     let events = events.all();
-    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    let names = event_names(&events);
     assert_eq!(names, ["message", "delta", "delta", "delta", "done"]);
     let (question, done) = (&events[0].1, &events[4].1);
     assert_eq!(
@@ -195,7 +178,10 @@ fn a_model_that_refuses_is_a_502_and_the_question_stays(t: &WithModel) {
         502,
         "The assistant could not answer; your message was saved",
     );
-    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+    assert_eq!(
+        t.api.conversation(&path, &token),
+        [("user".into(), "Hi".into())]
+    );
 }
 
 fn a_model_that_refuses_a_stream_is_an_error_event_after_the_question(t: &WithModel) {
@@ -204,19 +190,19 @@ fn a_model_that_refuses_a_stream_is_an_error_event_after_the_question(t: &WithMo
 
     let events = t
         .api
-        .request("POST", &path)
-        .token(&token)
-        .json(&json!({ "content": "Hi" }))
-        .stream()
+        .post_streamed(&path, &token, json!({ "content": "Hi" }))
         .all();
 
-    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    let names = event_names(&events);
     assert_eq!(names, ["message", "error"]);
     assert_eq!(
         events[1].1,
         json!({ "detail": "The assistant could not answer; your message was saved" })
     );
-    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+    assert_eq!(
+        t.api.conversation(&path, &token),
+        [("user".into(), "Hi".into())]
+    );
 }
 
 fn a_silent_model_times_out_as_a_502(t: &WithModel) {
@@ -229,7 +215,7 @@ fn a_silent_model_times_out_as_a_502(t: &WithModel) {
         502,
         "The assistant could not answer; your message was saved",
     );
-    assert_eq!(t.messages(&token, &path).len(), 1);
+    assert_eq!(t.api.conversation(&path, &token).len(), 1);
 }
 
 fn an_answer_cut_off_mid_stream_is_an_error_event_and_no_reply_is_stored(t: &WithModel) {
@@ -239,15 +225,15 @@ fn an_answer_cut_off_mid_stream_is_an_error_event_and_no_reply_is_stored(t: &Wit
 
     let events = t
         .api
-        .request("POST", &path)
-        .token(&token)
-        .json(&json!({ "content": "Hi" }))
-        .stream()
+        .post_streamed(&path, &token, json!({ "content": "Hi" }))
         .all();
 
-    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    let names = event_names(&events);
     assert_eq!(names, ["message", "delta", "delta", "error"]);
-    assert_eq!(t.messages(&token, &path), [("user".into(), "Hi".into())]);
+    assert_eq!(
+        t.api.conversation(&path, &token),
+        [("user".into(), "Hi".into())]
+    );
 }
 
 #[test]
@@ -313,7 +299,7 @@ fn leave_after(t: &WithModel, token: &str, path: &str, events: usize) {
 fn eventually(t: &WithModel, token: &str, path: &str, expected: &[(String, String)]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let messages = t.messages(token, path);
+        let messages = t.api.conversation(path, token);
         if messages == expected {
             return;
         }
@@ -360,7 +346,7 @@ fn a_client_that_leaves_before_any_text_keeps_only_its_question(t: &WithModel) {
     );
     // The reply, had one been kept, is stored before the model's connection closes.
     assert_eq!(
-        t.messages(&token, &path),
+        t.api.conversation(&path, &token),
         [("user".into(), "Tell me everything".into())]
     );
 }

@@ -282,17 +282,13 @@ fn without_a_model_a_streamed_reply_is_one_delta_then_done(api: &TestApp) {
     let chat = api.new_chat(&token);
     let path = format!("/chats/{chat}/messages");
 
-    let events = api
-        .request("POST", &path)
-        .token(&token)
-        .json(&json!({ "content": "hello" }))
-        .stream();
+    let events = api.post_streamed(&path, &token, json!({ "content": "hello" }));
 
     assert_eq!(events.status, 200);
     assert_eq!(events.header("content-type"), Some("text/event-stream"));
     assert_eq!(events.header("cache-control"), Some("no-cache"));
     let events = events.all();
-    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    let names = crate::support::event_names(&events);
     assert_eq!(names, ["message", "delta", "done"]);
     assert_eq!(events[1].1, json!({ "content": "Message received" }));
     assert_eq!(events[2].1["content"], "Message received");

@@ -90,11 +90,11 @@ fn a_streamed_post_gets_several_deltas_whose_concatenation_is_the_stored_reply(t
     let chat = api.new_chat(&token);
     let path = format!("/chats/{chat}/messages");
 
-    let events = api
-        .request("POST", &path)
-        .token(&token)
-        .json(&json!({ "content": "Write one sentence about the sea." }))
-        .stream();
+    let events = api.post_streamed(
+        &path,
+        &token,
+        json!({ "content": "Write one sentence about the sea." }),
+    );
 
     assert_eq!(events.status, 200);
     let events = events.all();

@@ -135,6 +135,29 @@ impl TestApp {
         self.request("POST", path).token(token).json(&body).send()
     }
 
+    /// `POST path` with a JSON body as `token`'s user, asking for the reply as events.
+    pub fn post_streamed(&self, path: &str, token: &str, body: Value) -> Events {
+        self.request("POST", path).token(token).json(&body).stream()
+    }
+
+    /// The messages at `path` (a chat's), as `(role, content)` pairs, oldest first.
+    pub fn conversation(&self, path: &str, token: &str) -> Vec<(String, String)> {
+        let reply = self.get(path, token);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply
+            .json()
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| {
+                (
+                    m["role"].as_str().expect("a role").to_owned(),
+                    m["content"].as_str().expect("a content").to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Sends raw bytes on a new connection and reads the response head and body (up to
     /// 64 KiB, or until the server closes or pauses for 5 s).
     pub fn raw(&self, request: &[u8]) -> String {
@@ -358,6 +381,11 @@ impl Events {
     pub fn all(mut self) -> Vec<(String, Value)> {
         std::iter::from_fn(|| self.next_event()).collect()
     }
+}
+
+/// The names of `events`, in order.
+pub fn event_names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(name, _)| name.as_str()).collect()
 }
 
 /// A whole reply.
