@@ -28,6 +28,7 @@ class Stream:
     pieces: int
     last_piece_s: float
     ended: str  # "done", "error", or "" when the stream stopped without either
+    question_s: float = 0.0  # MemLayer only: until the stored question (`event: message`) arrived
 
     @property
     def pieces_per_s(self) -> float:
@@ -77,6 +78,8 @@ async def _read_response(reader: asyncio.StreamReader, started: float, memlayer:
                     else:
                         if name in ("done", "error"):
                             result.ended = name
+                        if name == "message":
+                            result.question_s = time.perf_counter() - started
                         continue
                 else:
                     if payload == "[DONE]":
@@ -130,6 +133,7 @@ def compare_with_model(model: str, memlayer_port: int, token: str, chat_ids: lis
         "direct_rate": rate(direct),
         "through_rate": rate(through),
         "pieces": statistics.median(s.pieces for s in through),
+        "question_ms": statistics.median(s.question_s for s in through) * 1000,
         "errors": len(bad),
     }
 

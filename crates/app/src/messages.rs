@@ -8,12 +8,15 @@ use memlayer_ports::{ReplyRequest, ResponderError};
 
 use crate::{AppError, MemLayer};
 
-/// A user's message, stored, waiting for the assistant's answer.
+/// A user's message, waiting for the assistant's answer.
 ///
-/// Posting a message is three steps, so that nothing holds a thread or a database
-/// connection while the model writes: [`MemLayer::ask`] stores the question (blocking),
-/// [`MemLayer::answer`] streams the answer (asynchronous), and [`MemLayer::finish_reply`]
-/// or [`MemLayer::keep_partial_reply`] stores it (blocking).
+/// Posting a message takes steps, so that nothing holds a thread or a database
+/// connection while the model writes: [`MemLayer::ask`] checks the question and gathers
+/// what the assistant sees (blocking); [`MemLayer::store_question`] stores it (blocking)
+/// while [`MemLayer::answer`] already streams the answer (asynchronous), so the model
+/// starts reading without waiting for the database's commit; then
+/// [`MemLayer::finish_reply`] or [`MemLayer::keep_partial_reply`] stores the reply
+/// (blocking). The reply is only stored after the question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReply {
     request: ReplyRequest,
@@ -31,8 +34,9 @@ impl PendingReply {
 pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
 
 impl MemLayer {
-    /// Stores the user's message in one of their chats and gathers what the assistant
-    /// will see: the chat's latest earlier messages, as many as it asks for.
+    /// Checks the user's message to one of their chats and gathers what the assistant
+    /// will see: the chat's latest earlier messages, as many as it asks for. Nothing is
+    /// stored yet.
     pub fn ask(
         &self,
         user: UserId,
@@ -56,7 +60,6 @@ impl MemLayer {
             content,
             created_at: self.ports.clock.now(),
         };
-        self.append(&question)?;
         Ok(PendingReply {
             request: ReplyRequest {
                 chat,
@@ -64,6 +67,11 @@ impl MemLayer {
                 question,
             },
         })
+    }
+
+    /// Stores the user's message (`pending`'s question).
+    pub fn store_question(&self, question: &Message) -> Result<(), AppError> {
+        self.append(question)
     }
 
     /// The assistant's answer to `pending`, as it is written. Empty pieces are left out.
@@ -76,9 +84,9 @@ impl MemLayer {
             .boxed()
     }
 
-    /// The assistant's whole answer to `pending`, once it is written.
-    pub async fn answer_in_full(&self, pending: &PendingReply) -> Result<String, AppError> {
-        self.answer(pending)
+    /// The whole of an `answer` (from [`MemLayer::answer`]), once it is written.
+    pub async fn answer_in_full(answer: AnswerStream) -> Result<String, AppError> {
+        answer
             .try_fold(String::new(), |mut text, piece| {
                 text.push_str(&piece);
                 std::future::ready(Ok(text))
@@ -204,12 +212,19 @@ mod tests {
         (fx, stored)
     }
 
+    /// Asks and stores the question, as the HTTP layer does.
+    fn asked(app: &MemLayer, user: UserId, chat: ChatId, text: &str) -> PendingReply {
+        let pending = app.ask(user, chat, text.into()).unwrap();
+        app.store_question(pending.question()).unwrap();
+        pending
+    }
+
     fn answering(pieces: Vec<Result<&'static str, ResponderError>>) -> ReplyStream {
         stream::iter(pieces.into_iter().map(|piece| piece.map(str::to_owned))).boxed()
     }
 
     #[test]
-    fn asking_stores_the_question_and_shows_the_assistant_the_latest_history_oldest_first() {
+    fn the_question_is_stored_after_the_latest_history_is_read_for_the_assistant_oldest_first() {
         let mut fx = Fixture::new();
         let user = UserId::generate();
         let chat = chat_owned_by(user);
@@ -237,7 +252,9 @@ mod tests {
             .in_sequence(&mut order)
             .returning(|_| Ok(true));
 
-        let pending = fx.app().ask(user, chat.id, "And now?".into()).unwrap();
+        let app = fx.app();
+        let pending = app.ask(user, chat.id, "And now?".into()).unwrap();
+        app.store_question(pending.question()).unwrap();
 
         assert_eq!(pending.request.history, oldest_first);
         assert_eq!(pending.request.chat, chat);
@@ -247,15 +264,21 @@ mod tests {
     }
 
     #[test]
-    fn an_assistant_that_wants_no_history_costs_no_read() {
+    fn asking_stores_nothing_and_an_assistant_that_wants_no_history_costs_no_read() {
         let user = UserId::generate();
         let chat = chat_owned_by(user);
         let (mut fx, stored) = posting_fixture(&chat);
         fx.messages.expect_list_for_chat().never();
 
-        let pending = fx.app().ask(user, chat.id, "hello".into()).unwrap();
+        let app = fx.app();
+        let pending = app.ask(user, chat.id, "hello".into()).unwrap();
 
         assert!(pending.request.history.is_empty());
+        assert!(
+            stored.lock().unwrap().is_empty(),
+            "stored before store_question"
+        );
+        app.store_question(pending.question()).unwrap();
         assert_eq!(
             stored.lock().unwrap().as_slice(),
             [pending.question().clone()]
@@ -274,8 +297,8 @@ mod tests {
             .returning(|_| answering(vec![Ok("Hel"), Ok(""), Ok("lo!")]));
         let app = fx.app();
 
-        let pending = app.ask(user, chat.id, "hello".into()).unwrap();
-        let text = block_on(app.answer_in_full(&pending)).unwrap();
+        let pending = asked(&app, user, chat.id, "hello");
+        let text = block_on(MemLayer::answer_in_full(app.answer(&pending))).unwrap();
         let reply = app.finish_reply(&pending, &text).unwrap();
 
         assert_eq!(reply.content.as_str(), "Hello!");
@@ -298,7 +321,7 @@ mod tests {
             .expect_reply()
             .returning(|_| answering(vec![Ok(""), Ok("a"), Ok(""), Ok("b")]));
         let app = fx.app();
-        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+        let pending = asked(&app, user, chat.id, "hi");
 
         let pieces: Vec<String> = block_on(app.answer(&pending).try_collect()).unwrap();
 
@@ -330,8 +353,8 @@ mod tests {
             fx.responder.expect_reply().returning(move |_| failure());
             let app = fx.app();
 
-            let pending = app.ask(user, chat.id, "hi".into()).unwrap();
-            let error = block_on(app.answer_in_full(&pending)).unwrap_err();
+            let pending = asked(&app, user, chat.id, "hi");
+            let error = block_on(MemLayer::answer_in_full(app.answer(&pending))).unwrap_err();
 
             assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
             assert_eq!(
@@ -347,7 +370,7 @@ mod tests {
         let chat = chat_owned_by(user);
         let (fx, stored) = posting_fixture(&chat);
         let app = fx.app();
-        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+        let pending = asked(&app, user, chat.id, "hi");
 
         let error = app.finish_reply(&pending, " \n").unwrap_err();
 
@@ -361,7 +384,7 @@ mod tests {
         let chat = chat_owned_by(user);
         let (fx, stored) = posting_fixture(&chat);
         let app = fx.app();
-        let pending = app.ask(user, chat.id, "hi".into()).unwrap();
+        let pending = asked(&app, user, chat.id, "hi");
 
         assert_eq!(app.keep_partial_reply(&pending, "").unwrap(), None);
         let kept = app
@@ -439,7 +462,9 @@ mod tests {
         fx.responder.expect_context_messages().return_const(0u32);
         fx.messages.expect_append().returning(|_| Ok(false));
 
-        let error = fx.app().ask(user, id, "hi".into()).unwrap_err();
+        let app = fx.app();
+        let pending = app.ask(user, id, "hi".into()).unwrap();
+        let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }
@@ -458,7 +483,9 @@ mod tests {
             .expect_append()
             .returning(|_| Err(RepositoryError::Unavailable("down".into())));
 
-        let error = fx.app().ask(user, id, "hi".into()).unwrap_err();
+        let app = fx.app();
+        let pending = app.ask(user, id, "hi".into()).unwrap();
+        let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }

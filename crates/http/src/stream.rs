@@ -6,15 +6,19 @@
 //! stream closes the connection to the model) and keeps what was already sent.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{self, CacheDirective};
 use actix_web::web::{Bytes, Data};
 use futures_util::{StreamExt, stream};
-use memlayer_app::{AppError, PendingReply};
+use memlayer_app::{AnswerStream, AppError, MemLayer, PendingReply};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::dto::{DeltaEvent, ErrorBody, MessageResponse};
@@ -44,8 +48,52 @@ pub fn wants_event_stream(accept: Option<&header::HeaderValue>) -> bool {
         })
 }
 
-/// `200 text/event-stream`: the stored question as `message`, then the answer.
-pub(crate) fn reply(state: Data<ApiState>, pending: PendingReply) -> HttpResponse {
+/// The assistant's answer, asked for at once: the model reads the question while the
+/// database commits it, so storing it first costs the client no time. Dropping it
+/// cancels the request to the model.
+pub(crate) struct EarlyAnswer(JoinHandle<(AnswerStream, Option<Result<String, AppError>>)>);
+
+impl EarlyAnswer {
+    /// Asks for the answer to `pending`, on this worker, now.
+    pub(crate) fn start(app: &MemLayer, pending: &PendingReply) -> Self {
+        let mut answer = app.answer(pending);
+        Self(actix_web::rt::spawn(async move {
+            let first = answer.next().await;
+            (answer, first)
+        }))
+    }
+
+    /// The whole answer: its first piece, then the rest.
+    pub(crate) fn into_stream(self) -> AnswerStream {
+        stream::once(self)
+            .flat_map(|joined| match joined {
+                Ok((rest, first)) => stream::iter(first).chain(rest).boxed(),
+                Err(error) => stream::iter([Err(AppError::Internal(error.into()))]).boxed(),
+            })
+            .boxed()
+    }
+}
+
+impl Future for EarlyAnswer {
+    type Output = Result<(AnswerStream, Option<Result<String, AppError>>), JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for EarlyAnswer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `200 text/event-stream`: the stored question as `message`, then `answer`.
+pub(crate) fn reply(
+    state: Data<ApiState>,
+    pending: PendingReply,
+    answer: AnswerStream,
+) -> HttpResponse {
     let first = event(
         "message",
         &MessageResponse::from(pending.question().clone()),
@@ -53,7 +101,7 @@ pub(crate) fn reply(state: Data<ApiState>, pending: PendingReply) -> HttpRespons
     // One event in flight: what the client has been sent is, give or take one piece,
     // what the relay has seen go out.
     let (events, outbox) = mpsc::channel(1);
-    actix_web::rt::spawn(relay(state, pending, events));
+    actix_web::rt::spawn(relay(state, pending, answer, events));
     let rest = stream::unfold(outbox, |mut outbox| async move {
         outbox.recv().await.map(|event| (event, outbox))
     });
@@ -79,8 +127,12 @@ enum Ending {
     Abandoned,
 }
 
-async fn relay(state: Data<ApiState>, pending: PendingReply, events: mpsc::Sender<Bytes>) {
-    let mut answer = state.app.answer(&pending);
+async fn relay(
+    state: Data<ApiState>,
+    pending: PendingReply,
+    mut answer: AnswerStream,
+    events: mpsc::Sender<Bytes>,
+) {
     let mut text = String::new();
     let mut quiet = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     quiet.set_missed_tick_behavior(MissedTickBehavior::Delay);

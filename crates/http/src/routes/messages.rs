@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
+use memlayer_app::MemLayer;
 
 use super::{ChatPath, ListQuery, blocking, page_response};
 use crate::auth::Authenticated;
@@ -10,7 +11,7 @@ use crate::body::JsonBody;
 use crate::dto::{ErrorBody, MessageResponse, PostMessageRequest, ValidationErrorBody};
 use crate::error::ApiError;
 use crate::state::ApiState;
-use crate::stream;
+use crate::stream::{self, EarlyAnswer};
 
 /// Send a message
 ///
@@ -54,11 +55,15 @@ pub async fn post(
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let pending = blocking(&state, move |app| app.ask(user, chat, body.content)).await?;
+    let answer = EarlyAnswer::start(&state.app, &pending);
+    let question = pending.question().clone();
+    // If storing fails, dropping `answer` cancels the model's work.
+    blocking(&state, move |app| app.store_question(&question)).await?;
     if stream::wants_event_stream(request.headers().get(header::ACCEPT)) {
-        return Ok(stream::reply(state, pending));
+        return Ok(stream::reply(state, pending, answer.into_stream()));
     }
     // No thread and no connection is held while the model writes.
-    let text = state.app.answer_in_full(&pending).await?;
+    let text = MemLayer::answer_in_full(answer.into_stream()).await?;
     let reply = blocking(&state, move |app| app.finish_reply(&pending, &text)).await?;
     Ok(HttpResponse::Created().json(MessageResponse::from(reply)))
 }
