@@ -1,6 +1,6 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
-use memlayer_domain::UserId;
+use memlayer_domain::{Session, UserId};
 use memlayer_ports::{AccessToken, TokenError, TokenIssuer, TokenVerifier};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,12 +14,22 @@ struct Claims {
     iat: i64,
     /// Expires at, seconds since the epoch.
     exp: i64,
+    /// Not before, seconds since the epoch (we never issue it; a token that has it
+    /// must already be valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    /// The account's token generation at issue time (see `User::token_generation`).
+    /// Tokens issued before revocation existed have none: generation 0.
+    #[serde(default, rename = "gen")]
+    generation: i64,
 }
 
 /// HS256 JSON Web Tokens: issues and verifies access tokens.
 ///
 /// Only HS256 is accepted (`alg: none` and every other algorithm are refused), with no
-/// leeway on expiry: the same service issues and checks its tokens.
+/// leeway: the same service issues and checks its tokens. A token is expired from its
+/// `exp` second on (RFC 7519: "on or after"), not valid before its `nbf`, and its `sub`
+/// must be a user id spelled exactly as we issue it (lower-case, hyphenated).
 pub struct JwtTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -32,6 +42,7 @@ impl JwtTokens {
     pub fn new(secret: &[u8], lifetime: TimeDelta) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -43,11 +54,13 @@ impl JwtTokens {
 }
 
 impl TokenIssuer for JwtTokens {
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, TokenError> {
+    fn issue(&self, session: Session, now: DateTime<Utc>) -> Result<AccessToken, TokenError> {
         let claims = Claims {
-            sub: user.to_string(),
+            sub: session.user.to_string(),
             iat: now.timestamp(),
             exp: (now + self.lifetime).timestamp(),
+            nbf: None,
+            generation: session.generation,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map(AccessToken)
@@ -56,11 +69,20 @@ impl TokenIssuer for JwtTokens {
 }
 
 impl TokenVerifier for JwtTokens {
-    fn verify(&self, token: &str) -> Result<UserId, TokenError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        let id = Uuid::parse_str(&data.claims.sub).map_err(|_| TokenError::Invalid)?;
-        Ok(UserId::from_uuid(id))
+    fn verify(&self, token: &str) -> Result<Session, TokenError> {
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        // jsonwebtoken accepts `exp == now`; RFC 7519 says expired "on or after".
+        if claims.exp <= Utc::now().timestamp() {
+            return Err(TokenError::Invalid);
+        }
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        // Only the spelling we issue: not upper case, braces, `urn:uuid:` or simple form.
+        if id.hyphenated().to_string() != claims.sub {
+            return Err(TokenError::Invalid);
+        }
+        Ok(Session::new(UserId::from_uuid(id), claims.generation))
     }
 }
 
@@ -91,17 +113,73 @@ mod tests {
     }
 
     #[test]
-    fn an_issued_token_verifies_to_its_user() {
-        let user = UserId::generate();
-        let token = tokens().issue(user, Utc::now()).unwrap();
-        assert_eq!(tokens().verify(&token.0).unwrap(), user);
+    fn an_issued_token_verifies_to_its_session() {
+        let session = Session::new(UserId::generate(), 7);
+        let token = tokens().issue(session, Utc::now()).unwrap();
+        assert_eq!(tokens().verify(&token.0).unwrap(), session);
+    }
+
+    #[test]
+    fn a_token_without_a_generation_is_of_generation_zero() {
+        let now = Utc::now().timestamp();
+        let user = Uuid::now_v7();
+        let token = sign(
+            &claims(&user.to_string(), now, now + 60),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            tokens().verify(&token).unwrap(),
+            Session::new(UserId::from_uuid(user), 0)
+        );
+    }
+
+    #[test]
+    fn a_token_not_valid_before_a_future_time_is_refused() {
+        let now = Utc::now().timestamp();
+        let mut claims = claims(&Uuid::now_v7().to_string(), now, now + 600);
+        claims["nbf"] = json!(now + 300);
+        let token = sign(&claims, Algorithm::HS256, SECRET);
+        assert!(matches!(tokens().verify(&token), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn a_token_whose_expiry_is_now_is_refused() {
+        let now = Utc::now().timestamp();
+        // Signed for "now" and for the next second, so the check cannot straddle a tick.
+        for exp in [now, now - 1] {
+            let token = sign(
+                &claims(&Uuid::now_v7().to_string(), now - 60, exp),
+                Algorithm::HS256,
+                SECRET,
+            );
+            assert!(matches!(tokens().verify(&token), Err(TokenError::Invalid)));
+        }
+    }
+
+    #[test]
+    fn other_spellings_of_the_user_id_are_refused() {
+        let now = Utc::now().timestamp();
+        let id = Uuid::now_v7();
+        for sub in [
+            id.hyphenated().to_string().to_uppercase(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            id.simple().to_string(),
+        ] {
+            let token = sign(&claims(&sub, now, now + 60), Algorithm::HS256, SECRET);
+            assert!(
+                matches!(tokens().verify(&token), Err(TokenError::Invalid)),
+                "{sub}"
+            );
+        }
     }
 
     #[test]
     fn an_issued_token_carries_sub_iat_and_exp_seven_days_apart() {
         let now = Utc::now();
         let user = UserId::generate();
-        let token = tokens().issue(user, now).unwrap();
+        let token = tokens().issue(Session::new(user, 0), now).unwrap();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         let data =
@@ -115,7 +193,10 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let token = tokens()
-            .issue(UserId::generate(), Utc::now() - TimeDelta::days(8))
+            .issue(
+                Session::new(UserId::generate(), 0),
+                Utc::now() - TimeDelta::days(8),
+            )
             .unwrap();
         assert!(matches!(
             tokens().verify(&token.0),
@@ -137,7 +218,9 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = JwtTokens::new(b"another secret, just as long as it", TimeDelta::days(7));
-        let token = other.issue(UserId::generate(), Utc::now()).unwrap();
+        let token = other
+            .issue(Session::new(UserId::generate(), 0), Utc::now())
+            .unwrap();
         assert!(matches!(
             tokens().verify(&token.0),
             Err(TokenError::Invalid)
@@ -189,7 +272,10 @@ mod tests {
 
     #[test]
     fn a_token_with_a_tampered_payload_is_refused() {
-        let token = tokens().issue(UserId::generate(), Utc::now()).unwrap().0;
+        let token = tokens()
+            .issue(Session::new(UserId::generate(), 0), Utc::now())
+            .unwrap()
+            .0;
         let parts: Vec<&str> = token.split('.').collect();
         let now = Utc::now().timestamp();
         let forged = base64_url(

@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use memlayer_adapters::{Database, PoolOptions};
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role, User,
-    UserId,
+    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role,
+    Session, User, UserId,
 };
 use memlayer_ports::{
     ChatRepository, CreateUserError, HealthCheck, MessageRepository, UserRepository,
@@ -29,6 +29,16 @@ impl Store {
         let db = Database::open(raw.url(), &options).unwrap();
         db.migrate().unwrap();
         Self { db, raw }
+    }
+}
+
+impl Store {
+    /// The rows of `table` that belong to `chat`, counted behind the repository's back.
+    fn raw_count(&self, table: &str, chat: &Chat) -> i64 {
+        self.raw.count(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE chat_id = '{}'",
+            chat.id
+        ))
     }
 }
 
@@ -59,6 +69,11 @@ memlayer_testkit::on_both_backends!(
     any_unicode_text_round_trips,
     migrating_again_changes_nothing,
     the_health_check_passes,
+    revoking_tokens_moves_the_generation_on_once_and_can_set_a_new_password,
+    a_revoked_session_lists_no_chats_and_its_chats_show_the_new_generation,
+    deleting_an_account_takes_its_chats_and_messages_and_frees_the_email,
+    a_stale_session_cannot_delete_the_account,
+    messages_are_read_oldest_first_page_by_page_through_ties,
 );
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -73,6 +88,7 @@ fn new_user(db: &Database, email: &str) -> User {
             "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0".into(),
         ),
         created_at: at(123_456),
+        token_generation: 0,
     };
     UserRepository::create(db, &user).unwrap();
     user
@@ -105,7 +121,7 @@ fn a_user_reads_back_as_stored(db: &Store) {
 
     assert_eq!(db.find_by_id(user.id).unwrap(), Some(user.clone()));
     assert_eq!(db.find_by_email(&user.email).unwrap(), Some(user.clone()));
-    assert!(db.exists(user.id).unwrap());
+    assert!(db.is_current(Session::new(user.id, 0)).unwrap());
 }
 
 fn a_second_account_with_the_same_email_is_refused(db: &Store) {
@@ -115,6 +131,7 @@ fn a_second_account_with_the_same_email_is_refused(db: &Store) {
         email: Email::parse("ADA@example.com").unwrap(),
         password_hash: PasswordHash::new("x".into()),
         created_at: at(0),
+        token_generation: 0,
     };
 
     let result = UserRepository::create(&**db, &twin);
@@ -133,14 +150,14 @@ fn an_unknown_user_is_absent(db: &Store) {
             .unwrap(),
         None
     );
-    assert!(!db.exists(UserId::generate()).unwrap());
+    assert!(!db.is_current(Session::new(UserId::generate(), 0)).unwrap());
 }
 
 fn a_chat_reads_back_as_stored(db: &Store) {
     let user = new_user(db, "ada@example.com");
     let chat = new_chat(db, user.id, "Plans", at(1));
 
-    assert_eq!(db.find(chat.id).unwrap(), Some(chat));
+    assert_eq!(db.find(chat.id).unwrap(), Some((chat, 0)));
     assert_eq!(db.find(ChatId::generate()).unwrap(), None);
 }
 
@@ -153,7 +170,8 @@ fn chats_are_listed_newest_first_and_only_the_owners(db: &Store) {
     new_chat(db, bob.id, "bob's", at(4));
 
     assert_eq!(
-        db.list_for_owner(ada.id, None, 100).unwrap(),
+        db.list_for_owner(Session::new(ada.id, 0), None, 100)
+            .unwrap(),
         vec![new, middle, old]
     );
 }
@@ -165,8 +183,16 @@ fn chats_created_in_the_same_microsecond_list_in_a_stable_order(db: &Store) {
         .collect();
     chats.sort_by_key(|chat| std::cmp::Reverse(chat.id));
 
-    assert_eq!(db.list_for_owner(ada.id, None, 100).unwrap(), chats);
-    assert_eq!(db.list_for_owner(ada.id, None, 100).unwrap(), chats);
+    assert_eq!(
+        db.list_for_owner(Session::new(ada.id, 0), None, 100)
+            .unwrap(),
+        chats
+    );
+    assert_eq!(
+        db.list_for_owner(Session::new(ada.id, 0), None, 100)
+            .unwrap(),
+        chats
+    );
 }
 
 fn renaming_a_chat_changes_its_title_only(db: &Store) {
@@ -178,7 +204,7 @@ fn renaming_a_chat_changes_its_title_only(db: &Store) {
             .unwrap()
     );
 
-    let renamed = db.find(chat.id).unwrap().unwrap();
+    let (renamed, _) = db.find(chat.id).unwrap().unwrap();
     assert_eq!(renamed.title.as_str(), "after");
     assert_eq!(
         (renamed.owner, renamed.created_at),
@@ -222,7 +248,7 @@ fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
     db.raw
         .execute(&format!("DELETE FROM users WHERE id = '{}'", ada.id));
 
-    assert!(!db.exists(ada.id).unwrap());
+    assert!(!db.is_current(Session::new(ada.id, 0)).unwrap());
     assert_eq!(db.find(chat.id).unwrap(), None);
     assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
 }
@@ -246,6 +272,97 @@ fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
     assert_eq!(listed, vec![later, t1, t2, first]);
 }
 
+fn revoking_tokens_moves_the_generation_on_once_and_can_set_a_new_password(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let first = Session::new(ada.id, 0);
+    let new_hash = PasswordHash::new("$2b$04$new".into());
+
+    assert_eq!(db.revoke_tokens(first, None).unwrap(), Some(1));
+    // The old session can no longer revoke, nor change the password.
+    assert_eq!(db.revoke_tokens(first, Some(&new_hash)).unwrap(), None);
+    let second = Session::new(ada.id, 1);
+    assert_eq!(db.revoke_tokens(second, Some(&new_hash)).unwrap(), Some(2));
+
+    let stored = db.find_by_id(ada.id).unwrap().unwrap();
+    assert_eq!(
+        (stored.token_generation, stored.password_hash),
+        (2, new_hash)
+    );
+    assert!(!db.is_current(second).unwrap());
+    assert!(db.is_current(Session::new(ada.id, 2)).unwrap());
+    assert_eq!(
+        db.revoke_tokens(Session::new(UserId::generate(), 0), None)
+            .unwrap(),
+        None
+    );
+}
+
+fn a_revoked_session_lists_no_chats_and_its_chats_show_the_new_generation(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "mine", at(1));
+    let old = Session::new(ada.id, 0);
+    db.revoke_tokens(old, None).unwrap();
+
+    assert!(db.list_for_owner(old, None, 100).unwrap().is_empty());
+    assert_eq!(
+        db.list_for_owner(Session::new(ada.id, 1), None, 100)
+            .unwrap(),
+        vec![chat.clone()]
+    );
+    assert_eq!(db.find(chat.id).unwrap(), Some((chat, 1)));
+}
+
+fn deleting_an_account_takes_its_chats_and_messages_and_frees_the_email(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let bob = new_user(db, "bob@example.com");
+    let chat = new_chat(db, ada.id, "mine", at(1));
+    let bobs = new_chat(db, bob.id, "bob's", at(1));
+    db.append(&message(&chat, Role::User, "hello", at(2)))
+        .unwrap();
+    let kept = message(&bobs, Role::User, "still here", at(2));
+    db.append(&kept).unwrap();
+
+    assert!(UserRepository::delete(&**db, Session::new(ada.id, 0)).unwrap());
+
+    assert_eq!(db.find_by_id(ada.id).unwrap(), None);
+    assert_eq!(db.find(chat.id).unwrap(), None);
+    assert_eq!(db.raw_count("messages", &chat), 0);
+    assert_eq!(db.list_for_chat(bobs.id, None, 10).unwrap(), vec![kept]);
+    new_user(db, "ada@example.com");
+}
+
+fn a_stale_session_cannot_delete_the_account(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    db.revoke_tokens(Session::new(ada.id, 0), None).unwrap();
+
+    assert!(!UserRepository::delete(&**db, Session::new(ada.id, 0)).unwrap());
+    assert!(db.find_by_id(ada.id).unwrap().is_some());
+}
+
+fn messages_are_read_oldest_first_page_by_page_through_ties(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    for t in [at(7), at(5), at(5), at(5), at(6)] {
+        db.append(&message(&chat, Role::User, "m", t)).unwrap();
+    }
+    let mut newest_first = db.list_for_chat(chat.id, None, 100).unwrap();
+    newest_first.reverse();
+
+    let mut pages = vec![];
+    let mut after = None;
+    loop {
+        let page = db.list_for_chat_oldest_first(chat.id, after, 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(Message::cursor);
+        pages.push(page);
+    }
+
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), newest_first);
+}
+
 fn chats_are_paged_after_a_cursor_through_ties(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     // Two share a timestamp, so the cursor must break the tie by id.
@@ -254,14 +371,16 @@ fn chats_are_paged_after_a_cursor_through_ties(db: &Store) {
         .iter()
         .map(|t| new_chat(db, ada.id, "c", *t))
         .collect();
-    let all = db.list_for_owner(ada.id, None, 100).unwrap();
+    let all = db
+        .list_for_owner(Session::new(ada.id, 0), None, 100)
+        .unwrap();
 
-    let first = db.list_for_owner(ada.id, None, 2).unwrap();
+    let first = db.list_for_owner(Session::new(ada.id, 0), None, 2).unwrap();
     let second = db
-        .list_for_owner(ada.id, first.last().map(Chat::cursor), 2)
+        .list_for_owner(Session::new(ada.id, 0), first.last().map(Chat::cursor), 2)
         .unwrap();
     let third = db
-        .list_for_owner(ada.id, second.last().map(Chat::cursor), 2)
+        .list_for_owner(Session::new(ada.id, 0), second.last().map(Chat::cursor), 2)
         .unwrap();
 
     assert_eq!(all.len(), chats.len());
@@ -315,7 +434,7 @@ fn any_unicode_text_round_trips(db: &Store) {
     db.append(&stored).unwrap();
 
     assert_eq!(db.find_by_email(&ada.email).unwrap().unwrap().id, ada.id);
-    assert_eq!(db.find(chat.id).unwrap().unwrap().title, chat.title);
+    assert_eq!(db.find(chat.id).unwrap().unwrap().0.title, chat.title);
     assert_eq!(db.list_for_chat(chat.id, None, 100).unwrap(), vec![stored]);
 }
 
@@ -324,7 +443,7 @@ fn migrating_again_changes_nothing(db: &Store) {
 
     assert!(db.migrate().unwrap().is_empty());
 
-    assert!(db.exists(ada.id).unwrap());
+    assert!(db.is_current(Session::new(ada.id, 0)).unwrap());
 }
 
 fn the_health_check_passes(db: &Store) {
@@ -337,6 +456,8 @@ mod startup {
 
     use memlayer_adapters::{Database, DatabaseError, PoolOptions};
     use memlayer_testkit::TestDatabase;
+
+    use super::new_user;
 
     fn options() -> PoolOptions {
         PoolOptions {
@@ -365,7 +486,9 @@ mod startup {
 
         let mut counts: Vec<usize> = applied.iter().map(Vec::len).collect();
         counts.sort_unstable();
-        assert_eq!(counts, [0, 0, 0, 1], "{applied:?}");
+        // One instance applied every migration; the others found nothing left to do.
+        assert_eq!(counts[..3], [0, 0, 0], "{applied:?}");
+        assert!(counts[3] >= 2, "{applied:?}");
     }
 
     #[test]
@@ -406,5 +529,69 @@ mod startup {
             "{message}"
         );
         assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_postgres_database_fails_at_once_with_the_cause() {
+        let Some(server) = TestDatabase::postgres() else {
+            return;
+        };
+        let url = format!(
+            "{}_missing?password=s3cret",
+            server
+                .url()
+                .rsplit_once('?')
+                .map_or(server.url(), |(base, _)| base)
+        );
+        let db = Database::open(&url, &options()).unwrap();
+
+        // Waiting a long time would be the old behaviour; the answer is immediate.
+        let error = db
+            .wait_until_reachable(Duration::from_secs(3_600))
+            .unwrap_err();
+
+        assert!(matches!(error, DatabaseError::Refused { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn a_sqlite_file_that_cannot_be_opened_fails_at_once_with_the_cause() {
+        let raw = TestDatabase::sqlite();
+        let dir = raw.sqlite_dir().unwrap();
+        // A folder where the database file should be: no amount of waiting opens it.
+        let path = dir.join("not-a-file");
+        std::fs::create_dir_all(&path).unwrap();
+        let db = Database::open(&format!("sqlite://{}", path.display()), &options()).unwrap();
+
+        let error = db
+            .wait_until_reachable(Duration::from_secs(3_600))
+            .unwrap_err();
+
+        assert!(matches!(error, DatabaseError::Refused { .. }), "{error}");
+        assert!(
+            error.to_string().to_lowercase().contains("unable to open"),
+            "{error}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_embedded_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let raw = TestDatabase::sqlite();
+        let folder = raw.sqlite_dir().unwrap().join("data");
+        let file = folder.join("memlayer.db");
+        let db = Database::open(&format!("sqlite://{}", file.display()), &options()).unwrap();
+        db.migrate().unwrap();
+        new_user(&db, "ada@example.com");
+
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        for name in ["memlayer.db", "memlayer.db-wal", "memlayer.db-shm"] {
+            assert_eq!(mode(&folder.join(name)), 0o600, "{name}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-use memlayer_domain::{Email, Password, User, UserId, ValidationErrors};
+use memlayer_domain::{Email, Password, Session, User, UserId, ValidationErrors};
 use memlayer_ports::{AccessToken, CreateUserError};
 
 use crate::{AppError, MemLayer};
@@ -23,6 +23,7 @@ impl MemLayer {
             email,
             password_hash,
             created_at: now,
+            token_generation: 0,
         };
         self.ports
             .users
@@ -31,7 +32,10 @@ impl MemLayer {
                 CreateUserError::EmailTaken => AppError::EmailTaken,
                 CreateUserError::Repository(error) => error.into(),
             })?;
-        Ok(self.ports.token_issuer.issue(user.id, now)?)
+        Ok(self
+            .ports
+            .token_issuer
+            .issue(Session::new(user.id, user.token_generation), now)?)
     }
 
     /// Exchanges an email and password for an access token.
@@ -39,7 +43,7 @@ impl MemLayer {
     /// An unknown email and a wrong password fail alike, in the same time.
     pub fn login(&self, email: &str, password: &str) -> Result<AccessToken, AppError> {
         let email = Email::parse(email)?;
-        let Some(password) = Password::candidate(password) else {
+        let Some(password) = Password::candidate(password)? else {
             return Err(AppError::InvalidCredentials);
         };
         let user = self.ports.users.find_by_email(&email)?;
@@ -49,31 +53,119 @@ impl MemLayer {
             .verify(&password, user.as_ref().map(|user| &user.password_hash))
             .map_err(AppError::Internal)?;
         match user {
-            Some(user) if matches => Ok(self
-                .ports
-                .token_issuer
-                .issue(user.id, self.ports.clock.now())?),
+            Some(user) if matches => Ok(self.ports.token_issuer.issue(
+                Session::new(user.id, user.token_generation),
+                self.ports.clock.now(),
+            )?),
             _ => Err(AppError::InvalidCredentials),
         }
     }
 
-    /// The user a bearer token was issued to. Checks the signature and expiry only; the
-    /// use cases check that the account still exists.
-    pub fn authenticate(&self, token: &str) -> Result<UserId, AppError> {
+    /// The session a bearer token was issued for. Checks the signature and expiry only
+    /// (no I/O); the use cases check that the session is still current (the account
+    /// exists and its tokens were not revoked since), in a query they make anyway.
+    pub fn authenticate(&self, token: &str) -> Result<Session, AppError> {
         Ok(self.ports.token_verifier.verify(token)?)
     }
 
     /// The authenticated user's account.
-    pub fn current_user(&self, user: UserId) -> Result<User, AppError> {
+    pub fn current_user(&self, session: Session) -> Result<User, AppError> {
+        self.current_account(session)
+    }
+
+    /// Changes the password, given the current one, and revokes every token issued
+    /// before: the answer is a fresh token, the only one that works afterwards.
+    ///
+    /// A wrong current password is [`AppError::WrongPassword`]. The new password is
+    /// checked against the policy before anything slow happens.
+    pub fn change_password(
+        &self,
+        session: Session,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<AccessToken, AppError> {
+        let new_password = Password::parse(new_password).map_err(|mut error| {
+            error.field = "new_password";
+            error
+        })?;
+        let user = self.confirm_password(session, current_password, "current_password")?;
+        let hash = self
+            .ports
+            .hasher
+            .hash(&new_password)
+            .map_err(AppError::Internal)?;
+        let generation = self
+            .ports
+            .users
+            .revoke_tokens(session, Some(&hash))?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(self
+            .ports
+            .token_issuer
+            .issue(Session::new(user.id, generation), self.ports.clock.now())?)
+    }
+
+    /// Revokes every token of the account, this session's included.
+    pub fn log_out_everywhere(&self, session: Session) -> Result<(), AppError> {
         self.ports
             .users
-            .find_by_id(user)?
+            .revoke_tokens(session, None)?
+            .map(|_| ())
             .ok_or(AppError::Unauthenticated)
     }
 
-    /// [`AppError::Unauthenticated`] if the token's account was deleted since.
-    pub(crate) fn ensure_user_exists(&self, user: UserId) -> Result<(), AppError> {
-        if self.ports.users.exists(user)? {
+    /// Deletes the account with its chats and messages, given its password. Its tokens
+    /// stop working and the email may register again.
+    pub fn delete_account(&self, session: Session, password: &str) -> Result<(), AppError> {
+        self.confirm_password(session, password, "password")?;
+        if self.ports.users.delete(session)? {
+            Ok(())
+        } else {
+            Err(AppError::Unauthenticated)
+        }
+    }
+
+    /// The account, if `session` is current.
+    pub(crate) fn current_account(&self, session: Session) -> Result<User, AppError> {
+        self.ports
+            .users
+            .find_by_id(session.user)?
+            .filter(|user| user.accepts(session))
+            .ok_or(AppError::Unauthenticated)
+    }
+
+    /// The account, if `session` is current and `password` (the request field `field`)
+    /// is its password.
+    fn confirm_password(
+        &self,
+        session: Session,
+        password: &str,
+        field: &'static str,
+    ) -> Result<User, AppError> {
+        let candidate = Password::candidate(password).map_err(|mut error| {
+            error.field = field;
+            error
+        })?;
+        let user = self.current_account(session)?;
+        let Some(candidate) = candidate else {
+            return Err(AppError::WrongPassword);
+        };
+        let matches = self
+            .ports
+            .hasher
+            .verify(&candidate, Some(&user.password_hash))
+            .map_err(AppError::Internal)?;
+        if matches {
+            Ok(user)
+        } else {
+            Err(AppError::WrongPassword)
+        }
+    }
+
+    /// [`AppError::Unauthenticated`] unless `session` is current: the account exists and
+    /// its tokens were not revoked since this one was issued.
+    pub(crate) fn ensure_current(&self, session: Session) -> Result<(), AppError> {
+        if self.ports.users.is_current(session)? {
             Ok(())
         } else {
             Err(AppError::Unauthenticated)
@@ -88,7 +180,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::testing::{Fixture, NOW, user_with_email};
+    use crate::testing::{Fixture, NOW, any_session, session_of, user_with_email};
 
     #[test]
     fn registering_stores_a_normalised_account_and_returns_its_token() {
@@ -188,7 +280,7 @@ mod tests {
             .returning(|_, _| Ok(true));
         fx.token_issuer
             .expect_issue()
-            .with(eq(id), eq(NOW))
+            .with(eq(Session::new(id, 0)), eq(NOW))
             .returning(|_, _| Ok(AccessToken("jwt".into())));
 
         let token = fx.app().login("ADA@example.com", "correct horse").unwrap();
@@ -244,6 +336,16 @@ mod tests {
     }
 
     #[test]
+    fn logging_in_with_a_nul_in_the_password_is_invalid_input() {
+        let error = Fixture::new()
+            .app()
+            .login("ada@example.com", "password\0")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::Invalid(_)), "{error:?}");
+    }
+
+    #[test]
     fn logging_in_with_a_malformed_email_is_invalid_input() {
         let error = Fixture::new().app().login("nope", "whatever1").unwrap_err();
 
@@ -253,13 +355,13 @@ mod tests {
     #[test]
     fn a_valid_token_authenticates_its_user() {
         let mut fx = Fixture::new();
-        let id = UserId::generate();
+        let session = Session::new(UserId::generate(), 2);
         fx.token_verifier
             .expect_verify()
             .with(eq("t"))
-            .returning(move |_| Ok(id));
+            .returning(move |_| Ok(session));
 
-        assert_eq!(fx.app().authenticate("t").unwrap(), id);
+        assert_eq!(fx.app().authenticate("t").unwrap(), session);
     }
 
     #[test]
@@ -284,7 +386,10 @@ mod tests {
             .with(eq(user.id))
             .returning(move |_| Ok(Some(user.clone())));
 
-        assert_eq!(fx.app().current_user(expected.id).unwrap(), expected);
+        assert_eq!(
+            fx.app().current_user(session_of(&expected)).unwrap(),
+            expected
+        );
     }
 
     #[test]
@@ -292,8 +397,216 @@ mod tests {
         let mut fx = Fixture::new();
         fx.users.expect_find_by_id().returning(|_| Ok(None));
 
-        let error = fx.app().current_user(UserId::generate()).unwrap_err();
+        let error = fx.app().current_user(any_session()).unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    #[test]
+    fn a_token_of_an_earlier_generation_is_no_longer_a_current_user() {
+        let mut fx = Fixture::new();
+        let mut user = user_with_email("ada@example.com");
+        let stale = session_of(&user);
+        user.token_generation = 1;
+        fx.users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(user.clone())));
+
+        let error = fx.app().current_user(stale).unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    /// A fixture whose account is `user`, found by id.
+    fn with_account(user: &User) -> Fixture {
+        let mut fx = Fixture::new();
+        let found = user.clone();
+        fx.users
+            .expect_find_by_id()
+            .with(eq(user.id))
+            .returning(move |_| Ok(Some(found.clone())));
+        fx
+    }
+
+    #[test]
+    fn changing_the_password_stores_the_new_hash_revokes_tokens_and_issues_a_fresh_one() {
+        let user = user_with_email("ada@example.com");
+        let session = session_of(&user);
+        let mut fx = with_account(&user);
+        fx.hasher
+            .expect_verify()
+            .withf(|password, hash| password.expose() == "old password" && hash.is_some())
+            .returning(|_, _| Ok(true));
+        fx.hasher
+            .expect_hash()
+            .withf(|password| password.expose() == "new password")
+            .returning(|_| Ok(PasswordHash::new("$2b$new".into())));
+        fx.users
+            .expect_revoke_tokens()
+            .withf(move |s, hash| {
+                *s == session && hash.map(PasswordHash::as_str) == Some("$2b$new")
+            })
+            .times(1)
+            .returning(|_, _| Ok(Some(1)));
+        fx.token_issuer
+            .expect_issue()
+            .with(eq(Session::new(user.id, 1)), eq(NOW))
+            .returning(|_, _| Ok(AccessToken("fresh".into())));
+
+        let token = fx
+            .app()
+            .change_password(session, "old password", "new password")
+            .unwrap();
+
+        assert_eq!(token, AccessToken("fresh".into()));
+    }
+
+    #[test]
+    fn changing_the_password_with_a_wrong_current_one_is_refused_and_changes_nothing() {
+        let user = user_with_email("ada@example.com");
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().returning(|_, _| Ok(false));
+        fx.users.expect_revoke_tokens().never();
+
+        let error = fx
+            .app()
+            .change_password(session_of(&user), "wrong guess", "new password")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::WrongPassword), "{error:?}");
+    }
+
+    #[test]
+    fn a_new_password_that_breaks_the_policy_is_invalid_before_anything_is_read() {
+        let error = Fixture::new()
+            .app()
+            .change_password(any_session(), "old password", "short")
+            .unwrap_err();
+
+        let AppError::Invalid(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (errors.0[0].field, errors.0[0].kind),
+            ("new_password", ValidationKind::TooShort)
+        );
+    }
+
+    #[test]
+    fn a_current_password_with_nul_is_invalid_input() {
+        let user = user_with_email("ada@example.com");
+        let error = Fixture::new()
+            .app()
+            .change_password(session_of(&user), "old\0password", "new password")
+            .unwrap_err();
+
+        let AppError::Invalid(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors.0[0].field, "current_password");
+    }
+
+    #[test]
+    fn changing_the_password_with_a_revoked_token_is_unauthenticated() {
+        let mut user = user_with_email("ada@example.com");
+        let stale = session_of(&user);
+        user.token_generation = 5;
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().never();
+
+        let error = fx
+            .app()
+            .change_password(stale, "old password", "new password")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    #[test]
+    fn a_password_change_that_loses_a_race_with_a_revocation_is_unauthenticated() {
+        let user = user_with_email("ada@example.com");
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().returning(|_, _| Ok(true));
+        fx.hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("h".into())));
+        fx.users.expect_revoke_tokens().returning(|_, _| Ok(None));
+
+        let error = fx
+            .app()
+            .change_password(session_of(&user), "old password", "new password")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    #[test]
+    fn logging_out_everywhere_revokes_the_sessions_generation() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        fx.users
+            .expect_revoke_tokens()
+            .withf(move |s, hash| *s == session && hash.is_none())
+            .times(1)
+            .returning(|_, _| Ok(Some(1)));
+
+        assert!(fx.app().log_out_everywhere(session).is_ok());
+    }
+
+    #[test]
+    fn logging_out_everywhere_with_a_revoked_token_is_unauthenticated() {
+        let mut fx = Fixture::new();
+        fx.users.expect_revoke_tokens().returning(|_, _| Ok(None));
+
+        let error = fx.app().log_out_everywhere(any_session()).unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    #[test]
+    fn deleting_the_account_with_its_password_deletes_it() {
+        let user = user_with_email("ada@example.com");
+        let session = session_of(&user);
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().returning(|_, _| Ok(true));
+        fx.users
+            .expect_delete()
+            .with(eq(session))
+            .times(1)
+            .returning(|_| Ok(true));
+
+        assert!(fx.app().delete_account(session, "password1").is_ok());
+    }
+
+    #[test]
+    fn deleting_the_account_with_a_wrong_password_deletes_nothing() {
+        let user = user_with_email("ada@example.com");
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().returning(|_, _| Ok(false));
+        fx.users.expect_delete().never();
+
+        let error = fx
+            .app()
+            .delete_account(session_of(&user), "wrong guess")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::WrongPassword), "{error:?}");
+    }
+
+    #[test]
+    fn deleting_the_account_while_the_database_is_down_is_unavailable() {
+        let user = user_with_email("ada@example.com");
+        let mut fx = with_account(&user);
+        fx.hasher.expect_verify().returning(|_, _| Ok(true));
+        fx.users
+            .expect_delete()
+            .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+
+        let error = fx
+            .app()
+            .delete_account(session_of(&user), "password1")
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }
 }

@@ -1,18 +1,19 @@
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, DEFAULT_CHATS_PAGE, Page, PageRequest, UserId, authorize_chat_access,
+    Chat, ChatId, ChatTitle, DEFAULT_CHATS_PAGE, Page, PageRequest, Session, authorize_chat_access,
 };
 
 use crate::{AppError, MemLayer};
 
 impl MemLayer {
-    /// Creates a chat for `user`; a missing, null or blank title gets the default one.
-    pub fn create_chat(&self, user: UserId, title: Option<&str>) -> Result<Chat, AppError> {
+    /// Creates a chat for the session's user; a missing, null or blank title gets the
+    /// default one.
+    pub fn create_chat(&self, session: Session, title: Option<&str>) -> Result<Chat, AppError> {
         let now = self.ports.clock.now();
         let title = ChatTitle::for_new_chat(title, now)?;
-        self.ensure_user_exists(user)?;
+        self.ensure_current(session)?;
         let chat = Chat {
             id: ChatId::generate(),
-            owner: user,
+            owner: session.user,
             title,
             created_at: now,
         };
@@ -24,7 +25,7 @@ impl MemLayer {
     /// parameters as given (a missing limit is [`DEFAULT_CHATS_PAGE`]).
     pub fn list_chats(
         &self,
-        user: UserId,
+        session: Session,
         limit: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<Page<Chat>, AppError> {
@@ -32,23 +33,28 @@ impl MemLayer {
         let chats = self
             .ports
             .chats
-            .list_for_owner(user, page.after, page.limit + 1)?;
+            .list_for_owner(session, page.after, page.limit + 1)?;
         if chats.is_empty() {
-            // No chats may also mean no account: a deleted user's token is refused.
-            self.ensure_user_exists(user)?;
+            // No chats may also mean no account, or revoked tokens: those get 401.
+            self.ensure_current(session)?;
         }
         Ok(Page::from_overfetch(chats, page.limit, Chat::cursor))
     }
 
     /// One of the user's chats.
-    pub fn get_chat(&self, user: UserId, chat: ChatId) -> Result<Chat, AppError> {
-        self.owned_chat(user, chat)
+    pub fn get_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
+        self.owned_chat(session, chat)
     }
 
     /// Renames one of the user's chats.
-    pub fn rename_chat(&self, user: UserId, chat: ChatId, title: &str) -> Result<Chat, AppError> {
+    pub fn rename_chat(
+        &self,
+        session: Session,
+        chat: ChatId,
+        title: &str,
+    ) -> Result<Chat, AppError> {
         let title = ChatTitle::parse(title)?;
-        let mut chat = self.owned_chat(user, chat)?;
+        let mut chat = self.owned_chat(session, chat)?;
         if !self.ports.chats.rename(chat.id, &title)? {
             return Err(AppError::ChatNotFound);
         }
@@ -57,8 +63,8 @@ impl MemLayer {
     }
 
     /// Deletes one of the user's chats with all its messages.
-    pub fn delete_chat(&self, user: UserId, chat: ChatId) -> Result<(), AppError> {
-        let chat = self.owned_chat(user, chat)?;
+    pub fn delete_chat(&self, session: Session, chat: ChatId) -> Result<(), AppError> {
+        let chat = self.owned_chat(session, chat)?;
         if self.ports.chats.delete(chat.id)? {
             Ok(())
         } else {
@@ -66,35 +72,47 @@ impl MemLayer {
         }
     }
 
-    /// The chat, if `user` may use it: missing is [`AppError::ChatNotFound`], someone
-    /// else's is [`AppError::NotChatOwner`]. A chat the user owns proves the account
-    /// exists (deleting a user deletes their chats); only when access is refused is the
-    /// account looked up, so that a deleted user's token gets 401, not 404 or 403.
-    pub(crate) fn owned_chat(&self, user: UserId, chat: ChatId) -> Result<Chat, AppError> {
-        let found = self.ports.chats.find(chat)?;
-        authorize_chat_access(found, user).or_else(|refusal| {
-            self.ensure_user_exists(user)?;
-            Err(refusal.into())
-        })
+    /// The chat, if the session's user may use it: missing is
+    /// [`AppError::ChatNotFound`], someone else's is [`AppError::NotChatOwner`]. The
+    /// chat is read with its owner's token generation, so a chat the user owns in the
+    /// session's generation proves the session current (the account exists, its tokens
+    /// were not revoked) without another query. Only otherwise is the account looked
+    /// up, so that a revoked or deleted account's token gets 401, not 403 or 404.
+    pub(crate) fn owned_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
+        match self.ports.chats.find(chat)? {
+            Some((chat, generation))
+                if chat.owner == session.user && generation == session.generation =>
+            {
+                Ok(chat)
+            }
+            found => {
+                self.ensure_current(session)?;
+                Ok(authorize_chat_access(
+                    found.map(|(chat, _)| chat),
+                    session.user,
+                )?)
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use memlayer_domain::ValidationKind;
+    use memlayer_domain::{UserId, ValidationKind};
     use memlayer_ports::RepositoryError;
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::testing::{Fixture, NOW, chat_owned_by};
+    use crate::testing::{Fixture, NOW, any_session, chat_owned_by};
 
     #[test]
     fn creating_a_chat_without_a_title_names_it_after_the_current_minute() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         fx.users
-            .expect_exists()
-            .with(eq(user))
+            .expect_is_current()
+            .with(eq(session))
             .returning(|_| Ok(true));
         fx.chats
             .expect_create()
@@ -106,7 +124,7 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
 
-        let chat = fx.app().create_chat(user, None).unwrap();
+        let chat = fx.app().create_chat(session, None).unwrap();
 
         assert_eq!(chat.title.as_str(), "Chat 2026-11-26 09:30");
     }
@@ -114,13 +132,10 @@ mod tests {
     #[test]
     fn creating_a_chat_keeps_the_given_title() {
         let mut fx = Fixture::new();
-        fx.users.expect_exists().returning(|_| Ok(true));
+        fx.users.expect_is_current().returning(|_| Ok(true));
         fx.chats.expect_create().returning(|_| Ok(()));
 
-        let chat = fx
-            .app()
-            .create_chat(UserId::generate(), Some("Plans"))
-            .unwrap();
+        let chat = fx.app().create_chat(any_session(), Some("Plans")).unwrap();
 
         assert_eq!(chat.title.as_str(), "Plans");
     }
@@ -131,7 +146,7 @@ mod tests {
 
         let error = fx
             .app()
-            .create_chat(UserId::generate(), Some(&"x".repeat(201)))
+            .create_chat(any_session(), Some(&"x".repeat(201)))
             .unwrap_err();
 
         let AppError::Invalid(errors) = error else {
@@ -143,9 +158,9 @@ mod tests {
     #[test]
     fn creating_a_chat_for_a_deleted_account_is_unauthenticated() {
         let mut fx = Fixture::new();
-        fx.users.expect_exists().returning(|_| Ok(false));
+        fx.users.expect_is_current().returning(|_| Ok(false));
 
-        let error = fx.app().create_chat(UserId::generate(), None).unwrap_err();
+        let error = fx.app().create_chat(any_session(), None).unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
@@ -153,15 +168,16 @@ mod tests {
     #[test]
     fn listing_chats_returns_the_owners_chats_as_one_page() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chats = vec![chat_owned_by(user), chat_owned_by(user)];
         let expected = chats.clone();
         fx.chats
             .expect_list_for_owner()
-            .with(eq(user), eq(None), eq(DEFAULT_CHATS_PAGE + 1))
+            .with(eq(session), eq(None), eq(DEFAULT_CHATS_PAGE + 1))
             .returning(move |_, _, _| Ok(chats.clone()));
 
-        let page = fx.app().list_chats(user, None, None).unwrap();
+        let page = fx.app().list_chats(session, None, None).unwrap();
 
         assert_eq!((page.items, page.next), (expected, None));
     }
@@ -169,7 +185,8 @@ mod tests {
     #[test]
     fn a_full_page_of_chats_says_where_the_next_starts() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chats = vec![
             chat_owned_by(user),
             chat_owned_by(user),
@@ -179,12 +196,12 @@ mod tests {
         let after = chats[0].cursor();
         fx.chats
             .expect_list_for_owner()
-            .with(eq(user), eq(Some(after)), eq(3))
+            .with(eq(session), eq(Some(after)), eq(3))
             .returning(move |_, _, _| Ok(chats.clone()));
 
         let page = fx
             .app()
-            .list_chats(user, Some("2"), Some(&after.to_string()))
+            .list_chats(session, Some("2"), Some(&after.to_string()))
             .unwrap();
 
         assert_eq!(page.items.len(), 2);
@@ -195,7 +212,7 @@ mod tests {
     fn listing_chats_with_a_bad_limit_is_invalid_before_anything_is_read() {
         let error = Fixture::new()
             .app()
-            .list_chats(UserId::generate(), Some("0"), None)
+            .list_chats(any_session(), Some("0"), None)
             .unwrap_err();
 
         let AppError::Invalid(errors) = error else {
@@ -210,12 +227,9 @@ mod tests {
         fx.chats
             .expect_list_for_owner()
             .returning(|_, _, _| Ok(vec![]));
-        fx.users.expect_exists().returning(|_| Ok(false));
+        fx.users.expect_is_current().returning(|_| Ok(false));
 
-        let error = fx
-            .app()
-            .list_chats(UserId::generate(), None, None)
-            .unwrap_err();
+        let error = fx.app().list_chats(any_session(), None, None).unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
@@ -223,15 +237,36 @@ mod tests {
     #[test]
     fn getting_ones_own_chat_needs_no_account_lookup() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let expected = chat.clone();
         fx.chats
             .expect_find()
             .with(eq(chat.id))
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
 
-        assert_eq!(fx.app().get_chat(user, expected.id).unwrap(), expected);
+        assert_eq!(fx.app().get_chat(session, expected.id).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_revoked_token_gets_unauthenticated_even_on_its_own_chat() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = chat_owned_by(session.user);
+        let id = chat.id;
+        // The account's generation moved on: every earlier token is revoked.
+        fx.chats
+            .expect_find()
+            .returning(move |_| Ok(Some((chat.clone(), 1))));
+        fx.users
+            .expect_is_current()
+            .with(eq(session))
+            .returning(|_| Ok(false));
+
+        let error = fx.app().get_chat(session, id).unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
 
     #[test]
@@ -241,10 +276,10 @@ mod tests {
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.users.expect_exists().returning(|_| Ok(true));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        fx.users.expect_is_current().returning(|_| Ok(true));
 
-        let error = fx.app().get_chat(UserId::generate(), id).unwrap_err();
+        let error = fx.app().get_chat(any_session(), id).unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
     }
@@ -253,11 +288,11 @@ mod tests {
     fn getting_a_missing_chat_is_not_found() {
         let mut fx = Fixture::new();
         fx.chats.expect_find().returning(|_| Ok(None));
-        fx.users.expect_exists().returning(|_| Ok(true));
+        fx.users.expect_is_current().returning(|_| Ok(true));
 
         let error = fx
             .app()
-            .get_chat(UserId::generate(), ChatId::generate())
+            .get_chat(any_session(), ChatId::generate())
             .unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -267,11 +302,11 @@ mod tests {
     fn a_deleted_account_gets_unauthenticated_rather_than_not_found() {
         let mut fx = Fixture::new();
         fx.chats.expect_find().returning(|_| Ok(None));
-        fx.users.expect_exists().returning(|_| Ok(false));
+        fx.users.expect_is_current().returning(|_| Ok(false));
 
         let error = fx
             .app()
-            .get_chat(UserId::generate(), ChatId::generate())
+            .get_chat(any_session(), ChatId::generate())
             .unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
@@ -286,7 +321,7 @@ mod tests {
 
         let error = fx
             .app()
-            .get_chat(UserId::generate(), ChatId::generate())
+            .get_chat(any_session(), ChatId::generate())
             .unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
@@ -295,19 +330,20 @@ mod tests {
     #[test]
     fn renaming_ones_chat_stores_and_returns_the_trimmed_title() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats
             .expect_rename()
             .withf(move |chat, title| *chat == id && title.as_str() == "New name")
             .times(1)
             .returning(|_, _| Ok(true));
 
-        let renamed = fx.app().rename_chat(user, id, " New name ").unwrap();
+        let renamed = fx.app().rename_chat(session, id, " New name ").unwrap();
 
         assert_eq!((renamed.id, renamed.title.as_str()), (id, "New name"));
     }
@@ -318,7 +354,7 @@ mod tests {
 
         let error = fx
             .app()
-            .rename_chat(UserId::generate(), ChatId::generate(), "  ")
+            .rename_chat(any_session(), ChatId::generate(), "  ")
             .unwrap_err();
 
         assert!(matches!(error, AppError::Invalid(_)), "{error:?}");
@@ -331,13 +367,13 @@ mod tests {
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.users.expect_exists().returning(|_| Ok(true));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        fx.users.expect_is_current().returning(|_| Ok(true));
         fx.chats.expect_rename().never();
 
         let error = fx
             .app()
-            .rename_chat(UserId::generate(), id, "Mine now")
+            .rename_chat(any_session(), id, "Mine now")
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
@@ -346,15 +382,16 @@ mod tests {
     #[test]
     fn renaming_a_chat_deleted_meanwhile_is_not_found() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats.expect_rename().returning(|_, _| Ok(false));
 
-        let error = fx.app().rename_chat(user, id, "New").unwrap_err();
+        let error = fx.app().rename_chat(session, id, "New").unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }
@@ -362,19 +399,20 @@ mod tests {
     #[test]
     fn deleting_ones_chat_deletes_it() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats
             .expect_delete()
             .with(eq(id))
             .times(1)
             .returning(|_| Ok(true));
 
-        assert!(fx.app().delete_chat(user, id).is_ok());
+        assert!(fx.app().delete_chat(session, id).is_ok());
     }
 
     #[test]
@@ -384,11 +422,11 @@ mod tests {
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.users.expect_exists().returning(|_| Ok(true));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        fx.users.expect_is_current().returning(|_| Ok(true));
         fx.chats.expect_delete().never();
 
-        let error = fx.app().delete_chat(UserId::generate(), id).unwrap_err();
+        let error = fx.app().delete_chat(any_session(), id).unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
     }
@@ -396,15 +434,16 @@ mod tests {
     #[test]
     fn deleting_a_chat_deleted_meanwhile_is_not_found() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats.expect_delete().returning(|_| Ok(false));
 
-        let error = fx.app().delete_chat(user, id).unwrap_err();
+        let error = fx.app().delete_chat(session, id).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }

@@ -14,7 +14,11 @@ pub enum AppError {
     /// Login with an unknown email or a wrong password (deliberately the same error).
     #[error("Incorrect email or password")]
     InvalidCredentials,
-    /// No valid token, or its account no longer exists.
+    /// A password given to confirm an action (changing the password, deleting the
+    /// account) is not the account's.
+    #[error("Incorrect password")]
+    WrongPassword,
+    /// No valid token, or its account no longer exists, or its tokens were revoked.
     #[error("Could not validate credentials")]
     Unauthenticated,
     /// The chat does not exist.

@@ -7,6 +7,7 @@
 mod accounts;
 mod chats;
 mod error;
+mod export;
 mod messages;
 #[cfg(test)]
 mod testing;
@@ -19,6 +20,7 @@ use memlayer_ports::{
 };
 
 pub use error::AppError;
+pub use export::{EXPORT_CHATS_PAGE, EXPORT_MESSAGES_PAGE};
 pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;

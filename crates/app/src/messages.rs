@@ -2,7 +2,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
     ChatId, DEFAULT_MESSAGES_PAGE, Message, MessageContent, MessageId, Page, PageRequest, Role,
-    UserId, reply_timestamp,
+    Session, reply_timestamp,
 };
 use memlayer_ports::{ReplyRequest, ResponderError};
 
@@ -39,12 +39,12 @@ impl MemLayer {
     /// stored yet.
     pub fn ask(
         &self,
-        user: UserId,
+        session: Session,
         chat: ChatId,
         content: String,
     ) -> Result<PendingReply, AppError> {
         let content = MessageContent::parse(content)?;
-        let chat = self.owned_chat(user, chat)?;
+        let chat = self.owned_chat(session, chat)?;
         let wanted = self.ports.responder.context_messages();
         let mut history = if wanted == 0 {
             Vec::new()
@@ -55,7 +55,7 @@ impl MemLayer {
         let question = Message {
             id: MessageId::generate(),
             chat_id: chat.id,
-            user_id: user,
+            user_id: session.user,
             role: Role::User,
             content,
             created_at: self.ports.clock.now(),
@@ -142,13 +142,13 @@ impl MemLayer {
     /// parameters as given.
     pub fn list_messages(
         &self,
-        user: UserId,
+        session: Session,
         chat: ChatId,
         limit: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<Page<Message>, AppError> {
         let page = PageRequest::parse(limit, cursor, DEFAULT_MESSAGES_PAGE)?;
-        let chat = self.owned_chat(user, chat)?;
+        let chat = self.owned_chat(session, chat)?;
         let newest_first =
             self.ports
                 .messages
@@ -174,13 +174,13 @@ mod tests {
 
     use futures_executor::block_on;
     use futures_util::stream;
-    use memlayer_domain::{Chat, ChatTitle, ValidationKind};
+    use memlayer_domain::{Chat, ChatTitle, UserId, ValidationKind};
     use memlayer_ports::{ReplyStream, RepositoryError, ResponderError};
     use mockall::Sequence;
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::testing::{Fixture, NOW, chat_owned_by};
+    use crate::testing::{Fixture, NOW, any_session, chat_owned_by};
 
     fn message(chat: &Chat, role: Role, text: &str, seconds: i64) -> Message {
         Message {
@@ -201,7 +201,7 @@ mod tests {
         fx.chats
             .expect_find()
             .with(eq(chat.id))
-            .returning(move |_| Ok(Some(found.clone())));
+            .returning(move |_| Ok(Some((found.clone(), 0))));
         fx.responder.expect_context_messages().return_const(0u32);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
@@ -214,7 +214,7 @@ mod tests {
 
     /// Asks and stores the question, as the HTTP layer does.
     fn asked(app: &MemLayer, user: UserId, chat: ChatId, text: &str) -> PendingReply {
-        let pending = app.ask(user, chat, text.into()).unwrap();
+        let pending = app.ask(Session::new(user, 0), chat, text.into()).unwrap();
         app.store_question(pending.question()).unwrap();
         pending
     }
@@ -226,12 +226,13 @@ mod tests {
     #[test]
     fn the_question_is_stored_after_the_latest_history_is_read_for_the_assistant_oldest_first() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let found = chat.clone();
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(found.clone())));
+            .returning(move |_| Ok(Some((found.clone(), 0))));
         fx.responder.expect_context_messages().return_const(2u32);
         let newest_first = vec![
             message(&chat, Role::Assistant, "Hello!", 1),
@@ -253,7 +254,7 @@ mod tests {
             .returning(|_| Ok(true));
 
         let app = fx.app();
-        let pending = app.ask(user, chat.id, "And now?".into()).unwrap();
+        let pending = app.ask(session, chat.id, "And now?".into()).unwrap();
         app.store_question(pending.question()).unwrap();
 
         assert_eq!(pending.request.history, oldest_first);
@@ -265,13 +266,14 @@ mod tests {
 
     #[test]
     fn asking_stores_nothing_and_an_assistant_that_wants_no_history_costs_no_read() {
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let (mut fx, stored) = posting_fixture(&chat);
         fx.messages.expect_list_for_chat().never();
 
         let app = fx.app();
-        let pending = app.ask(user, chat.id, "hello".into()).unwrap();
+        let pending = app.ask(session, chat.id, "hello".into()).unwrap();
 
         assert!(pending.request.history.is_empty());
         assert!(
@@ -287,7 +289,8 @@ mod tests {
 
     #[test]
     fn the_answer_is_the_assistants_pieces_joined_then_stored_after_the_question() {
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let (mut fx, stored) = posting_fixture(&chat);
         fx.responder
@@ -314,7 +317,8 @@ mod tests {
 
     #[test]
     fn empty_pieces_are_left_out_of_the_stream() {
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let (mut fx, _) = posting_fixture(&chat);
         fx.responder
@@ -347,7 +351,8 @@ mod tests {
             },
         ];
         for failure in failures {
-            let user = UserId::generate();
+            let session = any_session();
+            let user = session.user;
             let chat = chat_owned_by(user);
             let (mut fx, stored) = posting_fixture(&chat);
             fx.responder.expect_reply().returning(move |_| failure());
@@ -366,7 +371,8 @@ mod tests {
 
     #[test]
     fn an_answer_with_no_text_is_a_failure_and_stores_nothing() {
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let (fx, stored) = posting_fixture(&chat);
         let app = fx.app();
@@ -380,7 +386,8 @@ mod tests {
 
     #[test]
     fn what_was_written_before_the_reader_left_is_kept_and_nothing_is_kept_when_nothing_was() {
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let (fx, stored) = posting_fixture(&chat);
         let app = fx.app();
@@ -405,7 +412,7 @@ mod tests {
 
         let error = fx
             .app()
-            .ask(UserId::generate(), ChatId::generate(), " \n".into())
+            .ask(any_session(), ChatId::generate(), " \n".into())
             .unwrap_err();
 
         let AppError::Invalid(errors) = error else {
@@ -424,14 +431,11 @@ mod tests {
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.users.expect_exists().returning(|_| Ok(true));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        fx.users.expect_is_current().returning(|_| Ok(true));
         fx.messages.expect_append().never();
 
-        let error = fx
-            .app()
-            .ask(UserId::generate(), id, "hi".into())
-            .unwrap_err();
+        let error = fx.app().ask(any_session(), id, "hi".into()).unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
     }
@@ -440,11 +444,11 @@ mod tests {
     fn posting_to_a_missing_chat_is_not_found() {
         let mut fx = Fixture::new();
         fx.chats.expect_find().returning(|_| Ok(None));
-        fx.users.expect_exists().returning(|_| Ok(true));
+        fx.users.expect_is_current().returning(|_| Ok(true));
 
         let error = fx
             .app()
-            .ask(UserId::generate(), ChatId::generate(), "hi".into())
+            .ask(any_session(), ChatId::generate(), "hi".into())
             .unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -453,17 +457,18 @@ mod tests {
     #[test]
     fn posting_to_a_chat_deleted_after_the_check_is_not_found() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.responder.expect_context_messages().return_const(0u32);
         fx.messages.expect_append().returning(|_| Ok(false));
 
         let app = fx.app();
-        let pending = app.ask(user, id, "hi".into()).unwrap();
+        let pending = app.ask(session, id, "hi".into()).unwrap();
         let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -472,19 +477,20 @@ mod tests {
     #[test]
     fn a_storage_outage_while_posting_is_unavailable() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.responder.expect_context_messages().return_const(0u32);
         fx.messages
             .expect_append()
             .returning(|_| Err(RepositoryError::Unavailable("down".into())));
 
         let app = fx.app();
-        let pending = app.ask(user, id, "hi".into()).unwrap();
+        let pending = app.ask(session, id, "hi".into()).unwrap();
         let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
@@ -493,7 +499,8 @@ mod tests {
     #[test]
     fn listing_messages_of_ones_chat_returns_them_from_storage() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         let message = Message {
@@ -507,13 +514,13 @@ mod tests {
         let expected = vec![message.clone()];
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.messages
             .expect_list_for_chat()
             .with(eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
             .returning(move |_, _, _| Ok(vec![message.clone()]));
 
-        let page = fx.app().list_messages(user, id, None, None).unwrap();
+        let page = fx.app().list_messages(session, id, None, None).unwrap();
 
         assert_eq!((page.items, page.next), (expected, None));
     }
@@ -521,7 +528,8 @@ mod tests {
     #[test]
     fn a_page_of_messages_is_the_latest_ones_in_the_order_they_were_written() {
         let mut fx = Fixture::new();
-        let user = UserId::generate();
+        let session = any_session();
+        let user = session.user;
         let chat = chat_owned_by(user);
         let id = chat.id;
         let at = |seconds| Message {
@@ -536,13 +544,16 @@ mod tests {
         let (third, second) = (newest_first[0].clone(), newest_first[1].clone());
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.messages
             .expect_list_for_chat()
             .with(eq(id), eq(None), eq(3))
             .returning(move |_, _, _| Ok(newest_first.clone()));
 
-        let page = fx.app().list_messages(user, id, Some("2"), None).unwrap();
+        let page = fx
+            .app()
+            .list_messages(session, id, Some("2"), None)
+            .unwrap();
 
         assert_eq!(page.items, vec![second.clone(), third]);
         assert_eq!(page.next, Some(second.cursor()));
@@ -552,7 +563,7 @@ mod tests {
     fn listing_messages_with_a_malformed_cursor_is_invalid_before_anything_is_read() {
         let error = Fixture::new()
             .app()
-            .list_messages(UserId::generate(), ChatId::generate(), None, Some("x"))
+            .list_messages(any_session(), ChatId::generate(), None, Some("x"))
             .unwrap_err();
 
         let AppError::Invalid(errors) = error else {
@@ -569,13 +580,13 @@ mod tests {
         let id = chat.id;
         fx.chats
             .expect_find()
-            .returning(move |_| Ok(Some(chat.clone())));
-        fx.users.expect_exists().returning(|_| Ok(true));
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        fx.users.expect_is_current().returning(|_| Ok(true));
         fx.messages.expect_list_for_chat().never();
 
         let error = fx
             .app()
-            .list_messages(UserId::generate(), id, None, None)
+            .list_messages(any_session(), id, None, None)
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use memlayer_domain::{Chat, ChatId, ChatTitle, Email, PasswordHash, User, UserId};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Email, PasswordHash, Session, User, UserId};
 use memlayer_ports::{
     MockAssistantResponder, MockChatRepository, MockClock, MockMessageRepository,
     MockPasswordHasher, MockTokenIssuer, MockTokenVerifier, MockUserRepository,
@@ -63,7 +63,18 @@ pub fn user_with_email(email: &str) -> User {
         email: Email::parse(email).unwrap(),
         password_hash: PasswordHash::new("$2b$04$hash".into()),
         created_at: NOW,
+        token_generation: 0,
     }
+}
+
+/// The current session of `user`.
+pub fn session_of(user: &User) -> Session {
+    Session::new(user.id, user.token_generation)
+}
+
+/// A current session of a new user (generation 0).
+pub fn any_session() -> Session {
+    Session::new(UserId::generate(), 0)
 }
 
 pub fn chat_owned_by(owner: UserId) -> Chat {

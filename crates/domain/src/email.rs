@@ -1,5 +1,7 @@
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::error::{ValidationError, ValidationKind, reject_nul};
 
 const FIELD: &str = "email";
@@ -7,17 +9,29 @@ const FIELD: &str = "email";
 /// rule the same as the OpenAPI schema's `maxLength`).
 const MAX_LEN: usize = 254;
 
-/// An email address, trimmed and lower-cased, so that two spellings of one address are
-/// one account.
+/// An email address, trimmed, Unicode-normalised (NFC) and lower-cased, so that two
+/// spellings of one address are one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
-    /// Parses what a user typed: trims surrounding white space, lower-cases, and checks
-    /// the shape `local@domain.tld` without white space.
+    /// Parses what a user typed: trims surrounding white space, normalises to Unicode
+    /// NFC (precomposed and decomposed spellings are one address), lower-cases, and
+    /// checks the shape `local@domain.tld` without white space. Invisible characters
+    /// (zero-width, bidi controls, other format characters) are refused: they would make
+    /// look-alike accounts.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         reject_nul(FIELD, input)?;
-        let email = input.trim().to_lowercase();
+        if input.chars().any(is_invisible) {
+            return Err(ValidationError::new(
+                FIELD,
+                ValidationKind::Invalid,
+                "value is not a valid email address: it contains an invisible or \
+                 text-direction control character",
+            ));
+        }
+        let email: String = input.trim().nfc().collect::<String>().to_lowercase();
+        let email: String = email.nfc().collect();
         if email.chars().count() > MAX_LEN {
             return Err(ValidationError::new(
                 FIELD,
@@ -60,6 +74,31 @@ impl Email {
             && labels_ok
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
     }
+}
+
+/// Characters that render as nothing or reorder text: zero-width characters, bidi
+/// controls, joiners, variation selectors, tags and the other format characters
+/// (Unicode category Cf) that have no place in an address.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 impl fmt::Display for Email {
@@ -124,6 +163,32 @@ mod tests {
             Email::parse(&long).unwrap_err().kind,
             ValidationKind::TooLong
         );
+    }
+
+    #[test]
+    fn precomposed_and_decomposed_spellings_are_one_address() {
+        let nfc = Email::parse("jos\u{e9}@example.com").unwrap();
+        let nfd = Email::parse("jose\u{301}@example.com").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfd.as_str(), "jos\u{e9}@example.com");
+    }
+
+    #[test]
+    fn invisible_and_bidi_control_characters_are_rejected() {
+        for bad in [
+            "a\u{200B}@b.io",
+            "a@b\u{200D}.io",
+            "\u{FEFF}a@b.io",
+            "a\u{202E}@b.io",
+            "a\u{2066}b@c.io",
+            "a\u{00AD}b@c.io",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err().kind,
+                ValidationKind::Invalid,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

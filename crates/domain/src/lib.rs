@@ -21,4 +21,4 @@ pub use page::{
     Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, MAX_PAGE_SIZE, Page, PageRequest,
 };
 pub use password::{Password, PasswordHash};
-pub use user::User;
+pub use user::{Session, User};

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::error::{ValidationError, ValidationKind};
+use crate::error::{ValidationError, ValidationKind, reject_nul};
 
 const FIELD: &str = "password";
 /// Fewest characters a new password may have.
@@ -15,8 +15,10 @@ pub const MAX_BYTES: usize = 72;
 pub struct Password(String);
 
 impl Password {
-    /// Checks a new password against the policy.
+    /// Checks a new password against the policy. A NUL character is refused: bcrypt
+    /// would end the password there, so `P` and `P + "\0…"` would both match.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        reject_nul(FIELD, input)?;
         if input.len() > MAX_BYTES {
             return Err(ValidationError::new(
                 FIELD,
@@ -34,10 +36,12 @@ impl Password {
         Ok(Self(input.to_owned()))
     }
 
-    /// A password offered at login. It is not held to the policy (that may change), but
-    /// one longer than bcrypt can read can never be right and gives `None`.
-    pub fn candidate(input: &str) -> Option<Self> {
-        (input.len() <= MAX_BYTES).then(|| Self(input.to_owned()))
+    /// A password offered at login (or to confirm an action). It is not held to the
+    /// policy (that may change), but one with a NUL character is invalid input, as in
+    /// every text, and one longer than bcrypt can read can never be right: `Ok(None)`.
+    pub fn candidate(input: &str) -> Result<Option<Self>, ValidationError> {
+        reject_nul(FIELD, input)?;
+        Ok((input.len() <= MAX_BYTES).then(|| Self(input.to_owned())))
     }
 
     /// The secret itself, for the hasher.
@@ -112,8 +116,17 @@ mod tests {
 
     #[test]
     fn a_login_candidate_longer_than_bcrypt_reads_is_never_right() {
-        assert!(Password::candidate(&"a".repeat(73)).is_none());
-        assert!(Password::candidate("short").is_some());
+        assert!(Password::candidate(&"a".repeat(73)).unwrap().is_none());
+        assert!(Password::candidate("short").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_in_a_new_password_and_at_login() {
+        assert_eq!(
+            Password::parse("password\0x").unwrap_err().kind,
+            ValidationKind::Invalid
+        );
+        assert!(Password::candidate("password\0").is_err());
     }
 
     #[test]

@@ -8,17 +8,17 @@ use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 use memlayer_app::AppError;
-use memlayer_app::domain::UserId;
+use memlayer_app::domain::Session;
 
 use crate::error::ApiError;
 use crate::state::ApiState;
 
-/// The user a request's `Authorization: Bearer <token>` was issued to.
+/// The session a request's `Authorization: Bearer <token>` was issued for.
 ///
 /// The token's signature and expiry are checked here (no I/O); the use cases check that
-/// the account still exists.
+/// the session is still current (the account exists, its tokens were not revoked).
 #[derive(Debug, Clone, Copy)]
-pub struct Authenticated(pub UserId);
+pub struct Authenticated(pub Session);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
@@ -29,7 +29,7 @@ impl FromRequest for Authenticated {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     let token = bearer_token(req).ok_or(ApiError::NotAuthenticated)?;
     let state = req.app_data::<Data<ApiState>>().ok_or_else(|| {
         ApiError::App(AppError::Internal("the API state is not registered".into()))
@@ -40,7 +40,12 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
 /// The token of an `Authorization: Bearer <token>` header: the scheme is
 /// case-insensitive (RFC 9110), and the header must be exactly a scheme and a token.
 fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_of(req.headers())
+}
+
+/// The token of the `Authorization: Bearer <token>` header among `headers`.
+pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let mut parts = value.split_ascii_whitespace();
     let (scheme, token) = (parts.next()?, parts.next()?);
     (scheme.eq_ignore_ascii_case("bearer") && parts.next().is_none()).then_some(token)

@@ -37,6 +37,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let limit = req
             .app_data::<BodyLimit>()
             .map_or(DEFAULT_BODY_LIMIT, |limit| limit.0);
+        let deadline = req
+            .app_data::<crate::connection::BodyDeadline>()
+            .map_or(0, |deadline| deadline.0.as_secs());
         // Reads within the `PayloadConfig` limit that `crate::configure` sets to `BodyLimit`.
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {
@@ -44,6 +47,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .await
                 .map_err(|error| match error.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(limit),
+                    Some(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        ApiError::BodyTimeout(deadline)
+                    }
                     _ => ApiError::BadRequest(error.to_string()),
                 })?;
             // An empty or `null` body is read as `{}`: optional bodies may be left out,

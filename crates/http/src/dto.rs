@@ -24,6 +24,57 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// A password change: the current password, to prove it is you, and the new one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    #[schema(format = "password", example = "correct horse battery")]
+    pub current_password: String,
+    /// The new password: at least 8 characters and at most 72 bytes, no NUL character.
+    #[schema(
+        min_length = 8,
+        max_length = 72,
+        format = "password",
+        example = "staple battery horse"
+    )]
+    pub new_password: String,
+}
+
+/// Deleting the account: its password, to prove it is you.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    #[schema(format = "password", example = "correct horse battery")]
+    pub password: String,
+}
+
+/// Everything MemLayer holds about an account: the account (never its password hash)
+/// and every chat (newest first) with all its messages (oldest first). Streamed.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code, reason = "documents the streamed body of /auth/me/export")]
+pub struct AccountExport {
+    /// The account.
+    pub account: UserResponse,
+    /// Every chat of the account, newest first.
+    pub chats: Vec<ChatExport>,
+}
+
+/// A chat in an export, with all its messages.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code, reason = "documents the streamed body of /auth/me/export")]
+pub struct ChatExport {
+    /// The chat's id.
+    pub id: Uuid,
+    /// The chat's title.
+    pub title: String,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Every message of the chat, oldest first.
+    pub messages: Vec<MessageResponse>,
+}
+
 /// A logged-in session: send `Authorization: Bearer <access_token>` with every call.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {

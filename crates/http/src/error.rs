@@ -33,6 +33,10 @@ pub enum ApiError {
     BadRequest(String),
     /// The client used up its budget of credential attempts; retry after this many seconds.
     TooManyRequests(u64),
+    /// The request body did not arrive within the deadline, in seconds.
+    BodyTimeout(u64),
+    /// Too many logins are waiting for the password hasher; retry after this many seconds.
+    Busy(u64),
 }
 
 impl From<AppError> for ApiError {
@@ -66,9 +70,19 @@ impl fmt::Display for ApiError {
             Self::TooManyRequests(seconds) => {
                 write!(f, "Too many attempts: try again in {seconds} seconds")
             }
+            Self::BodyTimeout(seconds) => write!(
+                f,
+                "Request Timeout: the body did not arrive within {seconds} seconds"
+            ),
+            Self::Busy(seconds) => {
+                write!(f, "Too many logins at once: try again in {seconds} seconds")
+            }
         }
     }
 }
+
+/// So a streamed body can end on one (the connection is then cut).
+impl std::error::Error for ApiError {}
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -80,7 +94,7 @@ impl ResponseError for ApiError {
                     StatusCode::UNAUTHORIZED
                 }
                 AppError::ChatNotFound => StatusCode::NOT_FOUND,
-                AppError::NotChatOwner => StatusCode::FORBIDDEN,
+                AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
                 AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
                 AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,6 +107,8 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -108,8 +124,12 @@ impl ResponseError for ApiError {
             Self::App(AppError::Unavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
-            Self::TooManyRequests(seconds) => {
+            Self::TooManyRequests(seconds) | Self::Busy(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            Self::BodyTimeout(_) => {
+                // The rest of the body may still be on its way: do not wait for it.
+                response.force_close();
             }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));

@@ -6,6 +6,7 @@
 
 mod auth;
 mod body;
+mod connection;
 mod dto;
 mod error;
 mod logging;
@@ -27,12 +28,12 @@ use error::ApiError;
 use openapi::ApiDoc;
 
 pub use body::DEFAULT_BODY_LIMIT;
+pub use connection::{BodyDeadline, ExpectContinue, body_deadline};
 pub use logging::request_log;
-pub use state::ApiState;
+pub use state::{ApiState, BcryptGate};
 pub use throttle::AuthRateLimit;
-pub use tokio::sync::Semaphore;
 
-use routes::{accounts, chats, health, messages, resource};
+use routes::{accounts, chats, get, health, messages, resource};
 
 /// Everything the routes need, built once and shared by every worker.
 #[derive(Clone)]
@@ -40,16 +41,25 @@ pub struct Api {
     state: Data<ApiState>,
     openapi: utoipa::openapi::OpenApi,
     body_limit: usize,
+    body_deadline: std::time::Duration,
 }
 
 impl Api {
-    /// The API over `state`, accepting request bodies up to `body_limit` bytes.
-    pub fn new(state: ApiState, body_limit: usize) -> Self {
+    /// The API over `state`, accepting request bodies up to `body_limit` bytes that
+    /// arrive within `body_deadline` of their request's head.
+    pub fn new(state: ApiState, body_limit: usize, body_deadline: std::time::Duration) -> Self {
         Self {
             state: Data::new(state),
             openapi: ApiDoc::openapi(),
             body_limit,
+            body_deadline,
         }
+    }
+
+    /// The answer to `Expect: 100-continue` (refusals before the body; see
+    /// [`ExpectContinue`]), for an HTTP service's `expect`.
+    pub fn expect_continue(&self, origins: &[String]) -> ExpectContinue {
+        ExpectContinue::new(self.state.app.clone(), self.body_limit, origins)
     }
 
     /// Registers the routes, the JSON 404 for unknown paths and Swagger UI; for
@@ -58,12 +68,24 @@ impl Api {
         cfg.app_data(self.state.clone())
             .app_data(PayloadConfig::new(self.body_limit))
             .app_data(BodyLimit(self.body_limit))
+            .app_data(BodyDeadline(self.body_deadline))
             .service(resource("/auth/register", "POST").route(web::post().to(accounts::register)))
             .service(resource("/auth/login", "POST").route(web::post().to(accounts::login)))
-            .service(resource("/auth/me", "GET").route(web::get().to(accounts::me)))
             .service(
-                resource("/chats", "GET, POST")
-                    .route(web::get().to(chats::list))
+                resource("/auth/me", "GET, HEAD, DELETE")
+                    .route(get().to(accounts::me))
+                    .route(web::delete().to(accounts::delete_me)),
+            )
+            .service(
+                resource("/auth/password", "POST").route(web::post().to(accounts::change_password)),
+            )
+            .service(
+                resource("/auth/logout-all", "POST").route(web::post().to(accounts::logout_all)),
+            )
+            .service(resource("/auth/me/export", "GET, HEAD").route(get().to(accounts::export)))
+            .service(
+                resource("/chats", "GET, HEAD, POST")
+                    .route(get().to(chats::list))
                     .route(web::post().to(chats::create)),
             )
             // One scope for everything under a chat: the router tests its dynamic prefix
@@ -71,19 +93,19 @@ impl Api {
             .service(
                 web::scope("/chats/{chat_id}")
                     .service(
-                        resource("", "GET, PATCH, DELETE")
-                            .route(web::get().to(chats::get))
+                        resource("", "GET, HEAD, PATCH, DELETE")
+                            .route(get().to(chats::get))
                             .route(web::patch().to(chats::rename))
                             .route(web::delete().to(chats::delete)),
                     )
                     .service(
-                        resource("/messages", "GET, POST")
-                            .route(web::get().to(messages::list))
+                        resource("/messages", "GET, HEAD, POST")
+                            .route(get().to(messages::list))
                             .route(web::post().to(messages::post)),
                     ),
             )
-            .service(resource("/health", "GET").route(web::get().to(health::live)))
-            .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
+            .service(resource("/health", "GET, HEAD").route(get().to(health::live)))
+            .service(resource("/health/ready", "GET, HEAD").route(get().to(health::ready)))
             // Swagger UI lives under /docs/; /docs itself points there (a page for
             // people, so a redirect is harmless here).
             .service(

@@ -1,4 +1,6 @@
-use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Email, Message, User, UserId};
+use memlayer_domain::{
+    Chat, ChatId, ChatTitle, Cursor, Email, Message, PasswordHash, Session, User, UserId,
+};
 
 use crate::error::{CreateUserError, RepositoryError};
 
@@ -11,8 +13,25 @@ pub trait UserRepository: Send + Sync {
     fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
     /// The account with this id, if any.
     fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
-    /// Whether an account with this id exists.
-    fn exists(&self, id: UserId) -> Result<bool, RepositoryError>;
+    /// Whether `session` is current: its account exists and is still in the session's
+    /// token generation.
+    fn is_current(&self, session: Session) -> Result<bool, RepositoryError>;
+    /// Revokes every token of the account, if `session` is current: raises its token
+    /// generation by one and, with `new_hash`, sets a new password in the same
+    /// statement. The new generation, or `None` if the session was not current (nothing
+    /// changed).
+    #[allow(
+        clippy::needless_lifetimes,
+        reason = "mockall needs the lifetime named"
+    )]
+    fn revoke_tokens<'a>(
+        &self,
+        session: Session,
+        new_hash: Option<&'a PasswordHash>,
+    ) -> Result<Option<i64>, RepositoryError>;
+    /// Deletes the account with its chats and messages, if `session` is current;
+    /// `false` if it was not (nothing deleted).
+    fn delete(&self, session: Session) -> Result<bool, RepositoryError>;
 }
 
 /// Stores chats.
@@ -20,13 +39,16 @@ pub trait UserRepository: Send + Sync {
 pub trait ChatRepository: Send + Sync {
     /// Stores a new chat. Its owner exists (the caller checked).
     fn create(&self, chat: &Chat) -> Result<(), RepositoryError>;
-    /// The chat with this id, whoever owns it.
-    fn find(&self, id: ChatId) -> Result<Option<Chat>, RepositoryError>;
-    /// At most `limit` of the owner's chats, newest first (ties by id, descending),
-    /// starting after `after` in that order.
+    /// The chat with this id, whoever owns it, with its owner's current token
+    /// generation (read in the same query, so checking that a token is still current
+    /// costs no extra round trip).
+    fn find(&self, id: ChatId) -> Result<Option<(Chat, i64)>, RepositoryError>;
+    /// At most `limit` of the session user's chats, newest first (ties by id,
+    /// descending), starting after `after` in that order; none at all if the session is
+    /// not current (the account's token generation is checked in the same query).
     fn list_for_owner(
         &self,
-        owner: UserId,
+        owner: Session,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError>;
@@ -45,6 +67,14 @@ pub trait MessageRepository: Send + Sync {
     /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
     /// two reads always agree), starting after `after` in that order.
     fn list_for_chat(
+        &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError>;
+    /// At most `limit` of the chat's messages, oldest first (ties by id, ascending),
+    /// starting after `after` in that order: for reading a whole chat page by page.
+    fn list_for_chat_oldest_first(
         &self,
         chat: ChatId,
         after: Option<Cursor>,

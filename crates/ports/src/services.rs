@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use futures_core::stream::BoxStream;
-use memlayer_domain::{Chat, Message, Password, PasswordHash, UserId};
+use memlayer_domain::{Chat, Message, Password, PasswordHash, Session};
 use thiserror::Error;
 
 use crate::error::BoxError;
@@ -43,15 +43,16 @@ pub enum TokenError {
 /// Issues access tokens.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait TokenIssuer: Send + Sync {
-    /// A token for `user`, issued at `now`.
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, TokenError>;
+    /// A token for `session` (a user, in their current token generation), issued at `now`.
+    fn issue(&self, session: Session, now: DateTime<Utc>) -> Result<AccessToken, TokenError>;
 }
 
 /// Checks access tokens.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait TokenVerifier: Send + Sync {
-    /// The user a valid, unexpired token was issued to.
-    fn verify(&self, token: &str) -> Result<UserId, TokenError>;
+    /// The session a valid, unexpired token was issued for. Whether that session is
+    /// still current (not revoked) is for the use cases to check against storage.
+    fn verify(&self, token: &str) -> Result<Session, TokenError>;
 }
 
 /// The time.

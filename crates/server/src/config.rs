@@ -44,8 +44,22 @@ pub struct Config {
     /// Most logins and registrations (bcrypt work) processed at once; more wait their
     /// turn without holding a thread, so the other CPUs stay free for chat traffic.
     pub bcrypt_concurrency: usize,
+    /// Most password hashes and checks waiting for a bcrypt slot; more are refused at
+    /// once with 503.
+    pub bcrypt_queue_length: usize,
+    /// Longest wait for a bcrypt slot before a 503.
+    pub bcrypt_queue_timeout: Duration,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's head (line and headers).
+    pub request_head_timeout: Duration,
+    /// How long a client has to send a request's body, from its head on; then 408 and
+    /// the connection is closed.
+    pub request_body_timeout: Duration,
+    /// How long an idle connection is kept open between requests.
+    pub keep_alive: Duration,
+    /// Most connections open at once (over all workers); more wait in the listen queue.
+    pub max_connections: usize,
     /// HTTP worker threads.
     pub workers: usize,
     /// Threads per worker that run use cases: the worker's share of the pool, plus room
@@ -151,6 +165,37 @@ impl Config {
             )?),
             bcrypt_cost: parse(get, "BCRYPT_COST", 12, 4..=31)?,
             bcrypt_concurrency,
+            bcrypt_queue_length: parse(
+                get,
+                "BCRYPT_QUEUE_LENGTH",
+                8 * bcrypt_concurrency,
+                0..=1_000_000,
+            )?,
+            bcrypt_queue_timeout: Duration::from_millis(parse(
+                get,
+                "BCRYPT_QUEUE_TIMEOUT_MS",
+                2_000,
+                1..=600_000,
+            )?),
+            request_head_timeout: Duration::from_secs(parse(
+                get,
+                "REQUEST_HEAD_TIMEOUT_SECS",
+                5,
+                1..=3_600,
+            )?),
+            request_body_timeout: Duration::from_secs(parse(
+                get,
+                "REQUEST_BODY_TIMEOUT_SECS",
+                10,
+                1..=3_600,
+            )?),
+            keep_alive: Duration::from_secs(parse(get, "KEEP_ALIVE_SECS", 5, 0..=3_600)?),
+            max_connections: parse(
+                get,
+                "MAX_CONNECTIONS",
+                default_max_connections(open_files_limit(), pool_size as usize),
+                1..=1_000_000,
+            )?,
             max_body_bytes: parse(
                 get,
                 "MAX_BODY_BYTES",
@@ -283,6 +328,29 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The process's soft limit on open files (`ulimit -n`), from `/proc/self/limits`;
+/// 1,024 (the usual default) where it cannot be read.
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse().ok())
+        })
+        .unwrap_or(1_024)
+}
+
+/// Connections that fit in the open-file limit, leaving room for the database pool, the
+/// listener, log and database files, and the connections the accept loop holds while
+/// the cap is reached; at most 25,000 (actix's own default).
+fn default_max_connections(open_files: usize, pool_size: usize) -> usize {
+    let reserved = 64 + pool_size + open_files / 8;
+    open_files.saturating_sub(reserved).clamp(1, 25_000)
+}
+
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
@@ -388,6 +456,14 @@ mod tests {
         assert_eq!(config.blocking_threads, 3 + 2);
         let config = Config::from_vars(&vars(&[("BLOCKING_THREADS", "7")])).unwrap();
         assert_eq!(config.blocking_threads, 7);
+    }
+
+    #[test]
+    fn connections_are_capped_below_the_open_file_limit() {
+        assert_eq!(default_max_connections(1_024, 10), 822);
+        assert_eq!(default_max_connections(256, 4), 156);
+        assert_eq!(default_max_connections(1 << 20, 10), 25_000);
+        assert_eq!(default_max_connections(16, 10), 1);
     }
 
     #[test]

@@ -9,15 +9,18 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use actix_http::{HttpService, KeepAlive};
+use actix_service::map_config;
+use actix_web::App;
+use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, dev::Server};
 use memlayer_adapters::{
     Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, OpenAiResponder,
     OpenAiSetupError, PoolOptions, SystemClock,
 };
 use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{MemLayer, Ports};
-use memlayer_http::{Api, ApiState, AuthRateLimit, Semaphore, cors, request_log};
+use memlayer_http::{Api, ApiState, AuthRateLimit, BcryptGate, body_deadline, cors, request_log};
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
@@ -102,36 +105,68 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         app,
         health: db,
         auth_rate_limit,
-        bcrypt_slots: Semaphore::new(config.bcrypt_concurrency),
+        bcrypt: BcryptGate::new(
+            config.bcrypt_concurrency,
+            config.bcrypt_queue_length,
+            config.bcrypt_queue_timeout,
+        ),
     };
-    let api = Api::new(state, config.max_body_bytes);
-    let origins = config.cors_origins.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(|cfg| api.configure(cfg))
-            // Errors inside are responses, so CORS adds its headers to every one of them.
-            .wrap(cors(&origins))
-            // Outermost, so that preflights, which CORS answers itself, are logged too.
-            .wrap(from_fn(request_log))
-    })
-    .workers(config.workers)
-    .worker_max_blocking_threads(config.blocking_threads)
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .bind((config.host, config.port))
-    .map_err(|source| StartupError::Bind {
+    let api = Api::new(state, config.max_body_bytes, config.request_body_timeout);
+    let bind_error = |source| StartupError::Bind {
         addr: format!("{}:{}", config.host, config.port),
         source,
-    })?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| StartupError::Bind {
-            addr: format!("{}:{}", config.host, config.port),
-            source: std::io::Error::other("no address was bound"),
-        })?;
+    };
+    let listener = std::net::TcpListener::bind((config.host, config.port)).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let origins = config.cors_origins.clone();
+    let (keep_alive, head_timeout) = (config.keep_alive, config.request_head_timeout);
+    // actix-web's `HttpServer`, spelled out: it offers no way to answer
+    // `Expect: 100-continue` before the body is invited, which this needs.
+    let builder = Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(config.workers)
+        .worker_max_blocking_threads(config.blocking_threads)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        // Per worker; beyond it, connections wait in the kernel's listen queue instead
+        // of taking file descriptors the process needs (the database, its files).
+        .max_concurrent_connections(config.max_connections.div_ceil(config.workers).max(1))
+        .listen("memlayer", listener, move || {
+            let api = api.clone();
+            let expect = api.expect_continue(&origins);
+            let app = App::new()
+                .configure(|cfg| api.configure(cfg))
+                // Innermost: the body deadline sees every request its handler sees.
+                .wrap(from_fn(body_deadline))
+                // Errors inside are responses, so CORS adds its headers to every one of them.
+                .wrap(cors(&origins))
+                // Outermost, so that preflights, which CORS answers itself, are logged too.
+                .wrap(from_fn(request_log));
+            let shutdown = shutdown.clone();
+            HttpService::build()
+                .keep_alive(if keep_alive.is_zero() {
+                    KeepAlive::Disabled
+                } else {
+                    KeepAlive::Timeout(keep_alive)
+                })
+                .client_request_timeout(head_timeout)
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .local_addr(addr)
+                .expect(actix_service::fn_service(move |request| {
+                    let expect = expect.clone();
+                    async move { expect.check(request).await }
+                }))
+                .finish(map_config(app, move |()| AppConfig::default()))
+                .tcp()
+        })
+        .map_err(bind_error)?
+        .run();
     Ok(Running {
-        server: server.run(),
+        server,
         addr,
         backend,
     })

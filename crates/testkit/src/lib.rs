@@ -126,6 +126,28 @@ impl TestDatabase {
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
 
+    /// The number `sql` (a `SELECT COUNT(*) …`) counts, read behind the service's back.
+    pub fn count(&self, sql: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = sql.replacen("COUNT(*)", "COUNT(*) AS n", 1);
+        let rows: Vec<Count> = match &self.cleanup {
+            Cleanup::Postgres { .. } => diesel::sql_query(&sql).load(
+                &mut PgConnection::establish(&self.url).expect("connect to the test database"),
+            ),
+            Cleanup::Sqlite { .. } => diesel::sql_query(&sql).load(
+                &mut SqliteConnection::establish(self.url.trim_start_matches("sqlite://"))
+                    .expect("open the test database"),
+            ),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        rows.first().map_or(0, |row| row.n)
+    }
+
     /// The folder of a SQLite database (where its files live), if it is one.
     pub fn sqlite_dir(&self) -> Option<&PathBuf> {
         match &self.cleanup {

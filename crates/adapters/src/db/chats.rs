@@ -1,10 +1,10 @@
 use diesel::prelude::*;
-use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, UserId};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Session};
 use memlayer_ports::{ChatRepository, RepositoryError};
 
 use super::position;
 use super::rows::ChatRow;
-use super::schema::chats;
+use super::schema::{chats, users};
 use super::sql_types::DbUuid;
 use super::{Database, with_connection};
 
@@ -17,27 +17,34 @@ impl ChatRepository for Database {
         Ok(())
     }
 
-    fn find(&self, id: ChatId) -> Result<Option<Chat>, RepositoryError> {
+    fn find(&self, id: ChatId) -> Result<Option<(Chat, i64)>, RepositoryError> {
         let id = DbUuid(id.as_uuid());
+        // The owner's token generation comes with the chat (a primary-key join), so the
+        // caller checks the token is still current without another round trip.
         let row = with_connection!(self, |conn| chats::table
-            .find(id)
-            .select(ChatRow::as_select())
-            .first(conn)
+            .inner_join(users::table)
+            .filter(chats::id.eq(id))
+            .select((ChatRow::as_select(), users::token_generation))
+            .first::<(ChatRow, i64)>(conn)
             .optional())?;
-        Ok(row.map(Chat::from))
+        Ok(row.map(|(chat, generation)| (Chat::from(chat), generation)))
     }
 
     fn list_for_owner(
         &self,
-        owner: UserId,
+        owner: Session,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError> {
-        let owner = DbUuid(owner.as_uuid());
+        let (generation, owner) = (owner.generation, DbUuid(owner.user.as_uuid()));
         let after = after.map(position);
         let rows = with_connection!(self, |conn| {
+            // Only while the session is current: the owner's generation is checked in
+            // the same query (a primary-key lookup joined to the index range scan).
             let mut query = chats::table
+                .inner_join(users::table)
                 .filter(chats::user_id.eq(owner))
+                .filter(users::token_generation.eq(generation))
                 .order((chats::created_at.desc(), chats::id.desc()))
                 .limit(i64::from(limit))
                 .select(ChatRow::as_select())

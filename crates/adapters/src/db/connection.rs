@@ -3,7 +3,6 @@
 //! paying a test query on every checkout.
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use diesel::r2d2::R2D2Connection;
 use diesel::{ConnectionError, QueryResult};
@@ -94,20 +93,6 @@ pub(crate) fn build_pool<C: R2D2Connection + Send + 'static>(
         .test_on_check_out(false)
         .error_handler(Box::new(LogErrors))
         .build_unchecked(manager)
-}
-
-/// Whether `pool` can hand out a working connection within `timeout`.
-pub(crate) fn ping<C>(pool: &r2d2::Pool<Manager<C>>, timeout: Duration) -> Result<(), DbError>
-where
-    C: R2D2Connection + Send + 'static,
-{
-    let mut conn = pool
-        .get_timeout(timeout)
-        .map_err(|error| DbError::Unavailable(error.into()))?;
-    conn.inner.ping().map_err(|error| {
-        conn.lost = true;
-        DbError::Unavailable(error.into())
-    })
 }
 
 /// Runs `body` on a connection from `pool`. A connection the statement found dead is

@@ -53,4 +53,32 @@ impl MessageRepository for Database {
         })?;
         rows.into_iter().map(Message::try_from).collect()
     }
+
+    fn list_for_chat_oldest_first(
+        &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        let after = after.map(position);
+        let rows = with_connection!(self, |conn| {
+            let mut query = messages::table
+                .filter(messages::chat_id.eq(chat))
+                .order((messages::created_at.asc(), messages::id.asc()))
+                .limit(i64::from(limit))
+                .select(MessageRow::as_select())
+                .into_boxed();
+            // Oldest first: the next page holds what sorts after the cursor.
+            if let Some((at, id)) = after {
+                query = query.filter(
+                    messages::created_at
+                        .gt(at)
+                        .or(messages::created_at.eq(at).and(messages::id.gt(id))),
+                );
+            }
+            query.load(conn)
+        })?;
+        rows.into_iter().map(Message::try_from).collect()
+    }
 }

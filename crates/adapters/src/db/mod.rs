@@ -68,18 +68,35 @@ pub enum DatabaseError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The SQLite file could not be created or made private (0600).
+    #[error("cannot create or protect the SQLite database file {path}: {source}")]
+    PrepareFile {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The pool could not be built.
     #[error("cannot set up the connection pool: {0}")]
     Pool(#[source] r2d2::Error),
+    /// The database refused us for a reason that waiting will not fix: wrong
+    /// credentials, a missing database or role, an unreadable or unwritable file.
+    #[error("cannot use the database at {url}: {cause}")]
+    Refused {
+        /// The URL, without its password.
+        url: String,
+        /// What the database or the file system said.
+        cause: String,
+    },
     /// No connection could be made in time.
-    #[error("the database at {url} was not reachable within {waited:?}")]
+    #[error("the database at {url} was not reachable within {waited:?}: {cause}")]
     Unreachable {
         /// The URL, without its password.
         url: String,
         /// How long we tried.
         waited: Duration,
-        /// The last error.
-        source: RepositoryError,
+        /// What the last attempt said.
+        cause: String,
     },
     /// Applying the migrations failed.
     #[error("applying database migrations failed: {0}")]
@@ -92,6 +109,8 @@ pub enum DatabaseError {
 pub struct Database {
     pool: Pool,
     url: String,
+    /// The URL connections are made with (for PostgreSQL, the URL; for SQLite, the path).
+    connect_to: String,
 }
 
 /// A failed database call, before it is mapped to what the caller needs.
@@ -133,23 +152,27 @@ impl Database {
     /// A pool for the database at `url` (`postgres://…`, `postgresql://…` or
     /// `sqlite://path`). Connections are made lazily; see [`Database::wait_until_reachable`].
     pub fn open(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
-        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(connection::build_pool(
-                Manager::<PgConnection>::new(url.to_owned(), |_| Ok(())),
-                options,
-            ))
-        } else if let Some(path) = url.strip_prefix("sqlite://") {
-            create_parent_dir(Path::new(path))?;
-            Pool::Sqlite(connection::build_pool(
-                Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
-                options,
-            ))
-        } else {
-            return Err(DatabaseError::UnsupportedUrl(redact(url)));
-        };
+        let (pool, connect_to) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                let pool = Pool::Postgres(connection::build_pool(
+                    Manager::<PgConnection>::new(url.to_owned(), |_| Ok(())),
+                    options,
+                ));
+                (pool, url.to_owned())
+            } else if let Some(path) = url.strip_prefix("sqlite://") {
+                create_private_files(Path::new(path))?;
+                let pool = Pool::Sqlite(connection::build_pool(
+                    Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
+                    options,
+                ));
+                (pool, path.to_owned())
+            } else {
+                return Err(DatabaseError::UnsupportedUrl(redact(url)));
+            };
         Ok(Self {
             pool,
             url: url.to_owned(),
+            connect_to,
         })
     }
 
@@ -162,30 +185,63 @@ impl Database {
     }
 
     /// Tries to connect until it works or `timeout` has passed.
+    ///
+    /// A permanent refusal (wrong credentials, no such database or role, a file that
+    /// cannot be opened) fails at once with its cause. A transient one (the server is
+    /// not up yet) is retried, and logged once per 10 s window, not on every retry.
     pub fn wait_until_reachable(&self, timeout: Duration) -> Result<(), DatabaseError> {
+        const LOG_EVERY: Duration = Duration::from_secs(10);
         let started = Instant::now();
+        let mut last_logged: Option<Instant> = None;
+        let mut attempts = 0_u32;
         loop {
-            let attempt = timeout
-                .saturating_sub(started.elapsed())
-                .clamp(Duration::from_millis(100), Duration::from_secs(1));
-            let reached = match &self.pool {
-                Pool::Postgres(pool) => connection::ping(pool, attempt),
-                Pool::Sqlite(pool) => connection::ping(pool, attempt),
-            };
-            match reached.map_err(RepositoryError::from) {
+            attempts += 1;
+            let cause = match self.try_connect() {
                 Ok(()) => return Ok(()),
-                Err(source) if started.elapsed() >= timeout => {
-                    return Err(DatabaseError::Unreachable {
+                Err(Attempt::Refused(cause)) => {
+                    return Err(DatabaseError::Refused {
                         url: redact(&self.url),
-                        waited: started.elapsed(),
-                        source,
+                        cause,
                     });
                 }
-                Err(error) => {
-                    let error = &error as &dyn std::error::Error;
-                    tracing::warn!(error, "database not reachable yet, retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
+                Err(Attempt::NotYet(cause)) => cause,
+            };
+            if started.elapsed() >= timeout {
+                return Err(DatabaseError::Unreachable {
+                    url: redact(&self.url),
+                    waited: started.elapsed(),
+                    cause,
+                });
+            }
+            if last_logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                tracing::warn!(
+                    attempts,
+                    cause,
+                    "database not reachable yet; retrying for up to {timeout:?}"
+                );
+                last_logged = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// One connection attempt, outside the pool (whose failures are logged per attempt).
+    fn try_connect(&self) -> Result<(), Attempt> {
+        match &self.pool {
+            Pool::Postgres(_) => {
+                let mut conn = <PgConnection as diesel::Connection>::establish(&self.connect_to)
+                    .map_err(|error| Attempt::classify_postgres(&error.to_string()))?;
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, "SELECT 1")
+                    .map_err(|error| Attempt::classify_postgres(&error.to_string()))
+            }
+            // A local file: nothing to wait for. Whatever fails will fail again.
+            Pool::Sqlite(_) => {
+                let mut conn =
+                    <SqliteConnection as diesel::Connection>::establish(&self.connect_to)
+                        .map_err(|error| Attempt::Refused(error.to_string()))?;
+                configure_sqlite(&mut conn)
+                    .and_then(|()| conn.batch_execute("SELECT 1 FROM sqlite_master LIMIT 1"))
+                    .map_err(|error| Attempt::Refused(error.to_string()))
             }
         }
     }
@@ -225,6 +281,39 @@ impl HealthCheck for Database {
     }
 }
 
+/// How a start-up connection attempt failed.
+enum Attempt {
+    /// Waiting will not help.
+    Refused(String),
+    /// The server may come up: try again.
+    NotYet(String),
+}
+
+impl Attempt {
+    /// PostgreSQL's answers that no amount of waiting fixes (libpq's messages).
+    fn classify_postgres(message: &str) -> Self {
+        const PERMANENT: [&str; 8] = [
+            "password authentication failed",
+            "does not exist",
+            "no pg_hba.conf entry",
+            "no password supplied",
+            "invalid connection option",
+            "invalid URI",
+            "permission denied",
+            "invalid port number",
+        ];
+        let message = message.trim().to_owned();
+        if PERMANENT
+            .iter()
+            .any(|permanent| message.contains(permanent))
+        {
+            Self::Refused(message)
+        } else {
+            Self::NotYet(message)
+        }
+    }
+}
+
 /// A cursor as the two column values it compares with.
 fn position(cursor: Cursor) -> (DbTimestamp, DbUuid) {
     (DbTimestamp(cursor.created_at), DbUuid(cursor.id))
@@ -250,16 +339,59 @@ fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
     )
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), DatabaseError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| DatabaseError::CreateDir {
+/// Creates the SQLite file's folder (0700, like `jwt-secret`'s 0600: nobody else on
+/// the machine may read the conversations) and the file itself (0600) if missing; an
+/// existing file and its `-wal` and `-shm` companions are made 0600 too. SQLite creates
+/// the `-wal` and `-shm` files with the database file's permissions.
+fn create_private_files(path: &Path) -> Result<(), DatabaseError> {
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|source| DatabaseError::CreateDir {
                 path: dir.to_owned(),
                 source,
-            })
-        }
-        _ => Ok(()),
+            })?;
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let private = |file: &Path| {
+            if file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            } else {
+                Ok(())
+            }
+        };
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut companions = [path.as_os_str().to_owned(), path.as_os_str().to_owned()];
+                companions[0].push("-wal");
+                companions[1].push("-shm");
+                private(path)
+                    .and_then(|()| private(Path::new(&companions[0])))
+                    .and_then(|()| private(Path::new(&companions[1])))
+            }
+            Err(error) => Err(error),
+        }
+        .map_err(|source| DatabaseError::PrepareFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether a failed statement means the connection is gone (server restarted, network).
@@ -277,18 +409,37 @@ fn is_busy(error: &DieselError) -> bool {
         if info.message().contains("database is locked") || info.message().contains("database is busy"))
 }
 
-/// `url` without its password, for messages.
+/// `url` without its passwords, for messages: the `user:password@` part and any query
+/// parameter whose name mentions a password (`password`, `sslpassword`).
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
+            let credentials = &base[scheme + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                    format!("{name}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&params.join("&"));
     }
+    redacted
 }
 
 #[cfg(test)]
@@ -305,6 +456,22 @@ mod tests {
         assert_eq!(
             redact("sqlite://data/memlayer.db"),
             "sqlite://data/memlayer.db"
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_redacted_too() {
+        assert_eq!(
+            redact("postgres://app@db/x?password=s3cr@t&sslmode=require"),
+            "postgres://app@db/x?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://app:pw@db/x?sslmode=require&sslpassword=k3y"),
+            "postgres://app:***@db/x?sslmode=require&sslpassword=***"
+        );
+        assert_eq!(
+            redact("postgresql:///x?host=/run/pg&user=app&PASSWORD=s"),
+            "postgresql:///x?host=/run/pg&user=app&PASSWORD=***"
         );
     }
 

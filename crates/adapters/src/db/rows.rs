@@ -18,6 +18,7 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub created_at: DbTimestamp,
+    pub token_generation: i64,
 }
 
 impl From<&User> for UserRow {
@@ -27,6 +28,7 @@ impl From<&User> for UserRow {
             email: user.email.as_str().to_owned(),
             password_hash: user.password_hash.as_str().to_owned(),
             created_at: DbTimestamp(user.created_at),
+            token_generation: user.token_generation,
         }
     }
 }
@@ -38,6 +40,7 @@ impl From<UserRow> for User {
             email: Email::from_trusted(row.email),
             password_hash: PasswordHash::new(row.password_hash),
             created_at: row.created_at.0,
+            token_generation: row.token_generation,
         }
     }
 }

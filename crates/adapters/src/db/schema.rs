@@ -2,7 +2,7 @@
 //! storage differs). Kept in step with `migrations/postgres` and `migrations/sqlite`.
 
 diesel::table! {
-    use diesel::sql_types::Text;
+    use diesel::sql_types::{BigInt, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     users (id) {
@@ -10,6 +10,7 @@ diesel::table! {
         email -> Text,
         password_hash -> Text,
         created_at -> UtcTimestamp,
+        token_generation -> BigInt,
     }
 }
 

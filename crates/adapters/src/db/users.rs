@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use memlayer_domain::{Email, User, UserId};
+use memlayer_domain::{Email, PasswordHash, Session, User, UserId};
 use memlayer_ports::{CreateUserError, RepositoryError, UserRepository};
 
 use super::rows::UserRow;
@@ -44,11 +44,55 @@ impl UserRepository for Database {
         Ok(row.map(User::from))
     }
 
-    fn exists(&self, id: UserId) -> Result<bool, RepositoryError> {
-        let id = DbUuid(id.as_uuid());
+    fn is_current(&self, session: Session) -> Result<bool, RepositoryError> {
+        let (id, generation) = (DbUuid(session.user.as_uuid()), session.generation);
         Ok(with_connection!(self, |conn| diesel::select(
-            diesel::dsl::exists(users::table.find(id))
+            diesel::dsl::exists(
+                users::table
+                    .find(id)
+                    .filter(users::token_generation.eq(generation))
+            )
         )
         .get_result(conn))?)
+    }
+
+    fn revoke_tokens(
+        &self,
+        session: Session,
+        new_hash: Option<&PasswordHash>,
+    ) -> Result<Option<i64>, RepositoryError> {
+        let (id, generation) = (DbUuid(session.user.as_uuid()), session.generation);
+        let new_hash = new_hash.map(|hash| hash.as_str().to_owned());
+        // Conditional on the generation, so two revocations racing cannot both succeed
+        // from the same session, and a revoked session cannot revoke again.
+        let updated = with_connection!(self, |conn| {
+            let target = users::table
+                .find(id)
+                .filter(users::token_generation.eq(generation));
+            match &new_hash {
+                Some(hash) => diesel::update(target)
+                    .set((
+                        users::token_generation.eq(users::token_generation + 1),
+                        users::password_hash.eq(hash),
+                    ))
+                    .execute(conn),
+                None => diesel::update(target)
+                    .set(users::token_generation.eq(users::token_generation + 1))
+                    .execute(conn),
+            }
+        })?;
+        Ok((updated > 0).then_some(generation + 1))
+    }
+
+    fn delete(&self, session: Session) -> Result<bool, RepositoryError> {
+        let (id, generation) = (DbUuid(session.user.as_uuid()), session.generation);
+        // Chats and messages go with it (ON DELETE CASCADE), in the same statement.
+        let deleted = with_connection!(self, |conn| diesel::delete(
+            users::table
+                .find(id)
+                .filter(users::token_generation.eq(generation))
+        )
+        .execute(conn))?;
+        Ok(deleted > 0)
     }
 }

@@ -1,13 +1,21 @@
-//! `/auth`: register, log in, who am I.
+//! `/auth`: register, log in, who am I; change the password, log out everywhere,
+//! delete the account, export its data.
 
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 use memlayer_app::{AppError, MemLayer};
 
-use super::blocking;
+use super::{blocking, export};
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
-use crate::dto::{Credentials, ErrorBody, TokenResponse, UserResponse, ValidationErrorBody};
+#[allow(
+    unused_imports,
+    reason = "AccountExport is named in the OpenAPI attributes"
+)]
+use crate::dto::{
+    AccountExport, ChangePasswordRequest, Credentials, DeleteAccountRequest, ErrorBody,
+    TokenResponse, UserResponse, ValidationErrorBody,
+};
 use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::throttle::AuthThrottle;
@@ -26,7 +34,8 @@ use crate::throttle::AuthThrottle;
         (status = 422, description = "Invalid email or password", body = ValidationErrorBody),
         (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or too many password checks queued; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn register(
@@ -54,7 +63,8 @@ pub async fn register(
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
         (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or too many password checks queued; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn login(
@@ -67,17 +77,14 @@ pub async fn login(
 }
 
 /// Runs a use case that hashes or checks a password once one of the bcrypt slots is
-/// free, waiting for it without holding a thread.
+/// free, waiting for it without holding a thread; when the queue is already too long,
+/// or the wait too, a 503 with `Retry-After` instead.
 async fn with_bcrypt_slot<T, F>(state: &Data<ApiState>, use_case: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&MemLayer) -> Result<T, AppError> + Send + 'static,
 {
-    let _slot = state
-        .bcrypt_slots
-        .acquire()
-        .await
-        .map_err(|closed| ApiError::App(AppError::Internal(closed.into())))?;
+    let _slot = state.bcrypt.admit().await?;
     blocking(state, use_case).await
 }
 
@@ -87,7 +94,7 @@ where
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The logged-in account", body = UserResponse),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -97,4 +104,120 @@ pub async fn me(
 ) -> Result<HttpResponse, ApiError> {
     let user = blocking(&state, move |app| app.current_user(user)).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// Change my password
+///
+/// Sets a new password, given the current one, and revokes every access token issued
+/// before, on every device: the fresh token in the answer is the only one that works
+/// afterwards. A wrong current password is 403 and counts toward the same per-client
+/// budget as logins (429 beyond it).
+#[utoipa::path(
+    post, path = "/auth/password", tag = "auth", operation_id = "changePassword",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Password changed; every earlier token is revoked; here is a fresh one", body = TokenResponse),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "The current password is wrong", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "The new password breaks the policy, or a field is missing", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable, or too many password checks queued; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn change_password(
+    _: AuthThrottle,
+    state: Data<ApiState>,
+    Authenticated(session): Authenticated,
+    JsonBody(body): JsonBody<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = with_bcrypt_slot(&state, move |app| {
+        app.change_password(session, &body.current_password, &body.new_password)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
+}
+
+/// Log out everywhere
+///
+/// Revokes every access token of the account, this one included.
+#[utoipa::path(
+    post, path = "/auth/logout-all", tag = "auth", operation_id = "logoutAll",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every token of the account is revoked"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn logout_all(
+    state: Data<ApiState>,
+    Authenticated(session): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    blocking(&state, move |app| app.log_out_everywhere(session)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete my account
+///
+/// Deletes the account with all its chats and messages, given its password. Its tokens
+/// stop working and the email can register again.
+#[utoipa::path(
+    delete, path = "/auth/me", tag = "auth", operation_id = "deleteAccount",
+    security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "The account, its chats and its messages are deleted"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "The password is wrong", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "The password is missing or malformed", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable, or too many password checks queued; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn delete_me(
+    _: AuthThrottle,
+    state: Data<ApiState>,
+    Authenticated(session): Authenticated,
+    JsonBody(body): JsonBody<DeleteAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    with_bcrypt_slot(&state, move |app| {
+        app.delete_account(session, &body.password)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Export my data
+///
+/// Everything held about the account, as one JSON document: the account (never its
+/// password hash) and every chat (newest first) with all its messages (oldest first).
+/// Streamed page by page, so an account of any size is exported without holding it in
+/// memory; a failure mid-way cuts the stream (the JSON is then incomplete).
+#[utoipa::path(
+    get, path = "/auth/me/export", tag = "auth", operation_id = "exportAccount",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account and all its chats and messages", body = AccountExport),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn export(
+    state: Data<ApiState>,
+    Authenticated(session): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let account = blocking(&state, move |app| app.export_account(session)).await?;
+    let head = export::head(account)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(export::body(state, session, head)))
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod chats;
+mod export;
 pub mod health;
 pub mod messages;
 
@@ -93,6 +94,12 @@ pub(crate) fn page_response<T, R: serde::Serialize>(
         response.insert_header((NEXT_CURSOR, next.to_string()));
     }
     response.json(page.items.into_iter().map(to_response).collect::<Vec<_>>())
+}
+
+/// A route for GET and HEAD (RFC 9110: HEAD works wherever GET does; actix sends the
+/// same head without the body).
+pub(crate) fn get() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
 }
 
 /// Registers `path` (and `path/`: no route depends on a trailing slash, and none

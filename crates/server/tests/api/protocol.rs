@@ -46,9 +46,9 @@ fn a_wrong_method_is_a_json_405_listing_the_allowed_ones(api: &TestApp) {
     let login = api.request("GET", "/auth/login").send();
 
     chats.assert_detail(405, "Method Not Allowed");
-    assert_eq!(chats.header("allow"), Some("GET, POST"));
+    assert_eq!(chats.header("allow"), Some("GET, HEAD, POST"));
     chat.assert_detail(405, "Method Not Allowed");
-    assert_eq!(chat.header("allow"), Some("GET, PATCH, DELETE"));
+    assert_eq!(chat.header("allow"), Some("GET, HEAD, PATCH, DELETE"));
     assert_eq!(login.header("allow"), Some("POST"));
 }
 

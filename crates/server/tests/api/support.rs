@@ -58,6 +58,8 @@ impl TestApp {
             ("DATABASE_POOL_SIZE", "4"),
             ("CORS_ORIGINS", SPA_ORIGIN),
             ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+            // Tests that race many logins want them queued, not refused.
+            ("BCRYPT_QUEUE_LENGTH", "1000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
