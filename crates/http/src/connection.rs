@@ -24,6 +24,23 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use futures_util::Stream;
 
+/// Serves HEAD on Swagger UI's pages and the OpenAPI document as GET (RFC 9110: HEAD
+/// works wherever GET does). actix sends the head of the answer without its body, since
+/// the connection saw a HEAD; the API's own routes take HEAD themselves. For
+/// `middleware::from_fn`.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path();
+    if req.method() == actix_web::http::Method::HEAD
+        && (path == "/openapi.json" || path.starts_with("/docs/"))
+    {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}
+
 /// How long a request's body may take to arrive, from its head on. Registered as app data.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyDeadline(pub Duration);

@@ -28,7 +28,7 @@ use error::ApiError;
 use openapi::ApiDoc;
 
 pub use body::DEFAULT_BODY_LIMIT;
-pub use connection::{BodyDeadline, ExpectContinue, body_deadline};
+pub use connection::{BodyDeadline, ExpectContinue, body_deadline, head_as_get};
 pub use logging::request_log;
 pub use state::{ApiState, BcryptGate};
 pub use throttle::AuthRateLimit;

@@ -3,7 +3,7 @@
 //! JSON 429 that still passes through CORS.
 
 use std::future::{Ready, ready};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,7 +47,7 @@ impl AuthRateLimit {
         {
             self.limiter.retain_recent();
         }
-        let Some(client) = self.client(req) else {
+        let Some(client) = self.client(req).map(bucket) else {
             return Ok(());
         };
         self.limiter.check_key(&client).map_err(|not_until| {
@@ -71,6 +71,23 @@ impl AuthRateLimit {
             }
         }
         req.peer_addr().map(|addr| addr.ip())
+    }
+}
+
+/// The budget an address draws on: an IPv4 address is its own; an IPv4-mapped IPv6
+/// address (`::ffff:198.51.100.9`) is the IPv4 address it maps; any other IPv6 address
+/// shares its /64 (one host, or one subscriber's network, usually has a whole /64, so
+/// per-address budgets would be no limit at all).
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -127,6 +144,15 @@ mod tests {
             "{refused:?}"
         );
         assert!(limit.admit(&request_from("10.0.0.2:1000")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(bucket(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(bucket(ip("::ffff:198.51.100.9")), ip("198.51.100.9"));
+        assert_eq!(bucket(ip("198.51.100.9")), ip("198.51.100.9"));
+        assert_ne!(bucket(ip("2001:db8:1:3::1")), bucket(ip("2001:db8:1:2::1")));
     }
 
     #[test]

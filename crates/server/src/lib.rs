@@ -20,7 +20,9 @@ use memlayer_adapters::{
 };
 use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{MemLayer, Ports};
-use memlayer_http::{Api, ApiState, AuthRateLimit, BcryptGate, body_deadline, cors, request_log};
+use memlayer_http::{
+    Api, ApiState, AuthRateLimit, BcryptGate, body_deadline, cors, head_as_get, request_log,
+};
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
@@ -138,6 +140,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
                 .configure(|cfg| api.configure(cfg))
                 // Innermost: the body deadline sees every request its handler sees.
                 .wrap(from_fn(body_deadline))
+                .wrap(from_fn(head_as_get))
                 // Errors inside are responses, so CORS adds its headers to every one of them.
                 .wrap(cors(&origins))
                 // Outermost, so that preflights, which CORS answers itself, are logged too.

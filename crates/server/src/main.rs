@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use memlayer_server::{Config, start};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
@@ -83,8 +83,39 @@ fn init_logging(filter: &str) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_target(false)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(targets.with_target(CONNECTION_ERRORS, LevelFilter::OFF)),
         )
-        .with(targets)
+        .with(DemoteConnectionErrors)
         .init();
+}
+
+/// Where actix-http reports a connection's protocol errors: a malformed request line or
+/// header, a connection reset. It reports them at ERROR, so any client could fill the
+/// log at the level that pages people; they are the client's problem, not ours.
+const CONNECTION_ERRORS: &str = "actix_http::h1::dispatcher";
+
+/// Logs actix-http's connection errors again at DEBUG (under `memlayer::connection`),
+/// while the formatting layer drops the ERROR originals.
+struct DemoteConnectionErrors;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DemoteConnectionErrors {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == CONNECTION_ERRORS {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            tracing::debug!(target: "memlayer::connection", "{}", message.0);
+        }
+    }
+}
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }

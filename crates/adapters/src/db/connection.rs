@@ -71,13 +71,31 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for Manager<C> {
     }
 }
 
-/// Logs the pool's background connection failures (an outage) through `tracing`.
-#[derive(Debug)]
-struct LogErrors;
+/// Logs the pool's background connection failures (an outage) through `tracing`: the
+/// first, then at most one line per [`LogErrors::WINDOW`] with how many failed since, so
+/// an outage does not write a line for every retry of every connection.
+#[derive(Debug, Default)]
+struct LogErrors {
+    /// When a line was last written, and the failures not reported since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogErrors {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+}
 
 impl r2d2::HandleError<ConnectError> for LogErrors {
     fn handle_error(&self, error: ConnectError) {
-        tracing::warn!(%error, "cannot open a database connection");
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let (last, unreported) = &mut *state;
+        *unreported += 1;
+        if last.is_none_or(|at| at.elapsed() >= Self::WINDOW) {
+            tracing::warn!(%error, failures = *unreported, "cannot open a database connection");
+            *last = Some(std::time::Instant::now());
+            *unreported = 0;
+        }
     }
 }
 
@@ -91,7 +109,7 @@ pub(crate) fn build_pool<C: R2D2Connection + Send + 'static>(
         // A dead connection is retired when a statement fails on it (`Conn::lost`),
         // not found by a test query on every checkout (a round trip per request).
         .test_on_check_out(false)
-        .error_handler(Box::new(LogErrors))
+        .error_handler(Box::new(LogErrors::default()))
         .build_unchecked(manager)
 }
 

@@ -2,6 +2,7 @@
 //! against PostgreSQL and SQLite alike. They assert the exact contract of shared/API.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod abuse;
 mod account_control;
 mod accounts;
 mod assistant;
