@@ -256,6 +256,44 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     assert.deepEqual([forbidden.status, forbidden.detail], [403, "Not allowed to access this chat"]);
   });
 
+  test("exports the account, changes the password, logs out everywhere and deletes the account", async () => {
+    const owner = `carol-${Date.now()}@example.com`;
+    await call("register", owner, "correct horse");
+    const kept = (await call("createChat", "Keep this")).data.id;
+    await call("postMessage", kept, "remember me");
+    const exported = await call("exportAccount");
+    assert.equal(exported.status, 200);
+    assert.equal(exported.data.account.email, owner);
+    assert.deepEqual(
+      exported.data.chats[0].messages.map((message) => message.content),
+      ["remember me", "Message received"],
+    );
+
+    const before = await page.evaluate(() => localStorage.getItem("memlayer.access_token"));
+    const wrong = await call("changePassword", "not my password", "new horse battery");
+    assert.deepEqual([wrong.status, wrong.detail], [403, "Incorrect password"]);
+    const changed = await call("changePassword", "correct horse", "new horse battery");
+    assert.equal(changed.status, 200);
+    assert.equal((await call("me")).status, 200, "the fresh token was stored and works");
+    await call("useToken", before);
+    const revoked = await call("me");
+    assert.deepEqual([revoked.status, revoked.detail], [401, "Could not validate credentials"]);
+
+    await call("login", owner, "new horse battery");
+    const loggedOut = await call("logoutAll");
+    assert.equal(loggedOut.status, 204);
+    assert.equal((await call("me")).status, 401);
+
+    await call("login", owner, "new horse battery");
+    const refused = await call("deleteAccount", "correct horse");
+    assert.deepEqual([refused.status, refused.detail], [403, "Incorrect password"]);
+    const deleted = await call("deleteAccount", "new horse battery");
+    assert.equal(deleted.status, 204);
+    assert.equal((await call("me")).status, 401);
+    const again = await call("register", owner, "correct horse");
+    assert.equal(again.status, 201, "the email is free again");
+  });
+
   test("an expired session is a 401 the page can read", async () => {
     const me = await call("me");
     await call("useToken", expiredToken(me.data.id));
@@ -300,8 +338,10 @@ describe("Swagger UI at /docs", () => {
       blocks.map((block) => `${block.querySelector(".opblock-summary-method").textContent} ${block.querySelector(".opblock-summary-path").dataset.path}`),
     );
     assert.deepEqual(operations.sort(), [
+      "DELETE /auth/me",
       "DELETE /chats/{chat_id}",
       "GET /auth/me",
+      "GET /auth/me/export",
       "GET /chats",
       "GET /chats/{chat_id}",
       "GET /chats/{chat_id}/messages",
@@ -309,6 +349,8 @@ describe("Swagger UI at /docs", () => {
       "GET /health/ready",
       "PATCH /chats/{chat_id}",
       "POST /auth/login",
+      "POST /auth/logout-all",
+      "POST /auth/password",
       "POST /auth/register",
       "POST /chats",
       "POST /chats/{chat_id}/messages",

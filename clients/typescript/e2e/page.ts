@@ -58,6 +58,11 @@ const page = {
     });
     return { ...result, events };
   },
+  changePassword: async (current_password: string, new_password: string) =>
+    remember(await outcome(client.POST("/auth/password", { body: { current_password, new_password } }))),
+  logoutAll: () => outcome(client.POST("/auth/logout-all")),
+  deleteAccount: (password: string) => outcome(client.DELETE("/auth/me", { body: { password } })),
+  exportAccount: () => outcome(client.GET("/auth/me/export")),
   /** Replaces the stored token (null logs out), as the SPA's session handling would. */
   useToken: (token: string | null) =>
     token === null ? localStorage.removeItem(TOKEN_KEY) : localStorage.setItem(TOKEN_KEY, token),

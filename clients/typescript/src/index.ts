@@ -20,6 +20,10 @@ export type MessageResponse = Schemas["MessageResponse"];
 export type Role = Schemas["Role"];
 export type ErrorBody = Schemas["ErrorBody"];
 export type ValidationErrorBody = Schemas["ValidationErrorBody"];
+export type ChangePasswordRequest = Schemas["ChangePasswordRequest"];
+export type DeleteAccountRequest = Schemas["DeleteAccountRequest"];
+export type AccountExport = Schemas["AccountExport"];
+export type ChatExport = Schemas["ChatExport"];
 
 /** The localStorage key the access token is kept under. */
 export const TOKEN_KEY = "memlayer.access_token";

@@ -337,6 +337,10 @@ fn the_openapi_document_lists_every_operation_with_bearer_security(api: &TestApp
         "POST /auth/register",
         "POST /auth/login",
         "GET /auth/me",
+        "POST /auth/password",
+        "POST /auth/logout-all",
+        "DELETE /auth/me",
+        "GET /auth/me/export",
         "POST /chats",
         "GET /chats",
         "GET /chats/{chat_id}",
@@ -361,6 +365,30 @@ fn the_openapi_document_lists_every_operation_with_bearer_security(api: &TestApp
         json!([{ "bearer": [] }])
     );
     assert!(doc["components"]["schemas"]["ChatResponse"].is_object());
+    let export = &doc["paths"]["/auth/me/export"]["get"]["responses"];
+    assert_eq!(
+        export["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/AccountExport"
+    );
+    for (path, method, statuses) in [
+        (
+            "/auth/password",
+            "post",
+            &["200", "401", "403", "422", "429", "503"][..],
+        ),
+        ("/auth/logout-all", "post", &["204", "401", "503"]),
+        (
+            "/auth/me",
+            "delete",
+            &["204", "401", "403", "422", "429", "503"],
+        ),
+        ("/auth/me/export", "get", &["200", "401", "503"]),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for status in statuses {
+            assert!(responses[status].is_object(), "{method} {path} {status}");
+        }
+    }
 }
 
 fn liveness_and_readiness_answer_200(api: &TestApp) {
