@@ -276,7 +276,7 @@ export interface components {
         ChangePasswordRequest: {
             /**
              * Format: password
-             * @description The password now.
+             * @description The password now (no NUL character).
              * @example correct horse battery
              */
             current_password: string;
@@ -340,7 +340,7 @@ export interface components {
             email: string;
             /**
              * Format: password
-             * @description At least 8 characters and at most 72 bytes (bcrypt's limit).
+             * @description At least 8 characters and at most 72 bytes (bcrypt's limit), no NUL character.
              * @example correct horse battery
              */
             password: string;
@@ -349,7 +349,7 @@ export interface components {
         DeleteAccountRequest: {
             /**
              * Format: password
-             * @description The account's password.
+             * @description The account's password (no NUL character).
              * @example correct horse battery
              */
             password: string;

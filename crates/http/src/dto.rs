@@ -14,10 +14,11 @@ pub struct Credentials {
     /// The account's email; trimmed and compared case-insensitively.
     #[schema(format = "email", max_length = 254, example = "ada@example.com")]
     pub email: String,
-    /// At least 8 characters and at most 72 bytes (bcrypt's limit).
+    /// At least 8 characters and at most 72 bytes (bcrypt's limit), no NUL character.
     #[schema(
         min_length = 8,
         max_length = 72,
+        pattern = r"^[^\u0000]*$",
         format = "password",
         example = "correct horse battery"
     )]
@@ -28,13 +29,18 @@ pub struct Credentials {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
-    /// The password now.
-    #[schema(format = "password", example = "correct horse battery")]
+    /// The password now (no NUL character).
+    #[schema(
+        pattern = r"^[^\u0000]*$",
+        format = "password",
+        example = "correct horse battery"
+    )]
     pub current_password: String,
     /// The new password: at least 8 characters and at most 72 bytes, no NUL character.
     #[schema(
         min_length = 8,
         max_length = 72,
+        pattern = r"^[^\u0000]*$",
         format = "password",
         example = "staple battery horse"
     )]
@@ -45,8 +51,12 @@ pub struct ChangePasswordRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
-    /// The account's password.
-    #[schema(format = "password", example = "correct horse battery")]
+    /// The account's password (no NUL character).
+    #[schema(
+        pattern = r"^[^\u0000]*$",
+        format = "password",
+        example = "correct horse battery"
+    )]
     pub password: String,
 }
 
