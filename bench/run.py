@@ -548,7 +548,9 @@ def render_streaming(results: dict) -> str:
             f"llama-server (SmolLM2-135M-Instruct, `scripts/model-server`) on the same machine; {model['samples']} "
             "requests with the same prompt straight to its `/v1/chat/completions` and through MemLayer "
             "(`Accept: text/event-stream`, a fresh chat each, so both send the model the same messages), "
-            f"interleaved one by one; medians. About {model['pieces']:.0f} pieces per answer.",
+            f"interleaved one by one; medians. About {model['pieces']:.0f} pieces per answer; pieces/s is the pace over "
+            f"the second half of each answer. Through MemLayer the stored question reached the client after "
+            f"{model['question_ms']:.1f} ms (its commit: the reply's first piece is never sent before it).",
             "",
             "| | time to first piece ms | pieces/s |",
             "|---|---:|---:|",

@@ -14,7 +14,7 @@ import json
 import resource
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROMPT = "Write two sentences about the sea."
 
@@ -24,16 +24,25 @@ class Stream:
     """One streamed answer, as a client saw it."""
 
     status: int
-    first_piece_s: float  # from sending the request to the first non-empty piece of text
-    pieces: int
-    last_piece_s: float
-    ended: str  # "done", "error", or "" when the stream stopped without either
+    ended: str = ""  # "done", "error", or "" when the stream stopped without either
     question_s: float = 0.0  # MemLayer only: until the stored question (`event: message`) arrived
+    times: list[float] = field(default_factory=list)  # when each non-empty piece arrived, from the request
+
+    @property
+    def pieces(self) -> int:
+        return len(self.times)
+
+    @property
+    def first_piece_s(self) -> float:
+        return self.times[0] if self.times else 0.0
 
     @property
     def pieces_per_s(self) -> float:
-        span = self.last_piece_s - self.first_piece_s
-        return (self.pieces - 1) / span if self.pieces > 1 and span > 0 else 0.0
+        """The model's pace once the answer flows: over the second half of the pieces, so
+        a burst of pieces that queued up behind the first one does not count as speed."""
+        steady = self.times[len(self.times) // 2:]
+        span = steady[-1] - steady[0] if len(steady) > 1 else 0.0
+        return (len(steady) - 1) / span if span > 0 else 0.0
 
 
 def raise_file_limit() -> None:
@@ -47,7 +56,7 @@ async def _read_response(reader: asyncio.StreamReader, started: float, memlayer:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     chunked = b"transfer-encoding: chunked" in head.lower()
-    result = Stream(status, 0.0, 0, 0.0, "")
+    result = Stream(status)
     buffer = b""
 
     async def body_parts():
@@ -88,11 +97,7 @@ async def _read_response(reader: asyncio.StreamReader, started: float, memlayer:
                     choices = json.loads(payload).get("choices") or [{}]
                     text = (choices[0].get("delta") or {}).get("content") or ""
                 if text:
-                    now = time.perf_counter() - started
-                    if not result.pieces:
-                        result.first_piece_s = now
-                    result.pieces += 1
-                    result.last_piece_s = now
+                    result.times.append(time.perf_counter() - started)
         if result.ended:
             break
     return result
@@ -125,7 +130,7 @@ def compare_with_model(model: str, memlayer_port: int, token: str, chat_ids: lis
                                           {"content": PROMPT}, {"authorization": f"Bearer {token}"}, memlayer=True)))
     bad = [s for s in direct + through if s.status != 200 or s.ended != "done" or s.pieces == 0]
     ttft = lambda streams: statistics.median(s.first_piece_s for s in streams) * 1000  # noqa: E731
-    rate = lambda streams: statistics.median(s.pieces_per_s for s in streams if s.pieces > 1) if any(s.pieces > 1 for s in streams) else 0.0  # noqa: E731
+    rate = lambda streams: statistics.median(s.pieces_per_s for s in streams if s.pieces > 3) if any(s.pieces > 3 for s in streams) else 0.0  # noqa: E731
     return {
         "samples": samples,
         "direct_ttft_ms": ttft(direct),
