@@ -260,13 +260,13 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     const owner = `carol-${Date.now()}@example.com`;
     await call("register", owner, "correct horse");
     const kept = (await call("createChat", "Keep this")).data.id;
-    await call("postMessage", kept, "remember me");
+    const reply = await call("postMessage", kept, "remember me");
     const exported = await call("exportAccount");
     assert.equal(exported.status, 200);
     assert.equal(exported.data.account.email, owner);
     assert.deepEqual(
       exported.data.chats[0].messages.map((message) => message.content),
-      ["remember me", "Message received"],
+      ["remember me", reply.data.content],
     );
 
     const before = await page.evaluate(() => localStorage.getItem("memlayer.access_token"));
