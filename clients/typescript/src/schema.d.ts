@@ -999,7 +999,7 @@ export interface operations {
         /** @description Optional: no body is the same as `{}` */
         requestBody?: {
             content: {
-                "application/json": null | components["schemas"]["CreateChatRequest"];
+                "application/json": components["schemas"]["CreateChatRequest"] | null;
             };
         };
         responses: {
