@@ -1,15 +1,17 @@
-use memlayer_domain::{
-    Chat, ChatId, ChatTitle, DEFAULT_CHATS_PAGE, Page, PageRequest, Session, authorize_chat_access,
-};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Page, PageRequest, Session, authorize_chat_access};
 
 use crate::{AppError, MemLayer};
 
 impl MemLayer {
-    /// Creates a chat for the session's user; a missing, null or blank title gets the
-    /// default one.
-    pub fn create_chat(&self, session: Session, title: Option<&str>) -> Result<Chat, AppError> {
+    /// Creates a chat for the session's user; without a title it gets
+    /// [`ChatTitle::default_at`] now.
+    pub fn create_chat(
+        &self,
+        session: Session,
+        title: Option<ChatTitle>,
+    ) -> Result<Chat, AppError> {
         let now = self.ports.clock.now();
-        let title = ChatTitle::for_new_chat(title, now)?;
+        let title = title.unwrap_or_else(|| ChatTitle::default_at(now));
         self.ensure_current(session)?;
         let chat = Chat {
             id: ChatId::generate(),
@@ -21,24 +23,17 @@ impl MemLayer {
         Ok(chat)
     }
 
-    /// A page of the user's chats, newest first. `limit` and `cursor` are the query
-    /// parameters as given (a missing limit is [`DEFAULT_CHATS_PAGE`]).
-    pub fn list_chats(
-        &self,
-        session: Session,
-        limit: Option<&str>,
-        cursor: Option<&str>,
-    ) -> Result<Page<Chat>, AppError> {
-        let page = PageRequest::parse(limit, cursor, DEFAULT_CHATS_PAGE)?;
+    /// A page of the user's chats, newest first.
+    pub fn list_chats(&self, session: Session, page: PageRequest) -> Result<Page<Chat>, AppError> {
         let chats = self
             .ports
             .chats
-            .list_for_owner(session, page.after, page.limit + 1)?;
+            .list_for_owner(session, page.after(), page.limit() + 1)?;
         if chats.is_empty() {
             // No chats may also mean no account, or revoked tokens: those get 401.
             self.ensure_current(session)?;
         }
-        Ok(Page::from_overfetch(chats, page.limit, Chat::cursor))
+        Ok(Page::from_overfetch(chats, page.limit(), Chat::cursor))
     }
 
     /// One of the user's chats.
@@ -51,9 +46,8 @@ impl MemLayer {
         &self,
         session: Session,
         chat: ChatId,
-        title: &str,
+        title: ChatTitle,
     ) -> Result<Chat, AppError> {
-        let title = ChatTitle::parse(title)?;
         let mut chat = self.owned_chat(session, chat)?;
         if !self.ports.chats.rename(chat.id, &title)? {
             return Err(AppError::ChatNotFound);
@@ -98,12 +92,12 @@ impl MemLayer {
 
 #[cfg(test)]
 mod tests {
-    use memlayer_domain::{UserId, ValidationKind};
+    use memlayer_domain::{DEFAULT_CHATS_PAGE, UserId};
     use memlayer_ports::RepositoryError;
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::testing::{Fixture, NOW, any_session, chat_owned_by};
+    use crate::testing::{Fixture, NOW, any_session, chat_owned_by, first_page, title};
 
     #[test]
     fn creating_a_chat_without_a_title_names_it_after_the_current_minute() {
@@ -135,24 +129,12 @@ mod tests {
         fx.users.expect_is_current().returning(|_| Ok(true));
         fx.chats.expect_create().returning(|_| Ok(()));
 
-        let chat = fx.app().create_chat(any_session(), Some("Plans")).unwrap();
+        let chat = fx
+            .app()
+            .create_chat(any_session(), Some(title("Plans")))
+            .unwrap();
 
         assert_eq!(chat.title.as_str(), "Plans");
-    }
-
-    #[test]
-    fn creating_a_chat_with_a_too_long_title_is_invalid_and_stores_nothing() {
-        let fx = Fixture::new();
-
-        let error = fx
-            .app()
-            .create_chat(any_session(), Some(&"x".repeat(201)))
-            .unwrap_err();
-
-        let AppError::Invalid(errors) = error else {
-            panic!("{error:?}")
-        };
-        assert_eq!(errors.0[0].kind, ValidationKind::TooLong);
     }
 
     #[test]
@@ -177,7 +159,10 @@ mod tests {
             .with(eq(session), eq(None), eq(DEFAULT_CHATS_PAGE + 1))
             .returning(move |_, _, _| Ok(chats.clone()));
 
-        let page = fx.app().list_chats(session, None, None).unwrap();
+        let page = fx
+            .app()
+            .list_chats(session, first_page(DEFAULT_CHATS_PAGE))
+            .unwrap();
 
         assert_eq!((page.items, page.next), (expected, None));
     }
@@ -201,24 +186,11 @@ mod tests {
 
         let page = fx
             .app()
-            .list_chats(session, Some("2"), Some(&after.to_string()))
+            .list_chats(session, PageRequest::new(2, Some(after)).unwrap())
             .unwrap();
 
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.next, Some(second.cursor()));
-    }
-
-    #[test]
-    fn listing_chats_with_a_bad_limit_is_invalid_before_anything_is_read() {
-        let error = Fixture::new()
-            .app()
-            .list_chats(any_session(), Some("0"), None)
-            .unwrap_err();
-
-        let AppError::Invalid(errors) = error else {
-            panic!("{error:?}")
-        };
-        assert_eq!(errors.0[0].field, "limit");
     }
 
     #[test]
@@ -229,7 +201,10 @@ mod tests {
             .returning(|_, _, _| Ok(vec![]));
         fx.users.expect_is_current().returning(|_| Ok(false));
 
-        let error = fx.app().list_chats(any_session(), None, None).unwrap_err();
+        let error = fx
+            .app()
+            .list_chats(any_session(), first_page(DEFAULT_CHATS_PAGE))
+            .unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
@@ -343,21 +318,12 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(true));
 
-        let renamed = fx.app().rename_chat(session, id, " New name ").unwrap();
+        let renamed = fx
+            .app()
+            .rename_chat(session, id, title(" New name "))
+            .unwrap();
 
         assert_eq!((renamed.id, renamed.title.as_str()), (id, "New name"));
-    }
-
-    #[test]
-    fn renaming_to_a_blank_title_is_invalid_before_anything_is_read() {
-        let fx = Fixture::new();
-
-        let error = fx
-            .app()
-            .rename_chat(any_session(), ChatId::generate(), "  ")
-            .unwrap_err();
-
-        assert!(matches!(error, AppError::Invalid(_)), "{error:?}");
     }
 
     #[test]
@@ -373,7 +339,7 @@ mod tests {
 
         let error = fx
             .app()
-            .rename_chat(any_session(), id, "Mine now")
+            .rename_chat(any_session(), id, title("Mine now"))
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
@@ -391,7 +357,7 @@ mod tests {
             .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats.expect_rename().returning(|_, _| Ok(false));
 
-        let error = fx.app().rename_chat(session, id, "New").unwrap_err();
+        let error = fx.app().rename_chat(session, id, title("New")).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }

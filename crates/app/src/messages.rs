@@ -1,8 +1,7 @@
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
-    ChatId, DEFAULT_MESSAGES_PAGE, Message, MessageContent, MessageId, Page, PageRequest, Role,
-    Session, reply_timestamp,
+    ChatId, Message, MessageContent, MessageId, Page, PageRequest, Role, Session, reply_timestamp,
 };
 use memlayer_ports::{ReplyRequest, ResponderError};
 
@@ -41,9 +40,8 @@ impl MemLayer {
         &self,
         session: Session,
         chat: ChatId,
-        content: String,
+        content: MessageContent,
     ) -> Result<PendingReply, AppError> {
-        let content = MessageContent::parse(content)?;
         let chat = self.owned_chat(session, chat)?;
         let wanted = self.ports.responder.context_messages();
         let mut history = if wanted == 0 {
@@ -137,23 +135,20 @@ impl MemLayer {
 
     /// A page of the messages of one of the user's chats, in the order they were
     /// written. Pages go back in time: the first holds the latest messages (at most
-    /// `limit`, [`DEFAULT_MESSAGES_PAGE`] when missing), so a long chat always shows its
-    /// end; `cursor` reads the messages before a page. `limit` and `cursor` are the query
-    /// parameters as given.
+    /// the page's limit), so a long chat always shows its end; a page after a cursor
+    /// holds the messages before it.
     pub fn list_messages(
         &self,
         session: Session,
         chat: ChatId,
-        limit: Option<&str>,
-        cursor: Option<&str>,
+        page: PageRequest,
     ) -> Result<Page<Message>, AppError> {
-        let page = PageRequest::parse(limit, cursor, DEFAULT_MESSAGES_PAGE)?;
         let chat = self.owned_chat(session, chat)?;
         let newest_first =
             self.ports
                 .messages
-                .list_for_chat(chat.id, page.after, page.limit + 1)?;
-        let mut page = Page::from_overfetch(newest_first, page.limit, Message::cursor);
+                .list_for_chat(chat.id, page.after(), page.limit() + 1)?;
+        let mut page = Page::from_overfetch(newest_first, page.limit(), Message::cursor);
         page.items.reverse();
         Ok(page)
     }
@@ -174,13 +169,13 @@ mod tests {
 
     use futures_executor::block_on;
     use futures_util::stream;
-    use memlayer_domain::{Chat, ChatTitle, UserId, ValidationKind};
+    use memlayer_domain::{Chat, ChatTitle, DEFAULT_MESSAGES_PAGE, UserId};
     use memlayer_ports::{ReplyStream, RepositoryError, ResponderError};
     use mockall::Sequence;
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::testing::{Fixture, NOW, any_session, chat_owned_by};
+    use crate::testing::{Fixture, NOW, any_session, chat_owned_by, content, first_page};
 
     fn message(chat: &Chat, role: Role, text: &str, seconds: i64) -> Message {
         Message {
@@ -214,7 +209,7 @@ mod tests {
 
     /// Asks and stores the question, as the HTTP layer does.
     fn asked(app: &MemLayer, user: UserId, chat: ChatId, text: &str) -> PendingReply {
-        let pending = app.ask(Session::new(user, 0), chat, text.into()).unwrap();
+        let pending = app.ask(Session::new(user, 0), chat, content(text)).unwrap();
         app.store_question(pending.question()).unwrap();
         pending
     }
@@ -254,7 +249,7 @@ mod tests {
             .returning(|_| Ok(true));
 
         let app = fx.app();
-        let pending = app.ask(session, chat.id, "And now?".into()).unwrap();
+        let pending = app.ask(session, chat.id, content("And now?")).unwrap();
         app.store_question(pending.question()).unwrap();
 
         assert_eq!(pending.request.history, oldest_first);
@@ -273,7 +268,7 @@ mod tests {
         fx.messages.expect_list_for_chat().never();
 
         let app = fx.app();
-        let pending = app.ask(session, chat.id, "hello".into()).unwrap();
+        let pending = app.ask(session, chat.id, content("hello")).unwrap();
 
         assert!(pending.request.history.is_empty());
         assert!(
@@ -407,24 +402,6 @@ mod tests {
     }
 
     #[test]
-    fn posting_blank_content_is_invalid_and_stores_nothing() {
-        let fx = Fixture::new();
-
-        let error = fx
-            .app()
-            .ask(any_session(), ChatId::generate(), " \n".into())
-            .unwrap_err();
-
-        let AppError::Invalid(errors) = error else {
-            panic!("{error:?}")
-        };
-        assert_eq!(
-            (errors.0[0].field, errors.0[0].kind),
-            ("content", ValidationKind::TooShort)
-        );
-    }
-
-    #[test]
     fn posting_to_another_users_chat_is_forbidden_and_stores_nothing() {
         let mut fx = Fixture::new();
         let chat = chat_owned_by(UserId::generate());
@@ -435,7 +412,7 @@ mod tests {
         fx.users.expect_is_current().returning(|_| Ok(true));
         fx.messages.expect_append().never();
 
-        let error = fx.app().ask(any_session(), id, "hi".into()).unwrap_err();
+        let error = fx.app().ask(any_session(), id, content("hi")).unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
     }
@@ -448,7 +425,7 @@ mod tests {
 
         let error = fx
             .app()
-            .ask(any_session(), ChatId::generate(), "hi".into())
+            .ask(any_session(), ChatId::generate(), content("hi"))
             .unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -468,7 +445,7 @@ mod tests {
         fx.messages.expect_append().returning(|_| Ok(false));
 
         let app = fx.app();
-        let pending = app.ask(session, id, "hi".into()).unwrap();
+        let pending = app.ask(session, id, content("hi")).unwrap();
         let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
@@ -490,7 +467,7 @@ mod tests {
             .returning(|_| Err(RepositoryError::Unavailable("down".into())));
 
         let app = fx.app();
-        let pending = app.ask(session, id, "hi".into()).unwrap();
+        let pending = app.ask(session, id, content("hi")).unwrap();
         let error = app.store_question(pending.question()).unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
@@ -520,7 +497,10 @@ mod tests {
             .with(eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
             .returning(move |_, _, _| Ok(vec![message.clone()]));
 
-        let page = fx.app().list_messages(session, id, None, None).unwrap();
+        let page = fx
+            .app()
+            .list_messages(session, id, first_page(DEFAULT_MESSAGES_PAGE))
+            .unwrap();
 
         assert_eq!((page.items, page.next), (expected, None));
     }
@@ -552,24 +532,11 @@ mod tests {
 
         let page = fx
             .app()
-            .list_messages(session, id, Some("2"), None)
+            .list_messages(session, id, PageRequest::new(2, None).unwrap())
             .unwrap();
 
         assert_eq!(page.items, vec![second.clone(), third]);
         assert_eq!(page.next, Some(second.cursor()));
-    }
-
-    #[test]
-    fn listing_messages_with_a_malformed_cursor_is_invalid_before_anything_is_read() {
-        let error = Fixture::new()
-            .app()
-            .list_messages(any_session(), ChatId::generate(), None, Some("x"))
-            .unwrap_err();
-
-        let AppError::Invalid(errors) = error else {
-            panic!("{error:?}")
-        };
-        assert_eq!(errors.0[0].field, "cursor");
     }
 
     #[test]
@@ -586,7 +553,7 @@ mod tests {
 
         let error = fx
             .app()
-            .list_messages(any_session(), id, None, None)
+            .list_messages(any_session(), id, first_page(DEFAULT_MESSAGES_PAGE))
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");

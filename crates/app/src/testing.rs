@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use memlayer_domain::{Chat, ChatId, ChatTitle, Email, PasswordHash, Session, User, UserId};
+use memlayer_domain::{
+    Chat, ChatId, ChatTitle, Email, MessageContent, PageRequest, Password, PasswordHash, Session,
+    User, UserId,
+};
 use memlayer_ports::{
     MockAssistantResponder, MockChatRepository, MockClock, MockMessageRepository,
     MockPasswordHasher, MockTokenIssuer, MockTokenVerifier, MockUserRepository,
@@ -55,6 +58,32 @@ impl Fixture {
             responder: Arc::new(self.responder),
         })
     }
+}
+
+pub fn email(text: &str) -> Email {
+    Email::parse(text).unwrap()
+}
+
+pub fn password(text: &str) -> Password {
+    Password::parse(text).unwrap()
+}
+
+/// A password as offered at login: `None` when longer than bcrypt reads.
+pub fn candidate(text: &str) -> Option<Password> {
+    Password::candidate(text).unwrap()
+}
+
+pub fn title(text: &str) -> ChatTitle {
+    ChatTitle::parse(text).unwrap()
+}
+
+pub fn content(text: &str) -> MessageContent {
+    MessageContent::parse(text.to_owned()).unwrap()
+}
+
+/// The first page of a list, of `limit` items at most.
+pub fn first_page(limit: u32) -> PageRequest {
+    PageRequest::new(limit, None).unwrap()
 }
 
 pub fn user_with_email(email: &str) -> User {

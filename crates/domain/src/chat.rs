@@ -1,11 +1,11 @@
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::error::{ValidationError, ValidationKind, reject_nul};
+use crate::error::{Field, Problem, ValidationError, reject_nul};
 use crate::ids::{ChatId, UserId};
 use crate::page::Cursor;
 
-const FIELD: &str = "title";
+const FIELD: Field = Field::Title;
 /// Longest chat title, in characters.
 pub const TITLE_MAX_CHARS: usize = 200;
 
@@ -37,13 +37,18 @@ impl Chat {
 pub struct ChatTitle(String);
 
 impl ChatTitle {
-    /// The title of a new chat: what the user gave, or when that is missing, null or
-    /// blank, `Chat YYYY-MM-DD HH:MM` from `now` (UTC).
-    pub fn for_new_chat(input: Option<&str>, now: DateTime<Utc>) -> Result<Self, ValidationError> {
+    /// The title a user gave a new chat: `None` when missing or blank (the chat then
+    /// gets [`ChatTitle::default_at`] its creation time).
+    pub fn optional(input: Option<&str>) -> Result<Option<Self>, ValidationError> {
         match input {
-            Some(title) if !title.trim().is_empty() => Self::parse(title),
-            _ => Ok(Self(now.format("Chat %Y-%m-%d %H:%M").to_string())),
+            Some(title) if !title.trim().is_empty() => Self::parse(title).map(Some),
+            _ => Ok(None),
         }
+    }
+
+    /// The title of a chat created at `now` without one: `Chat YYYY-MM-DD HH:MM` (UTC).
+    pub fn default_at(now: DateTime<Utc>) -> Self {
+        Self(now.format("Chat %Y-%m-%d %H:%M").to_string())
     }
 
     /// A title the user chose (renaming a chat): blank is refused. The length limit
@@ -53,17 +58,14 @@ impl ChatTitle {
         if input.chars().count() > TITLE_MAX_CHARS {
             return Err(ValidationError::new(
                 FIELD,
-                ValidationKind::TooLong,
-                format!("String should have at most {TITLE_MAX_CHARS} characters"),
+                Problem::TooManyChars {
+                    max: TITLE_MAX_CHARS,
+                },
             ));
         }
         let title = input.trim();
         if title.is_empty() {
-            return Err(ValidationError::new(
-                FIELD,
-                ValidationKind::TooShort,
-                "String should not be blank",
-            ));
+            return Err(ValidationError::new(FIELD, Problem::Blank));
         }
         Ok(Self(title.to_owned()))
     }
@@ -111,28 +113,32 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_title_defaults_to_the_creation_minute_in_utc() {
-        let title = ChatTitle::for_new_chat(None, at(9, 5, 59)).unwrap();
-        assert_eq!(title.as_str(), "Chat 2026-03-07 09:05");
+    fn the_default_title_is_the_creation_minute_in_utc() {
+        assert_eq!(
+            ChatTitle::default_at(at(9, 5, 59)).as_str(),
+            "Chat 2026-03-07 09:05"
+        );
     }
 
     #[test]
-    fn a_blank_title_defaults_too() {
-        let title = ChatTitle::for_new_chat(Some(" \t\n"), at(23, 59, 0)).unwrap();
-        assert_eq!(title.as_str(), "Chat 2026-03-07 23:59");
+    fn a_missing_or_blank_title_for_a_new_chat_is_none() {
+        assert_eq!(ChatTitle::optional(None), Ok(None));
+        assert_eq!(ChatTitle::optional(Some(" \t\n")), Ok(None));
     }
 
     #[test]
     fn a_given_title_is_trimmed_and_kept() {
-        let title = ChatTitle::for_new_chat(Some("  Trip to Lisbon "), at(0, 0, 0)).unwrap();
+        let title = ChatTitle::optional(Some("  Trip to Lisbon "))
+            .unwrap()
+            .unwrap();
         assert_eq!(title.as_str(), "Trip to Lisbon");
     }
 
     #[test]
     fn renaming_to_a_blank_title_is_refused() {
         assert_eq!(
-            ChatTitle::parse("   ").unwrap_err().kind,
-            ValidationKind::TooShort
+            ChatTitle::parse("   ").unwrap_err(),
+            ValidationError::new(Field::Title, Problem::Blank)
         );
     }
 
@@ -141,8 +147,8 @@ mod tests {
         assert!(ChatTitle::parse(&"é".repeat(TITLE_MAX_CHARS)).is_ok());
         let error = ChatTitle::parse(&"é".repeat(TITLE_MAX_CHARS + 1)).unwrap_err();
         assert_eq!(
-            (error.field, error.kind),
-            ("title", ValidationKind::TooLong)
+            error,
+            ValidationError::new(Field::Title, Problem::TooManyChars { max: 200 })
         );
     }
 
@@ -150,16 +156,16 @@ mod tests {
     fn the_length_limit_counts_surrounding_white_space() {
         let padded = format!(" {} ", "x".repeat(TITLE_MAX_CHARS - 1));
         assert_eq!(
-            ChatTitle::parse(&padded).unwrap_err().kind,
-            ValidationKind::TooLong
+            ChatTitle::parse(&padded).unwrap_err().problem,
+            Problem::TooManyChars { max: 200 }
         );
     }
 
     #[test]
     fn a_title_with_a_nul_character_is_refused() {
         assert_eq!(
-            ChatTitle::parse("a\0b").unwrap_err().kind,
-            ValidationKind::Invalid
+            ChatTitle::parse("a\0b").unwrap_err().problem,
+            Problem::ContainsNul
         );
     }
 

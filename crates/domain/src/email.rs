@@ -2,9 +2,9 @@ use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::error::{ValidationError, ValidationKind, reject_nul};
+use crate::error::{Field, Problem, ValidationError, reject_nul};
 
-const FIELD: &str = "email";
+const FIELD: Field = Field::Email;
 /// The longest address, in characters (RFC 5321 allows 254 octets; characters keep the
 /// rule the same as the OpenAPI schema's `maxLength`).
 const MAX_LEN: usize = 254;
@@ -23,30 +23,18 @@ impl Email {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         reject_nul(FIELD, input)?;
         if input.chars().any(is_invisible) {
-            return Err(ValidationError::new(
-                FIELD,
-                ValidationKind::Invalid,
-                "value is not a valid email address: it contains an invisible or \
-                 text-direction control character",
-            ));
+            return Err(ValidationError::new(FIELD, Problem::InvisibleCharacter));
         }
         let email: String = input.trim().nfc().collect::<String>().to_lowercase();
         let email: String = email.nfc().collect();
         if email.chars().count() > MAX_LEN {
             return Err(ValidationError::new(
                 FIELD,
-                ValidationKind::TooLong,
-                format!(
-                    "value is not a valid email address: it is longer than {MAX_LEN} characters"
-                ),
+                Problem::TooManyChars { max: MAX_LEN },
             ));
         }
         if !Self::is_well_formed(&email) {
-            return Err(ValidationError::new(
-                FIELD,
-                ValidationKind::Invalid,
-                "value is not a valid email address: expected the form name@example.com",
-            ));
+            return Err(ValidationError::new(FIELD, Problem::NotAnEmail));
         }
         Ok(Self(email))
     }
@@ -140,8 +128,11 @@ mod tests {
             "a@b@c.io",
         ] {
             let error = Email::parse(bad).unwrap_err();
-            assert_eq!(error.field, "email", "{bad:?}");
-            assert_eq!(error.kind, ValidationKind::Invalid, "{bad:?}");
+            assert_eq!(
+                error,
+                ValidationError::new(Field::Email, Problem::NotAnEmail),
+                "{bad:?}"
+            );
         }
     }
 
@@ -160,8 +151,8 @@ mod tests {
     fn an_address_longer_than_smtp_allows_is_rejected() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(
-            Email::parse(&long).unwrap_err().kind,
-            ValidationKind::TooLong
+            Email::parse(&long).unwrap_err().problem,
+            Problem::TooManyChars { max: 254 }
         );
     }
 
@@ -184,8 +175,8 @@ mod tests {
             "a\u{00AD}b@c.io",
         ] {
             assert_eq!(
-                Email::parse(bad).unwrap_err().kind,
-                ValidationKind::Invalid,
+                Email::parse(bad).unwrap_err().problem,
+                Problem::InvisibleCharacter,
                 "{bad:?}"
             );
         }
@@ -194,8 +185,8 @@ mod tests {
     #[test]
     fn a_nul_character_is_rejected() {
         assert_eq!(
-            Email::parse("a\0@b.io").unwrap_err().kind,
-            ValidationKind::Invalid
+            Email::parse("a\0@b.io").unwrap_err().problem,
+            Problem::ContainsNul
         );
     }
 }

@@ -1,78 +1,92 @@
 use std::fmt;
 
-/// What kind of rule a value broke; the stable, machine-readable part of a
-/// [`ValidationError`] (FastAPI/pydantic use the same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValidationKind {
-    /// A required value is absent.
-    Missing,
-    /// A string is shorter than allowed (or blank where text is required).
-    TooShort,
-    /// A string is longer than allowed.
-    TooLong,
-    /// A value has the right type but is not acceptable (an email without `@`, …).
-    Invalid,
+/// Which value of an input broke a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// An account's email address.
+    Email,
+    /// An account's password.
+    Password,
+    /// A chat's title.
+    Title,
+    /// A message's text.
+    Content,
 }
 
-impl ValidationKind {
-    /// The pydantic-compatible type name used in 422 bodies.
-    pub fn code(self) -> &'static str {
+impl Field {
+    /// The field's name in the domain's words (for logs and messages).
+    pub fn name(self) -> &'static str {
         match self {
-            Self::Missing => "missing",
-            Self::TooShort => "string_too_short",
-            Self::TooLong => "string_too_long",
-            Self::Invalid => "value_error",
+            Self::Email => "email",
+            Self::Password => "password",
+            Self::Title => "title",
+            Self::Content => "content",
         }
     }
 }
 
-/// Where in a request an input came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Location {
-    /// The JSON body.
-    Body,
-    /// The query string.
-    Query,
+/// Which rule a value broke, with the limit it broke when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Problem {
+    /// Empty, or only white space, where text is required.
+    Blank,
+    /// Fewer characters than allowed.
+    TooFewChars {
+        /// The fewest allowed.
+        min: usize,
+    },
+    /// More characters than allowed.
+    TooManyChars {
+        /// The most allowed.
+        max: usize,
+    },
+    /// More bytes than allowed (bcrypt reads no further).
+    TooManyBytes {
+        /// The most allowed.
+        max: usize,
+    },
+    /// Holds the NUL character, which PostgreSQL's `text` cannot store.
+    ContainsNul,
+    /// Not of the form `name@example.com`.
+    NotAnEmail,
+    /// Holds an invisible or text-direction control character (zero-width, bidi,
+    /// other format characters), which would make look-alike values.
+    InvisibleCharacter,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blank => f.write_str("is blank"),
+            Self::TooFewChars { min } => write!(f, "has fewer than {min} characters"),
+            Self::TooManyChars { max } => write!(f, "has more than {max} characters"),
+            Self::TooManyBytes { max } => write!(f, "has more than {max} bytes"),
+            Self::ContainsNul => f.write_str("contains the NUL character"),
+            Self::NotAnEmail => f.write_str("is not an email address"),
+            Self::InvisibleCharacter => f.write_str("contains an invisible character"),
+        }
+    }
 }
 
 /// One field that broke one rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidationError {
-    /// Where the field came from.
-    pub location: Location,
-    /// The input field, as the client named it (`email`, `title`, …).
-    pub field: &'static str,
-    /// Which rule was broken.
-    pub kind: ValidationKind,
-    /// A sentence for a human.
-    pub message: String,
+    /// The field.
+    pub field: Field,
+    /// The rule it broke.
+    pub problem: Problem,
 }
 
 impl ValidationError {
-    /// A validation error on `field` of the body.
-    pub fn new(field: &'static str, kind: ValidationKind, message: impl Into<String>) -> Self {
-        Self {
-            location: Location::Body,
-            field,
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl ValidationError {
-    /// The same error, on a query parameter.
-    pub fn in_query(self) -> Self {
-        Self {
-            location: Location::Query,
-            ..self
-        }
+    /// `field` broke the rule `problem`.
+    pub fn new(field: Field, problem: Problem) -> Self {
+        Self { field, problem }
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        write!(f, "{} {}", self.field.name(), self.problem)
     }
 }
 
@@ -111,13 +125,9 @@ impl fmt::Display for ValidationErrors {
 impl std::error::Error for ValidationErrors {}
 
 /// Rejects the one character PostgreSQL's `text` cannot hold, on every backend alike.
-pub(crate) fn reject_nul(field: &'static str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn reject_nul(field: Field, value: &str) -> Result<(), ValidationError> {
     if value.contains('\0') {
-        Err(ValidationError::new(
-            field,
-            ValidationKind::Invalid,
-            "must not contain the NUL character (\\u0000)",
-        ))
+        Err(ValidationError::new(field, Problem::ContainsNul))
     } else {
         Ok(())
     }

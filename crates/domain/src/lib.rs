@@ -14,11 +14,12 @@ mod user;
 
 pub use chat::{Chat, ChatAccessError, ChatTitle, authorize_chat_access};
 pub use email::Email;
-pub use error::{Location, ValidationError, ValidationErrors, ValidationKind};
+pub use error::{Field, Problem, ValidationError, ValidationErrors};
 pub use ids::{ChatId, MessageId, UserId};
 pub use message::{Message, MessageContent, Role, reply_timestamp};
 pub use page::{
     Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, MAX_PAGE_SIZE, Page, PageRequest,
+    PageSizeOutOfRange,
 };
 pub use password::{Password, PasswordHash};
 pub use user::{Session, User};

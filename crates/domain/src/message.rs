@@ -1,10 +1,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::error::{ValidationError, ValidationKind, reject_nul};
+use crate::error::{Field, Problem, ValidationError, reject_nul};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::page::Cursor;
 
-const FIELD: &str = "content";
+const FIELD: Field = Field::Content;
 /// Longest message, in characters: a long pasted document fits, a runaway client does not.
 pub const CONTENT_MAX_CHARS: usize = 32_000;
 
@@ -73,17 +73,14 @@ impl MessageContent {
     pub fn parse(input: String) -> Result<Self, ValidationError> {
         reject_nul(FIELD, &input)?;
         if input.trim().is_empty() {
-            return Err(ValidationError::new(
-                FIELD,
-                ValidationKind::TooShort,
-                "String should not be blank",
-            ));
+            return Err(ValidationError::new(FIELD, Problem::Blank));
         }
         if input.chars().count() > CONTENT_MAX_CHARS {
             return Err(ValidationError::new(
                 FIELD,
-                ValidationKind::TooLong,
-                format!("String should have at most {CONTENT_MAX_CHARS} characters"),
+                Problem::TooManyChars {
+                    max: CONTENT_MAX_CHARS,
+                },
             ));
         }
         Ok(Self(input))
@@ -131,10 +128,7 @@ mod tests {
     fn blank_content_is_refused() {
         for blank in ["", " ", "\n\t "] {
             let error = MessageContent::parse(blank.into()).unwrap_err();
-            assert_eq!(
-                (error.field, error.kind),
-                ("content", ValidationKind::TooShort)
-            );
+            assert_eq!(error, ValidationError::new(Field::Content, Problem::Blank));
         }
     }
 
@@ -142,14 +136,19 @@ mod tests {
     fn content_at_the_limit_fits_and_one_character_more_does_not() {
         assert!(MessageContent::parse("ü".repeat(CONTENT_MAX_CHARS)).is_ok());
         let error = MessageContent::parse("ü".repeat(CONTENT_MAX_CHARS + 1)).unwrap_err();
-        assert_eq!(error.kind, ValidationKind::TooLong);
+        assert_eq!(
+            error.problem,
+            Problem::TooManyChars {
+                max: CONTENT_MAX_CHARS
+            }
+        );
     }
 
     #[test]
     fn content_with_a_nul_character_is_refused() {
         assert_eq!(
-            MessageContent::parse("a\0".into()).unwrap_err().kind,
-            ValidationKind::Invalid
+            MessageContent::parse("a\0".into()).unwrap_err().problem,
+            Problem::ContainsNul
         );
     }
 

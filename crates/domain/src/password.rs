@@ -1,8 +1,8 @@
 use std::fmt;
 
-use crate::error::{ValidationError, ValidationKind, reject_nul};
+use crate::error::{Field, Problem, ValidationError, reject_nul};
 
-const FIELD: &str = "password";
+const FIELD: Field = Field::Password;
 /// Fewest characters a new password may have.
 pub const MIN_CHARS: usize = 8;
 /// bcrypt reads at most 72 bytes; a longer password would be silently cut, so it is refused.
@@ -22,15 +22,13 @@ impl Password {
         if input.len() > MAX_BYTES {
             return Err(ValidationError::new(
                 FIELD,
-                ValidationKind::TooLong,
-                format!("String should have at most {MAX_BYTES} bytes (bcrypt's limit)"),
+                Problem::TooManyBytes { max: MAX_BYTES },
             ));
         }
         if input.chars().count() < MIN_CHARS {
             return Err(ValidationError::new(
                 FIELD,
-                ValidationKind::TooShort,
-                format!("String should have at least {MIN_CHARS} characters"),
+                Problem::TooFewChars { min: MIN_CHARS },
             ));
         }
         Ok(Self(input.to_owned()))
@@ -84,8 +82,8 @@ mod tests {
     #[test]
     fn a_password_of_seven_characters_is_too_short() {
         assert_eq!(
-            Password::parse("1234567").unwrap_err().kind,
-            ValidationKind::TooShort
+            Password::parse("1234567").unwrap_err().problem,
+            Problem::TooFewChars { min: 8 }
         );
     }
 
@@ -100,8 +98,8 @@ mod tests {
         assert!(Password::parse(&"a".repeat(72)).is_ok());
         let error = Password::parse(&"a".repeat(73)).unwrap_err();
         assert_eq!(
-            (error.field, error.kind),
-            ("password", ValidationKind::TooLong)
+            error,
+            ValidationError::new(Field::Password, Problem::TooManyBytes { max: 72 })
         );
     }
 
@@ -109,8 +107,8 @@ mod tests {
     fn the_byte_limit_counts_multibyte_characters_as_bytes() {
         // 37 two-byte characters: 37 characters, 74 bytes.
         assert_eq!(
-            Password::parse(&"é".repeat(37)).unwrap_err().kind,
-            ValidationKind::TooLong
+            Password::parse(&"é".repeat(37)).unwrap_err().problem,
+            Problem::TooManyBytes { max: 72 }
         );
     }
 
@@ -123,8 +121,8 @@ mod tests {
     #[test]
     fn a_nul_character_is_refused_in_a_new_password_and_at_login() {
         assert_eq!(
-            Password::parse("password\0x").unwrap_err().kind,
-            ValidationKind::Invalid
+            Password::parse("password\0x").unwrap_err().problem,
+            Problem::ContainsNul
         );
         assert!(Password::candidate("password\0").is_err());
     }

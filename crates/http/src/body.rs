@@ -1,6 +1,6 @@
 //! The JSON body extractor: reads the body within the size limit, insists on a JSON
 //! content type, and turns every deserialisation failure into a FastAPI-style 422 that
-//! says which field is wrong.
+//! says which field is wrong (in [`crate::wire`]'s words).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +13,8 @@ use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use crate::dto::{LocItem, ValidationIssue};
 use crate::error::ApiError;
+use crate::wire::{self, BodyProblem, LocItem};
 
 /// The largest request body accepted, in bytes (larger is a 413). Registered as app data.
 #[derive(Debug, Clone, Copy)]
@@ -89,11 +89,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Bodies are objects. serde would also read a struct from an array; FastAPI refuses.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|error| not_json(&error))?;
-        return Err(ApiError::Invalid(vec![ValidationIssue::new(
-            vec![LocItem::from("body")],
-            "Input should be a valid dictionary or object to extract fields from",
-            "model_attributes_type",
-        )]));
+        return Err(ApiError::Invalid(vec![wire::not_an_object()]));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value =
@@ -105,12 +101,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Not JSON at all: a syntax error, truncation, invalid UTF-8, nesting too deep, a
 /// number out of range, trailing characters.
 fn not_json(error: &serde_json::Error) -> ApiError {
-    let loc = vec![LocItem::from("body"), LocItem::Index(error.column() as u64)];
-    ApiError::Invalid(vec![ValidationIssue::new(
-        loc,
-        format!("JSON decode error: {error}"),
-        "json_invalid",
-    )])
+    ApiError::Invalid(vec![wire::json_invalid(error.column(), error)])
 }
 
 fn issue(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -118,31 +109,30 @@ fn issue(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     if !inner.is_data() {
         return not_json(inner);
     }
-    let mut loc = vec![LocItem::from("body")];
-    loc.extend(error.path().iter().filter_map(|segment| match segment {
+    let path = error.path().iter().filter_map(|segment| match segment {
         Segment::Map { key } => Some(LocItem::Name(key.clone())),
-        Segment::Seq { index } => Some(LocItem::Index(*index as u64)),
+        Segment::Seq { index } => Some(LocItem::Index(u64::try_from(*index).unwrap_or(u64::MAX))),
         Segment::Enum { variant } => Some(LocItem::Name(variant.clone())),
         Segment::Unknown => None,
-    }));
+    });
     let message = inner.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message);
-    let (msg, kind) = if let Some(field) = between(message, "missing field `", "`") {
-        loc.push(LocItem::from(field));
-        ("Field required", "missing")
+    let problem = if let Some(field) = between(message, "missing field `", "`") {
+        BodyProblem::Missing(field)
     } else if message.starts_with("unknown field `") {
         // The path already ends at the unknown field.
-        ("Extra inputs are not permitted", "extra_forbidden")
+        BodyProblem::Unknown
     } else if message.ends_with("expected a string") {
-        ("Input should be a valid string", "string_type")
+        BodyProblem::NotAString
     } else {
-        (message, "value_error")
+        BodyProblem::Other(message)
     };
-    ApiError::Invalid(vec![ValidationIssue::new(loc, msg, kind)])
+    ApiError::Invalid(vec![wire::body_issue(path.collect(), problem)])
 }
 
 /// The text between `start` and the next `end` in `text`, if `text` has `start`.
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let rest = &text[text.find(start)? + start.len()..];
-    Some(&rest[..rest.find(end)?])
+    let (_, rest) = text.split_once(start)?;
+    let (between, _) = rest.split_once(end)?;
+    Some(between)
 }

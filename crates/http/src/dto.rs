@@ -1,11 +1,17 @@
-//! The JSON bodies of the API, with their OpenAPI schemas.
+//! The JSON bodies of the API, with their OpenAPI schemas, and how a request body
+//! becomes domain values (each rule a value breaks is a 422 naming its field).
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use memlayer_app::AccessToken;
-use memlayer_app::domain::{Chat, Message, Role, User};
+use memlayer_app::domain::{
+    Chat, ChatTitle, Email, Message, MessageContent, Password, Role, User, ValidationErrors,
+};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::wire::Source;
 
 /// Credentials, to register or to log in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,6 +91,44 @@ pub struct ChatExport {
     pub messages: Vec<MessageResponse>,
 }
 
+impl ChangePasswordRequest {
+    /// The current password (a [`Password::candidate`]) and the new one (held to the
+    /// policy, and checked first).
+    pub fn try_into_passwords(self) -> Result<(Option<Password>, Password), ApiError> {
+        let new = Password::parse(&self.new_password)
+            .map_err(|error| ApiError::rejected_as(Source::Body, "new_password", &error))?;
+        let current = Password::candidate(&self.current_password)
+            .map_err(|error| ApiError::rejected_as(Source::Body, "current_password", &error))?;
+        Ok((current, new))
+    }
+}
+
+impl DeleteAccountRequest {
+    /// The account's password, as a [`Password::candidate`].
+    pub fn try_into_password(self) -> Result<Option<Password>, ApiError> {
+        Password::candidate(&self.password)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+    }
+}
+
+impl Credentials {
+    /// The email and password of a new account, or every rule they break.
+    pub fn try_into_registration(self) -> Result<(Email, Password), ApiError> {
+        ValidationErrors::both(Email::parse(&self.email), Password::parse(&self.password))
+            .map_err(|errors| ApiError::rejected(Source::Body, &errors))
+    }
+
+    /// The email and password offered at login. The password is a
+    /// [`Password::candidate`], not held to the policy for new ones (that may change).
+    pub fn try_into_login(self) -> Result<(Email, Option<Password>), ApiError> {
+        let email = Email::parse(&self.email)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))?;
+        let password = Password::candidate(&self.password)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))?;
+        Ok((email, password))
+    }
+}
+
 /// A logged-in session: send `Authorization: Bearer <access_token>` with every call.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
@@ -141,6 +185,14 @@ pub struct CreateChatRequest {
     pub title: Option<String>,
 }
 
+impl CreateChatRequest {
+    /// The title given, if any (missing, null or blank is none).
+    pub fn try_into_title(self) -> Result<Option<ChatTitle>, ApiError> {
+        ChatTitle::optional(self.title.as_deref())
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+    }
+}
+
 /// A new title for a chat.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +206,14 @@ pub struct RenameChatRequest {
         example = "Lisbon, day 2"
     )]
     pub title: String,
+}
+
+impl RenameChatRequest {
+    /// The new title.
+    pub fn try_into_title(self) -> Result<ChatTitle, ApiError> {
+        ChatTitle::parse(&self.title)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+    }
 }
 
 /// A chat.
@@ -192,6 +252,14 @@ pub struct PostMessageRequest {
         example = "Remember that I prefer window seats."
     )]
     pub content: String,
+}
+
+impl PostMessageRequest {
+    /// The message's text.
+    pub fn try_into_content(self) -> Result<MessageContent, ApiError> {
+        MessageContent::parse(self.content)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+    }
 }
 
 /// Who wrote a message: the chat's owner (`user`) or the assistant.
@@ -251,61 +319,6 @@ pub struct DeltaEvent {
     pub content: String,
 }
 
-/// An error: `detail` says what went wrong, for a human.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    #[schema(example = "Chat not found")]
-    pub detail: String,
-}
-
-/// Invalid input (422): one entry per problem, as FastAPI reports them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationErrorBody {
-    /// The problems.
-    pub detail: Vec<ValidationIssue>,
-}
-
-/// One problem with the input.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ValidationIssue {
-    /// Where: `["body", "email"]`, `["path", "chat_id"]`, `["body", 17]` (a byte offset).
-    pub loc: Vec<LocItem>,
-    /// What is wrong, for a human.
-    pub msg: String,
-    /// The kind of problem, for a program: `missing`, `string_too_short`,
-    /// `json_invalid`, `uuid_parsing`, …
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-/// A step of a location: a field name or an index.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum LocItem {
-    /// A field or section name.
-    Name(String),
-    /// An array index or a byte offset.
-    Index(u64),
-}
-
-impl ValidationIssue {
-    /// A problem at `loc`.
-    pub fn new(loc: Vec<LocItem>, msg: impl Into<String>, kind: impl Into<String>) -> Self {
-        Self {
-            loc,
-            msg: msg.into(),
-            kind: kind.into(),
-        }
-    }
-}
-
-impl From<&str> for LocItem {
-    fn from(name: &str) -> Self {
-        Self::Name(name.to_owned())
-    }
-}
-
 /// Writes a time as RFC 3339 UTC with microseconds (`2026-11-26T09:30:15.123456Z`), the
 /// resolution the databases keep. Formatted by hand into a buffer: chrono's `Serialize`
 /// goes through `fmt` one character at a time, which showed in the list routes' profile.
@@ -317,7 +330,7 @@ fn rfc3339_micros<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S:
     let mut text = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut value: u32| {
         for digit in text[at..at + width].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
+            *digit = b'0' + u8::try_from(value % 10).unwrap_or_default();
             value /= 10;
         }
     };

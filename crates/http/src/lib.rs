@@ -11,14 +11,16 @@ mod dto;
 mod error;
 mod logging;
 mod openapi;
+mod paging;
 mod routes;
 mod state;
 mod stream;
 mod throttle;
+mod wire;
 
 use actix_cors::Cors;
 use actix_web::HttpResponse;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data, PayloadConfig};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -116,7 +118,9 @@ impl Api {
                             .finish()
                     }))
                     .default_service(web::to(|| async {
-                        Err::<HttpResponse, _>(ApiError::MethodNotAllowed("GET"))
+                        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(
+                            HeaderValue::from_static("GET"),
+                        ))
                     })),
             )
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", self.openapi.clone()))
@@ -142,7 +146,7 @@ pub fn cors(origins: &[String]) -> Cors {
         .expose_headers([
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
-            header::HeaderName::from_static(routes::NEXT_CURSOR),
+            header::HeaderName::from_static(paging::NEXT_CURSOR),
         ])
         .supports_credentials()
         .max_age(3600)

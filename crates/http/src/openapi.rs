@@ -3,8 +3,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::dto;
 use crate::routes::{accounts, chats, health, messages};
+use crate::{dto, wire};
 
 /// MemLayer's HTTP API.
 #[derive(OpenApi)]
@@ -34,7 +34,7 @@ use crate::routes::{accounts, chats, health, messages};
         health::live,
         health::ready,
     ),
-    components(schemas(dto::DeltaEvent, dto::ErrorBody, dto::ValidationErrorBody, dto::ValidationIssue, dto::LocItem)),
+    components(schemas(dto::DeltaEvent, wire::ErrorBody, wire::ValidationErrorBody, wire::ValidationIssue, wire::LocItem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and access tokens"),

@@ -21,10 +21,11 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
-use crate::dto::{DeltaEvent, ErrorBody, MessageResponse};
+use crate::dto::{DeltaEvent, MessageResponse};
 use crate::error::ApiError;
 use crate::routes::blocking;
 use crate::state::ApiState;
+use crate::wire::{self, ErrorBody};
 
 /// The media type of a streamed reply.
 pub const EVENT_STREAM: &str = "text/event-stream";
@@ -195,7 +196,7 @@ fn error_event(error: &ApiError) -> Bytes {
     event(
         "error",
         &ErrorBody {
-            detail: error.to_string(),
+            detail: wire::detail(error),
         },
     )
 }

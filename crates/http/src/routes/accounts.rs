@@ -13,12 +13,13 @@ use crate::body::JsonBody;
     reason = "AccountExport is named in the OpenAPI attributes"
 )]
 use crate::dto::{
-    AccountExport, ChangePasswordRequest, Credentials, DeleteAccountRequest, ErrorBody,
-    TokenResponse, UserResponse, ValidationErrorBody,
+    AccountExport, ChangePasswordRequest, Credentials, DeleteAccountRequest, TokenResponse,
+    UserResponse,
 };
 use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::throttle::AuthThrottle;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Create an account
 ///
@@ -43,8 +44,8 @@ pub async fn register(
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let token =
-        with_bcrypt_slot(&state, move |app| app.register(&body.email, &body.password)).await?;
+    let (email, password) = body.try_into_registration()?;
+    let token = with_bcrypt_slot(&state, move |app| app.register(email, password)).await?;
     Ok(HttpResponse::Created().json(TokenResponse::from(token)))
 }
 
@@ -72,7 +73,8 @@ pub async fn login(
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = with_bcrypt_slot(&state, move |app| app.login(&body.email, &body.password)).await?;
+    let (email, password) = body.try_into_login()?;
+    let token = with_bcrypt_slot(&state, move |app| app.login(&email, password)).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
 }
 
@@ -135,8 +137,9 @@ pub async fn change_password(
     Authenticated(session): Authenticated,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let (current, new) = body.try_into_passwords()?;
     let token = with_bcrypt_slot(&state, move |app| {
-        app.change_password(session, &body.current_password, &body.new_password)
+        app.change_password(session, current, new)
     })
     .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
@@ -189,10 +192,8 @@ pub async fn delete_me(
     Authenticated(session): Authenticated,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    with_bcrypt_slot(&state, move |app| {
-        app.delete_account(session, &body.password)
-    })
-    .await?;
+    let password = body.try_into_password()?;
+    with_bcrypt_slot(&state, move |app| app.delete_account(session, password)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,14 +3,14 @@
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use super::{ChatPath, ListQuery, blocking, page_response};
+use super::{ChatPath, blocking};
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
-use crate::dto::{
-    ChatResponse, CreateChatRequest, ErrorBody, RenameChatRequest, ValidationErrorBody,
-};
+use crate::dto::{ChatResponse, CreateChatRequest, RenameChatRequest};
 use crate::error::ApiError;
+use crate::paging::{ChatListQuery, Paged, page_response};
 use crate::state::ApiState;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Create a chat
 ///
@@ -34,10 +34,8 @@ pub async fn create(
     Authenticated(user): Authenticated,
     JsonBody(body): JsonBody<CreateChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let chat = blocking(&state, move |app| {
-        app.create_chat(user, body.title.as_deref())
-    })
-    .await?;
+    let title = body.try_into_title()?;
+    let chat = blocking(&state, move |app| app.create_chat(user, title)).await?;
     Ok(HttpResponse::Created().json(ChatResponse::from(chat)))
 }
 
@@ -48,10 +46,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/chats", tag = "chats", operation_id = "listChats",
     security(("bearer" = [])),
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most chats to return (default 200)"),
-        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The previous page's X-Next-Cursor"),
-    ),
+    params(ChatListQuery),
     responses(
         (status = 200, description = "The chats, newest first", body = Vec<ChatResponse>,
             headers(("X-Next-Cursor" = String, description = "Present when more chats follow: pass it as `cursor`"))),
@@ -63,12 +58,9 @@ pub async fn create(
 pub async fn list(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
-    query: ListQuery,
+    Paged(page, ..): Paged<ChatListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = blocking(&state, move |app| {
-        app.list_chats(user, query.limit.as_deref(), query.cursor.as_deref())
-    })
-    .await?;
+    let page = blocking(&state, move |app| app.list_chats(user, page)).await?;
     Ok(page_response(page, ChatResponse::from))
 }
 
@@ -118,7 +110,8 @@ pub async fn rename(
     ChatPath(chat): ChatPath,
     JsonBody(body): JsonBody<RenameChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let chat = blocking(&state, move |app| app.rename_chat(user, chat, &body.title)).await?;
+    let title = body.try_into_title()?;
+    let chat = blocking(&state, move |app| app.rename_chat(user, chat, title)).await?;
     Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
 }
 

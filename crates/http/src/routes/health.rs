@@ -5,9 +5,9 @@ use actix_web::web::{self, Data};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::state::ApiState;
+use crate::wire::ErrorBody;
 
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,13 +5,15 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use memlayer_app::MemLayer;
 
-use super::{ChatPath, ListQuery, blocking, page_response};
+use super::{ChatPath, blocking};
 use crate::auth::Authenticated;
 use crate::body::JsonBody;
-use crate::dto::{ErrorBody, MessageResponse, PostMessageRequest, ValidationErrorBody};
+use crate::dto::{MessageResponse, PostMessageRequest};
 use crate::error::ApiError;
+use crate::paging::{MessageListQuery, Paged, page_response};
 use crate::state::ApiState;
 use crate::stream::{self, EarlyAnswer};
+use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Send a message
 ///
@@ -54,7 +56,8 @@ pub async fn post(
     ChatPath(chat): ChatPath,
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let pending = blocking(&state, move |app| app.ask(user, chat, body.content)).await?;
+    let content = body.try_into_content()?;
+    let pending = blocking(&state, move |app| app.ask(user, chat, content)).await?;
     let answer = EarlyAnswer::start(&state.app, &pending);
     let question = pending.question().clone();
     // If storing fails, dropping `answer` cancels the model's work.
@@ -78,8 +81,7 @@ pub async fn post(
     security(("bearer" = [])),
     params(
         ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Most messages to return (default 1000): the latest ones"),
-        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The X-Next-Cursor of the page after this one: reads the messages before it"),
+        MessageListQuery,
     ),
     responses(
         (status = 200, description = "The messages, oldest first", body = Vec<MessageResponse>,
@@ -95,11 +97,8 @@ pub async fn list(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
     ChatPath(chat): ChatPath,
-    query: ListQuery,
+    Paged(page, ..): Paged<MessageListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = blocking(&state, move |app| {
-        app.list_messages(user, chat, query.limit.as_deref(), query.cursor.as_deref())
-    })
-    .await?;
+    let page = blocking(&state, move |app| app.list_messages(user, chat, page)).await?;
     Ok(page_response(page, MessageResponse::from))
 }

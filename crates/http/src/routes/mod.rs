@@ -6,18 +6,18 @@ mod export;
 pub mod health;
 pub mod messages;
 
-use std::collections::HashMap;
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderValue;
 use actix_web::web::{self, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use memlayer_app::domain::{ChatId, Page};
+use memlayer_app::domain::ChatId;
 use memlayer_app::{AppError, MemLayer};
 
-use crate::dto::{LocItem, ValidationIssue};
 use crate::error::ApiError;
 use crate::state::ApiState;
+use crate::wire;
 
 /// Runs a use case on the blocking pool: Diesel and bcrypt block, so each request makes
 /// exactly one hop off the actix worker, and runs its whole use case there.
@@ -44,56 +44,10 @@ impl FromRequest for ChatPath {
             uuid::Uuid::parse_str(raw)
                 .map(|id| Self(ChatId::from_uuid(id)))
                 .map_err(|error| {
-                    ApiError::Invalid(vec![ValidationIssue::new(
-                        vec![LocItem::from("path"), LocItem::from("chat_id")],
-                        format!("Input should be a valid UUID, {error}"),
-                        "uuid_parsing",
-                    )])
+                    ApiError::Invalid(vec![wire::bad_uuid("chat_id", &error.to_string())])
                 }),
         )
     }
-}
-
-/// The `limit` and `cursor` query parameters of a list route, as given; the use case
-/// checks them. Other parameters are ignored, as FastAPI does.
-#[derive(Debug, Default)]
-pub struct ListQuery {
-    /// Most items to return.
-    pub limit: Option<String>,
-    /// Where the previous page ended (its `X-Next-Cursor`).
-    pub cursor: Option<String>,
-}
-
-impl FromRequest for ListQuery {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Form decoding of a query string into strings does not fail; a repeated
-        // parameter keeps its last value.
-        let mut params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-            .map(web::Query::into_inner)
-            .unwrap_or_default();
-        ready(Ok(Self {
-            limit: params.remove("limit"),
-            cursor: params.remove("cursor"),
-        }))
-    }
-}
-
-/// The response header that says where the next page starts.
-pub const NEXT_CURSOR: &str = "x-next-cursor";
-
-/// 200 with one page of a list, and `X-Next-Cursor` when another page follows.
-pub(crate) fn page_response<T, R: serde::Serialize>(
-    page: Page<T>,
-    to_response: impl Fn(T) -> R,
-) -> HttpResponse {
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = page.next {
-        response.insert_header((NEXT_CURSOR, next.to_string()));
-    }
-    response.json(page.items.into_iter().map(to_response).collect::<Vec<_>>())
 }
 
 /// A route for GET and HEAD (RFC 9110: HEAD works wherever GET does; actix sends the
@@ -107,6 +61,6 @@ pub(crate) fn get() -> actix_web::Route {
 pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     let slashed = format!("{path}/");
     web::resource([path.to_owned(), slashed]).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(HeaderValue::from_static(allow)))
     }))
 }
