@@ -1,6 +1,6 @@
 //! MemLayer's HTTP API on actix-web.
 //!
-//! [`configure`] registers every route, the JSON error handling and Swagger UI on an
+//! [`Api::configure`] registers every route, the JSON error handling and Swagger UI on an
 //! actix `App`; [`cors`] builds the CORS middleware, to be wrapped outermost;
 //! [`request_log`] logs one line per request.
 
@@ -22,20 +22,17 @@ use actix_cors::Cors;
 use actix_web::HttpResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data, PayloadConfig};
-use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::SwaggerUi;
 
 use body::BodyLimit;
 use error::ApiError;
-use openapi::ApiDoc;
 
 pub use body::DEFAULT_BODY_LIMIT;
 pub use connection::{BodyDeadline, ExpectContinue, body_deadline, head_as_get};
 pub use logging::request_log;
 pub use state::{ApiState, BcryptGate};
 pub use throttle::AuthRateLimit;
-
-use routes::{accounts, chats, get, health, messages, resource};
 
 /// Everything the routes need, built once and shared by every worker.
 #[derive(Clone)]
@@ -52,7 +49,7 @@ impl Api {
     pub fn new(state: ApiState, body_limit: usize, body_deadline: std::time::Duration) -> Self {
         Self {
             state: Data::new(state),
-            openapi: ApiDoc::openapi(),
+            openapi: openapi::document(),
             body_limit,
             body_deadline,
         }
@@ -70,44 +67,10 @@ impl Api {
         cfg.app_data(self.state.clone())
             .app_data(PayloadConfig::new(self.body_limit))
             .app_data(BodyLimit(self.body_limit))
-            .app_data(BodyDeadline(self.body_deadline))
-            .service(resource("/auth/register", "POST").route(web::post().to(accounts::register)))
-            .service(resource("/auth/login", "POST").route(web::post().to(accounts::login)))
-            .service(
-                resource("/auth/me", "GET, HEAD, DELETE")
-                    .route(get().to(accounts::me))
-                    .route(web::delete().to(accounts::delete_me)),
-            )
-            .service(
-                resource("/auth/password", "POST").route(web::post().to(accounts::change_password)),
-            )
-            .service(
-                resource("/auth/logout-all", "POST").route(web::post().to(accounts::logout_all)),
-            )
-            .service(resource("/auth/me/export", "GET, HEAD").route(get().to(accounts::export)))
-            .service(
-                resource("/chats", "GET, HEAD, POST")
-                    .route(get().to(chats::list))
-                    .route(web::post().to(chats::create)),
-            )
-            // One scope for everything under a chat: the router tests its dynamic prefix
-            // once, then plain strings.
-            .service(
-                web::scope("/chats/{chat_id}")
-                    .service(
-                        resource("", "GET, HEAD, PATCH, DELETE")
-                            .route(get().to(chats::get))
-                            .route(web::patch().to(chats::rename))
-                            .route(web::delete().to(chats::delete)),
-                    )
-                    .service(
-                        resource("/messages", "GET, HEAD, POST")
-                            .route(get().to(messages::list))
-                            .route(web::post().to(messages::post)),
-                    ),
-            )
-            .service(resource("/health", "GET, HEAD").route(get().to(health::live)))
-            .service(resource("/health/ready", "GET, HEAD").route(get().to(health::ready)))
+            .app_data(BodyDeadline(self.body_deadline));
+        // The document was collected from this same table once, in `Api::new`.
+        routes::table(&mut ServiceConfig::new(cfg));
+        cfg
             // Swagger UI lives under /docs/; /docs itself points there (a page for
             // people, so a redirect is harmless here).
             .service(
@@ -132,7 +95,7 @@ impl Api {
 
 /// The OpenAPI document, pretty-printed (what `/openapi.json` serves).
 pub fn openapi_json() -> Result<String, serde_json::Error> {
-    ApiDoc::openapi().to_pretty_json()
+    openapi::document().to_pretty_json()
 }
 
 /// CORS for the configured origins (exact `scheme://host:port`), on every response to

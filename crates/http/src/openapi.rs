@@ -1,12 +1,24 @@
-//! The OpenAPI document (served at `/openapi.json`) and Swagger UI (at `/docs`).
+//! The OpenAPI document (served at `/openapi.json`, shown by Swagger UI at `/docs/`):
+//! what is said of the whole API here, and every path collected from the route table.
 
+use actix_web::App;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 
-use crate::routes::{accounts, chats, health, messages};
-use crate::{dto, wire};
+use crate::{dto, routes, wire};
 
-/// MemLayer's HTTP API.
+/// The whole document: [`ApiDoc`] and the paths of [`routes::table`].
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::table)
+        .split_for_parts();
+    document
+}
+
+/// What the document says of the API as a whole.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -15,24 +27,6 @@ use crate::{dto, wire};
             Log in with `POST /auth/login` (or register), then send `Authorization: Bearer <access_token>`. \
             Errors are JSON: `{\"detail\": \"...\"}`, or for invalid input (422) a list of \
             `{\"loc\", \"msg\", \"type\"}`."
-    ),
-    paths(
-        accounts::register,
-        accounts::login,
-        accounts::me,
-        accounts::change_password,
-        accounts::logout_all,
-        accounts::delete_me,
-        accounts::export,
-        chats::create,
-        chats::list,
-        chats::get,
-        chats::rename,
-        chats::delete,
-        messages::post,
-        messages::list,
-        health::live,
-        health::ready,
     ),
     components(schemas(dto::DeltaEvent, wire::ErrorBody, wire::ValidationErrorBody, wire::ValidationIssue, wire::LocItem)),
     modifiers(&BearerAuth),

@@ -1,4 +1,5 @@
-//! `/chats`: the user's conversations.
+//! `/chats`: the user's conversations. The paths of one chat are relative to the
+//! `/chats/{chat_id}` scope of the route table.
 
 use actix_web::HttpResponse;
 use actix_web::web::Data;
@@ -66,7 +67,7 @@ pub async fn list(
 
 /// Get a chat
 #[utoipa::path(
-    get, path = "/chats/{chat_id}", tag = "chats", operation_id = "getChat",
+    get, path = "", tag = "chats", operation_id = "getChat",
     security(("bearer" = [])),
     params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
     responses(
@@ -89,7 +90,7 @@ pub async fn get(
 
 /// Rename a chat
 #[utoipa::path(
-    patch, path = "/chats/{chat_id}", tag = "chats", operation_id = "renameChat",
+    patch, path = "", tag = "chats", operation_id = "renameChat",
     security(("bearer" = [])),
     params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
     request_body = RenameChatRequest,
@@ -119,7 +120,7 @@ pub async fn rename(
 ///
 /// Deletes the chat and all its messages.
 #[utoipa::path(
-    delete, path = "/chats/{chat_id}", tag = "chats", operation_id = "deleteChat",
+    delete, path = "", tag = "chats", operation_id = "deleteChat",
     security(("bearer" = [])),
     params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
     responses(

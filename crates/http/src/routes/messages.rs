@@ -1,4 +1,5 @@
-//! `/chats/{chat_id}/messages`: the conversation.
+//! `/chats/{chat_id}/messages`: the conversation. Paths are relative to the
+//! `/chats/{chat_id}` scope of the route table.
 
 use actix_web::http::header;
 use actix_web::web::Data;
@@ -30,7 +31,7 @@ use crate::wire::{ErrorBody, ValidationErrorBody};
 /// reply (nothing, when it was sent nothing). Errors before the stream starts are
 /// ordinary JSON errors.
 #[utoipa::path(
-    post, path = "/chats/{chat_id}/messages", tag = "messages", operation_id = "postMessage",
+    post, path = "/messages", tag = "messages", operation_id = "postMessage",
     security(("bearer" = [])),
     params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
     request_body = PostMessageRequest,
@@ -77,7 +78,7 @@ pub async fn post(
 /// messages written in the same microsecond keep one order. When earlier messages
 /// exist, the `X-Next-Cursor` header holds the `cursor` that reads the page before.
 #[utoipa::path(
-    get, path = "/chats/{chat_id}/messages", tag = "messages", operation_id = "listMessages",
+    get, path = "/messages", tag = "messages", operation_id = "listMessages",
     security(("bearer" = [])),
     params(
         ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),

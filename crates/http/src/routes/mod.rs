@@ -1,4 +1,7 @@
-//! The routes, one module per resource, and what they share.
+//! The route table: every route declared once, in [`table`]. Each handler's
+//! `#[utoipa::path]` says its method, path and contract; [`routes!`] builds the actix
+//! resource from it, and `utoipa-actix-web` collects the OpenAPI document from the same
+//! table, so what is served and what is documented cannot drift apart.
 
 pub mod accounts;
 pub mod chats;
@@ -6,18 +9,145 @@ mod export;
 pub mod health;
 pub mod messages;
 
-use std::future::{Ready, ready};
-
-use actix_web::dev::Payload;
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::Method;
 use actix_web::http::header::HeaderValue;
 use actix_web::web::{self, Data};
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, guard};
 use memlayer_app::domain::ChatId;
 use memlayer_app::{AppError, MemLayer};
+use utoipa::openapi::path::{HttpMethod, Paths};
+use utoipa::openapi::{RefOr, schema::Schema};
+use utoipa_actix_web::OpenApiFactory;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::wire;
+
+/// Every route of the API. Paths inside the `/chats/{chat_id}` scope are relative to it.
+pub fn table(cfg: &mut ServiceConfig) {
+    cfg.service(routes![accounts::register])
+        .service(routes![accounts::login])
+        .service(routes![accounts::me, accounts::delete_me])
+        .service(routes![accounts::change_password])
+        .service(routes![accounts::logout_all])
+        .service(routes![accounts::export])
+        .service(routes![chats::list, chats::create])
+        // One scope for everything under a chat: the router tests its dynamic prefix
+        // once, then plain strings.
+        .service(
+            utoipa_actix_web::scope("/chats/{chat_id}")
+                .service(routes![chats::get, chats::rename, chats::delete])
+                .service(routes![messages::list, messages::post]),
+        )
+        .service(routes![health::live])
+        .service(routes![health::ready]);
+}
+
+/// The resource serving `handler`s (functions with `#[utoipa::path]`), which share one
+/// path; their methods, in the order given, make the `Allow` header of its 405.
+macro_rules! routes {
+    ($($module:ident :: $handler:ident),+ $(,)?) => {
+        pastey::paste! {
+            $crate::routes::Resource::default()
+                $(.operation($module::[<__path_ $handler>], $module::$handler))+
+        }
+    };
+}
+pub(crate) use routes;
+
+/// One path and the operations on it. Served at the path and at the path with a
+/// trailing slash (no route depends on one, and none redirects); a GET answers HEAD too
+/// (RFC 9110: actix sends the same head without the body); any other method is a JSON
+/// 405 with `Allow`. Documented by its operations' `#[utoipa::path]`.
+#[derive(Default)]
+pub struct Resource {
+    path: String,
+    routes: Vec<actix_web::Route>,
+    allow: Vec<&'static str>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Resource {
+    /// Adds `handler`, served and documented as `doc` (its `#[utoipa::path]`) says.
+    pub fn operation<D, H, Args>(mut self, doc: D, handler: H) -> Self
+    where
+        D: utoipa::Path + OpenApiFactory,
+        H: Handler<Args>,
+        Args: FromRequest + 'static,
+        H::Output: Responder + 'static,
+    {
+        let path = D::path();
+        debug_assert!(
+            self.routes.is_empty() || self.path == path,
+            "one resource, one path: {path} is not {}",
+            self.path
+        );
+        self.path = path;
+        for method in D::methods() {
+            let (method, name) = actix_method(&method);
+            if method == Method::GET {
+                self.routes.push(
+                    web::route()
+                        .guard(guard::Any(guard::Get()).or(guard::Head()))
+                        .to(handler.clone()),
+                );
+                self.allow.extend(["GET", "HEAD"]);
+            } else {
+                self.routes
+                    .push(web::route().method(method).to(handler.clone()));
+                self.allow.push(name);
+            }
+        }
+        self.paths.merge(doc.paths());
+        doc.schemas(&mut self.schemas);
+        self
+    }
+}
+
+fn actix_method(method: &HttpMethod) -> (Method, &'static str) {
+    match method {
+        HttpMethod::Get => (Method::GET, "GET"),
+        HttpMethod::Post => (Method::POST, "POST"),
+        HttpMethod::Put => (Method::PUT, "PUT"),
+        HttpMethod::Delete => (Method::DELETE, "DELETE"),
+        HttpMethod::Options => (Method::OPTIONS, "OPTIONS"),
+        HttpMethod::Head => (Method::HEAD, "HEAD"),
+        HttpMethod::Patch => (Method::PATCH, "PATCH"),
+        HttpMethod::Trace => (Method::TRACE, "TRACE"),
+    }
+}
+
+impl HttpServiceFactory for Resource {
+    fn register(self, config: &mut AppService) {
+        let slashed = format!("{}/", self.path);
+        let allow = HeaderValue::from_str(&self.allow.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let resource = self
+            .routes
+            .into_iter()
+            .fold(web::resource([self.path, slashed]), |resource, route| {
+                resource.route(route)
+            })
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }
+            }));
+        resource.register(config);
+    }
+}
+
+impl OpenApiFactory for Resource {
+    fn paths(&self) -> Paths {
+        self.paths.clone()
+    }
+
+    fn schemas(&self, schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.extend(self.schemas.iter().cloned());
+    }
+}
 
 /// Runs a use case on the blocking pool: Diesel and bcrypt block, so each request makes
 /// exactly one hop off the actix worker, and runs its whole use case there.
@@ -36,11 +166,11 @@ pub struct ChatPath(pub ChatId);
 
 impl FromRequest for ChatPath {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let raw = req.match_info().get("chat_id").unwrap_or_default();
-        ready(
+        std::future::ready(
             uuid::Uuid::parse_str(raw)
                 .map(|id| Self(ChatId::from_uuid(id)))
                 .map_err(|error| {
@@ -50,17 +180,52 @@ impl FromRequest for ChatPath {
     }
 }
 
-/// A route for GET and HEAD (RFC 9110: HEAD works wherever GET does; actix sends the
-/// same head without the body).
-pub(crate) fn get() -> actix_web::Route {
-    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
-}
+#[cfg(test)]
+mod tests {
+    use actix_web::App;
+    use actix_web::http::header;
+    use actix_web::test::{TestRequest, call_service, init_service};
+    use utoipa_actix_web::AppExt;
 
-/// Registers `path` (and `path/`: no route depends on a trailing slash, and none
-/// redirects) with its methods; any other method is a JSON 405 with `Allow`.
-pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    let slashed = format!("{path}/");
-    web::resource([path.to_owned(), slashed]).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(HeaderValue::from_static(allow)))
-    }))
+    use super::*;
+
+    #[actix_web::test]
+    async fn every_documented_path_is_served_with_exactly_its_documented_methods() {
+        let (app, document) = App::new()
+            .into_utoipa_app()
+            .configure(table)
+            .split_for_parts();
+        let app = init_service(app).await;
+        assert_eq!(document.paths.paths.len(), 11);
+        for (path, item) in &document.paths.paths {
+            let documented: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("HEAD", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, present)| present.then_some(method))
+            .collect();
+            let concrete = path.replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000");
+            for uri in [concrete.clone(), format!("{concrete}/")] {
+                let response = call_service(
+                    &app,
+                    TestRequest::default()
+                        .method(Method::PUT)
+                        .uri(&uri)
+                        .to_request(),
+                )
+                .await;
+                assert_eq!(response.status().as_u16(), 405, "{uri}");
+                let allow = response.headers().get(header::ALLOW).unwrap();
+                let mut allowed: Vec<&str> = allow.to_str().unwrap().split(", ").collect();
+                allowed.sort_unstable();
+                let mut expected = documented.clone();
+                expected.sort_unstable();
+                assert_eq!(allowed, expected, "{uri}");
+            }
+        }
+    }
 }
