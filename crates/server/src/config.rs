@@ -18,11 +18,12 @@ pub const DEFAULT_CORS_ORIGINS: &str = "http://localhost:5173,http://127.0.0.1:5
 /// Fewest bytes a production JWT secret may have.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// The service's settings.
-#[derive(Clone)]
+/// The service's settings. Secrets are [`SecretString`]s: their `Debug` hides them, and
+/// reading one takes an explicit `expose_secret()`.
+#[derive(Debug, Clone)]
 pub struct Config {
-    /// `postgres://…` or `sqlite://path`.
-    pub database_url: String,
+    /// `postgres://…` (with its password) or `sqlite://path`.
+    pub database_url: SecretString,
     /// Where the HS256 signing secret comes from.
     pub jwt_secret: JwtSecret,
     /// How long an access token is valid.
@@ -80,26 +81,16 @@ pub struct Config {
 }
 
 /// Where the token-signing secret comes from.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum JwtSecret {
     /// `JWT_SECRET`.
-    Configured(String),
+    Configured(SecretString),
     /// Zero-setup mode only (SQLite, no `JWT_SECRET`): a development secret generated
     /// once and kept in the folder of this database file.
     Development {
         /// The SQLite database file.
         beside: PathBuf,
     },
-}
-
-impl fmt::Debug for JwtSecret {
-    /// Never the secret itself.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Configured(_) => f.write_str("Configured(***)"),
-            Self::Development { beside } => write!(f, "Development {{ beside: {beside:?} }}"),
-        }
-    }
 }
 
 /// A setting that could not be used.
@@ -123,10 +114,8 @@ impl Config {
     /// Reads the settings from `vars` (the environment, or a test's map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let database_url = get("DATABASE_URL")
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_owned();
-        let jwt_secret = jwt_secret(get("JWT_SECRET"), &database_url)?;
+        let database_url = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL);
+        let jwt_secret = jwt_secret(get("JWT_SECRET"), database_url)?;
         let pool_size = parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?;
         let workers = parse(get, "WORKERS", default_workers(), 1..=1_024)?;
         let bcrypt_concurrency = parse(
@@ -136,7 +125,7 @@ impl Config {
             1..=1_024,
         )?;
         Ok(Self {
-            database_url,
+            database_url: SecretString::from(database_url),
             jwt_secret,
             token_lifetime: Duration::from_secs(
                 60 * parse(get, "ACCESS_TOKEN_EXPIRE_MINUTES", 7 * 24 * 60, 1..=525_600)?,
@@ -206,7 +195,10 @@ impl Config {
             blocking_threads: parse(
                 get,
                 "BLOCKING_THREADS",
-                (pool_size as usize).div_ceil(workers) + bcrypt_concurrency,
+                usize::try_from(pool_size)
+                    .unwrap_or(usize::MAX)
+                    .div_ceil(workers)
+                    .saturating_add(bcrypt_concurrency),
                 1..=1_024,
             )?,
             shutdown_timeout: Duration::from_secs(parse(
@@ -295,7 +287,7 @@ fn jwt_secret(value: Option<&str>, database_url: &str) -> Result<JwtSecret, Conf
         reason,
     };
     match (value, database_url.strip_prefix("sqlite://")) {
-        (Some(secret), _) if secret.len() >= MIN_SECRET_BYTES => Ok(JwtSecret::Configured(secret.to_owned())),
+        (Some(secret), _) if secret.len() >= MIN_SECRET_BYTES => Ok(JwtSecret::Configured(SecretString::from(secret))),
         (None, Some(path)) => Ok(JwtSecret::Development { beside: PathBuf::from(path) }),
         (Some(secret), _) => Err(error(
             "(hidden)",
@@ -305,26 +297,6 @@ fn jwt_secret(value: Option<&str>, database_url: &str) -> Result<JwtSecret, Conf
             "",
             "required with a PostgreSQL database: set at least 32 random bytes, e.g. `openssl rand -hex 32`".into(),
         )),
-    }
-}
-
-impl fmt::Debug for Config {
-    /// Everything but the secret.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("database_url", &"(see the start-up log, without password)")
-            .field("jwt_secret", &self.jwt_secret)
-            .field("token_lifetime", &self.token_lifetime)
-            .field("cors_origins", &self.cors_origins)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("pool_size", &self.pool_size)
-            .field("bcrypt_cost", &self.bcrypt_cost)
-            .field(
-                "assistant_model",
-                &self.assistant.as_ref().map(|assistant| &assistant.model),
-            )
-            .finish_non_exhaustive()
     }
 }
 
@@ -414,6 +386,8 @@ fn origins(value: &str) -> Result<Vec<String>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -426,7 +400,7 @@ mod tests {
     #[test]
     fn with_nothing_set_the_service_runs_on_the_embedded_database_on_port_8000() {
         let config = Config::from_vars(&vars(&[])).unwrap();
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url.expose_secret(), DEFAULT_DATABASE_URL);
         assert_eq!(
             (config.host.to_string(), config.port),
             ("127.0.0.1".to_owned(), 8000)
@@ -437,11 +411,10 @@ mod tests {
         );
         assert_eq!(config.token_lifetime, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(config.bcrypt_cost, 12);
-        assert_eq!(
-            config.jwt_secret,
-            JwtSecret::Development {
-                beside: PathBuf::from("data/memlayer.db")
-            }
+        assert!(
+            matches!(&config.jwt_secret, JwtSecret::Development { beside } if beside == &PathBuf::from("data/memlayer.db")),
+            "{:?}",
+            config.jwt_secret
         );
     }
 
@@ -491,8 +464,22 @@ mod tests {
             ("JWT_SECRET", &secret),
         ]))
         .unwrap();
-        assert_eq!(config.jwt_secret, JwtSecret::Configured(secret.clone()));
+        assert!(
+            matches!(&config.jwt_secret, JwtSecret::Configured(s) if s.expose_secret() == secret),
+            "{:?}",
+            config.jwt_secret
+        );
         assert!(!format!("{config:?}").contains(&secret));
+    }
+
+    #[test]
+    fn the_database_password_stays_out_of_debug_output() {
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://app:s3cret-pw@db/x"),
+            ("JWT_SECRET", &"x".repeat(32)),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
+
 /// The secret stored beside `db_path` (`<folder>/jwt-secret`), created if missing.
-pub fn load_or_create(db_path: &Path) -> io::Result<String> {
+pub fn load_or_create(db_path: &Path) -> io::Result<SecretString> {
     let file = secret_file(db_path);
     tracing::warn!(
         file = %file.display(),
@@ -14,7 +16,7 @@ pub fn load_or_create(db_path: &Path) -> io::Result<String> {
     );
     match std::fs::read_to_string(&file) {
         Ok(secret) if secret.trim().len() >= crate::config::MIN_SECRET_BYTES => {
-            Ok(secret.trim().to_owned())
+            Ok(SecretString::from(secret.trim()))
         }
         Ok(_) => Err(io::Error::other(format!(
             "{} holds no usable secret: delete it to have a new one made",
@@ -32,7 +34,7 @@ fn secret_file(db_path: &Path) -> PathBuf {
         .join("jwt-secret")
 }
 
-fn create(file: &Path) -> io::Result<String> {
+fn create(file: &Path) -> io::Result<SecretString> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| io::Error::other(error.to_string()))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -47,11 +49,11 @@ fn create(file: &Path) -> io::Result<String> {
         Ok(mut handle) => {
             handle.write_all(secret.as_bytes())?;
             handle.sync_all()?;
-            Ok(secret)
+            Ok(SecretString::from(secret))
         }
         // Another instance made it first: use theirs.
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(file)?.trim().to_owned())
+            Ok(SecretString::from(std::fs::read_to_string(file)?.trim()))
         }
         Err(error) => Err(error),
     }
@@ -59,6 +61,8 @@ fn create(file: &Path) -> io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn temp_db() -> PathBuf {
@@ -71,8 +75,8 @@ mod tests {
         let db = temp_db();
         let first = load_or_create(&db).unwrap();
         let second = load_or_create(&db).unwrap();
-        assert_eq!(first, second);
-        assert_eq!(first.len(), 64);
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        assert_eq!(first.expose_secret().len(), 64);
         std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
     }
 

@@ -23,6 +23,7 @@ use memlayer_app::{MemLayer, Ports};
 use memlayer_http::{
     Api, ApiState, AuthRateLimit, BcryptGate, body_deadline, cors, head_as_get, request_log,
 };
+use secrecy::ExposeSecret;
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
@@ -72,7 +73,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         max_size: config.pool_size,
         checkout_timeout: config.db_checkout_timeout,
     };
-    let db = Database::open(&config.database_url, &options)?;
+    let db = Database::open(config.database_url.expose_secret(), &options)?;
     db.wait_until_reachable(config.db_startup_timeout)?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
@@ -85,7 +86,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         }
     };
     let tokens = Arc::new(JwtTokens::new(
-        secret.as_bytes(),
+        secret.expose_secret().as_bytes(),
         chrono_duration(config.token_lifetime),
     ));
     let db = Arc::new(db);
