@@ -9,7 +9,8 @@ use diesel::{ConnectionError, QueryResult};
 use diesel::{pg::PgConnection, sqlite::SqliteConnection};
 use r2d2::ManageConnection;
 
-use super::{DbError, PoolOptions, is_busy, is_connection_lost};
+use super::PoolOptions;
+use super::errors::{DbError, is_busy, is_connection_lost};
 
 /// The pool of the configured backend.
 #[derive(Clone)]
