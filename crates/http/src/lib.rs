@@ -38,17 +38,25 @@ pub use throttle::AuthRateLimit;
 #[derive(Clone)]
 pub struct Api {
     state: Data<ApiState>,
+    auth_rate_limit: Option<Data<AuthRateLimit>>,
     openapi: utoipa::openapi::OpenApi,
     body_limit: usize,
     body_deadline: std::time::Duration,
 }
 
 impl Api {
-    /// The API over `state`, accepting request bodies up to `body_limit` bytes that
-    /// arrive within `body_deadline` of their request's head.
-    pub fn new(state: ApiState, body_limit: usize, body_deadline: std::time::Duration) -> Self {
+    /// The API over `state`, limiting credential attempts per client with
+    /// `auth_rate_limit` (`None`: no limit), accepting request bodies up to `body_limit`
+    /// bytes that arrive within `body_deadline` of their request's head.
+    pub fn new(
+        state: ApiState,
+        auth_rate_limit: Option<AuthRateLimit>,
+        body_limit: usize,
+        body_deadline: std::time::Duration,
+    ) -> Self {
         Self {
             state: Data::new(state),
+            auth_rate_limit: auth_rate_limit.map(Data::new),
             openapi: openapi::document(),
             body_limit,
             body_deadline,
@@ -68,6 +76,9 @@ impl Api {
             .app_data(PayloadConfig::new(self.body_limit))
             .app_data(BodyLimit(self.body_limit))
             .app_data(BodyDeadline(self.body_deadline));
+        if let Some(limit) = &self.auth_rate_limit {
+            cfg.app_data(limit.clone());
+        }
         // The document was collected from this same table once, in `Api::new`.
         routes::table(&mut ServiceConfig::new(cfg));
         cfg

@@ -7,18 +7,27 @@ use memlayer_app::ports::HealthCheck;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
-use crate::throttle::AuthRateLimit;
 
-/// What every handler shares: the application and the readiness probe.
+/// What every handler shares: the application, the readiness probe and the bcrypt gate.
 pub struct ApiState {
     /// The use cases.
-    pub app: MemLayer,
+    pub(crate) app: MemLayer,
     /// Checks that the database answers, for `/health/ready`.
-    pub health: Arc<dyn HealthCheck>,
-    /// The per-client budget of `/auth/login` and `/auth/register` calls; `None`: no limit.
-    pub auth_rate_limit: Option<AuthRateLimit>,
+    pub(crate) health: Arc<dyn HealthCheck>,
     /// Admits the requests that hash or check a password (bcrypt).
-    pub bcrypt: BcryptGate,
+    pub(crate) bcrypt: BcryptGate,
+}
+
+impl ApiState {
+    /// The state over `app`, probing readiness with `health`, admitting bcrypt work
+    /// through `bcrypt`.
+    pub fn new(app: MemLayer, health: Arc<dyn HealthCheck>, bcrypt: BcryptGate) -> Self {
+        Self {
+            app,
+            health,
+            bcrypt,
+        }
+    }
 }
 
 /// How many password hashes and checks (bcrypt) run at once, and how many may wait.

@@ -1,6 +1,7 @@
 //! Per-client rate limiting of the credential routes (`/auth/login`, `/auth/register`),
 //! so passwords cannot be guessed at speed. An extractor, so a refusal is an ordinary
-//! JSON 429 that still passes through CORS.
+//! JSON 429 that still passes through CORS. The limit is its own app data: without one,
+//! every attempt is admitted.
 
 use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv6Addr};
@@ -14,7 +15,6 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
-use crate::state::ApiState;
 
 /// How often (in checks) idle clients are forgotten, so memory stays bounded.
 const FORGET_EVERY: u64 = 4_096;
@@ -108,9 +108,7 @@ impl FromRequest for AuthThrottle {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<Data<ApiState>>()
-            .and_then(|state| state.auth_rate_limit.as_ref());
+        let limit = req.app_data::<Data<AuthRateLimit>>();
         ready(match limit {
             Some(limit) => limit.admit(req).map(|()| Self),
             None => Ok(Self),

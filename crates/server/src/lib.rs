@@ -104,17 +104,18 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
     let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute)
         .map(|per_minute| AuthRateLimit::per_minute(per_minute, config.trust_forwarded_for));
-    let state = ApiState {
-        app,
-        health: db,
+    let bcrypt = BcryptGate::new(
+        config.bcrypt_concurrency,
+        config.bcrypt_queue_length,
+        config.bcrypt_queue_timeout,
+    );
+    let state = ApiState::new(app, db, bcrypt);
+    let api = Api::new(
+        state,
         auth_rate_limit,
-        bcrypt: BcryptGate::new(
-            config.bcrypt_concurrency,
-            config.bcrypt_queue_length,
-            config.bcrypt_queue_timeout,
-        ),
-    };
-    let api = Api::new(state, config.max_body_bytes, config.request_body_timeout);
+        config.max_body_bytes,
+        config.request_body_timeout,
+    );
     let bind_error = |source| StartupError::Bind {
         addr: format!("{}:{}", config.host, config.port),
         source,
