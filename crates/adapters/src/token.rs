@@ -70,14 +70,16 @@ impl TokenIssuer for JwtTokens {
 
 impl TokenVerifier for JwtTokens {
     fn verify(&self, token: &str) -> Result<Session, TokenError> {
+        // Why a token is refused (signature, expiry, algorithm, subject) is all one to
+        // the client: it must log in again.
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?
+            .map_err(|_refused| TokenError::Invalid)?
             .claims;
         // jsonwebtoken accepts `exp == now`; RFC 7519 says expired "on or after".
         if claims.exp <= Utc::now().timestamp() {
             return Err(TokenError::Invalid);
         }
-        let id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        let id = Uuid::parse_str(&claims.sub).map_err(|_not_a_uuid| TokenError::Invalid)?;
         // Only the spelling we issue: not upper case, braces, `urn:uuid:` or simple form.
         if id.hyphenated().to_string() != claims.sub {
             return Err(TokenError::Invalid);

@@ -195,7 +195,9 @@ impl ExpectContinue {
             .get(header::CONTENT_LENGTH)
             .and_then(|length| length.to_str().ok())
             .and_then(|length| length.trim().parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.body_limit as u64) {
+        if declared
+            .is_some_and(|length| length > u64::try_from(self.body_limit).unwrap_or(u64::MAX))
+        {
             return Some(ApiError::PayloadTooLarge(self.body_limit));
         }
         if PUBLIC_WITH_BODY.contains(&head.uri.path()) {

@@ -182,7 +182,10 @@ impl Config {
             max_connections: parse(
                 get,
                 "MAX_CONNECTIONS",
-                default_max_connections(open_files_limit(), pool_size as usize),
+                default_max_connections(
+                    open_files_limit(),
+                    usize::try_from(pool_size).unwrap_or(usize::MAX),
+                ),
                 1..=1_000_000,
             )?,
             max_body_bytes: parse(

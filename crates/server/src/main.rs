@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            let error = &error as &dyn std::error::Error;
+            let error: &dyn std::error::Error = &error;
             tracing::error!(error, "MemLayer stopped on an error");
             ExitCode::FAILURE
         }

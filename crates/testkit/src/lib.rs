@@ -203,10 +203,12 @@ fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let host = rest.split_once('/').map_or(rest, |(host, _database)| host);
+    let base = if scheme.is_empty() {
+        host.to_owned()
+    } else {
+        format!("{scheme}://{host}")
     };
     match query {
         Some(query) => format!("{base}/{name}?{query}"),

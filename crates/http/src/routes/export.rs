@@ -104,7 +104,8 @@ impl Export {
     async fn read_chats(&mut self) -> Result<(), ApiError> {
         let (session, after) = (self.session, self.chats_after);
         let page = blocking(&self.state, move |app| app.export_chats(session, after)).await?;
-        self.chats_done = page.len() < memlayer_app::EXPORT_CHATS_PAGE as usize;
+        self.chats_done =
+            u32::try_from(page.len()).is_ok_and(|n| n < memlayer_app::EXPORT_CHATS_PAGE);
         self.chats_after = page.last().map(Chat::cursor);
         self.chats.extend(page);
         Ok(())
@@ -131,7 +132,8 @@ impl Export {
             Ok((chat, page))
         })
         .await?;
-        let last_page = page.len() < memlayer_app::EXPORT_MESSAGES_PAGE as usize;
+        let last_page =
+            u32::try_from(page.len()).is_ok_and(|n| n < memlayer_app::EXPORT_MESSAGES_PAGE);
         let mut chunk = Vec::with_capacity(page.len() * 256 + 2);
         let next = page.last().map(memlayer_app::domain::Message::cursor);
         for message in page {

@@ -315,7 +315,7 @@ fn an_account_of_100_000_messages_is_exported_as_a_stream_while_other_requests_a
     }
     let export: Value = serde_json::from_slice(&body).unwrap();
     let messages = export["chats"][0]["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), COUNT as usize);
+    assert_eq!(u64::try_from(messages.len()).unwrap(), u64::from(COUNT));
     assert_eq!(messages[0]["content"], "message 1");
     assert_eq!(messages[99_999]["content"], "message 100000");
     assert!(
