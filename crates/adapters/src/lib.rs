@@ -13,6 +13,7 @@ mod token;
 
 pub use clock::SystemClock;
 pub use db::{Backend, Database, DatabaseError, PoolOptions};
+pub use memlayer_ports::ContextWindow;
 pub use password::BcryptHasher;
 pub use reqwest::Url;
 pub use responder::{MessageReceived, OpenAiResponder, OpenAiSettings, OpenAiSetupError};

@@ -18,17 +18,24 @@ impl MemLayer {
     }
 
     /// The next page of the user's chats (newest first, at most [`EXPORT_CHATS_PAGE`]),
-    /// after `after`; empty when there are no more, or when the session stopped being
-    /// current during the export (the account was deleted or its tokens revoked).
+    /// after `after`; short or empty when there are no more. A session that stopped
+    /// being current during the export (the account was deleted or its tokens revoked)
+    /// reads no chats, so a short page is the end only if the session is still current:
+    /// otherwise [`AppError::Unauthenticated`], and the export breaks off rather than
+    /// end as if it were whole.
     pub fn export_chats(
         &self,
         session: Session,
         after: Option<Cursor>,
     ) -> Result<Vec<Chat>, AppError> {
-        Ok(self
+        let page = self
             .ports
             .chats
-            .list_for_owner(session, after, EXPORT_CHATS_PAGE)?)
+            .list_for_owner(session, after, EXPORT_CHATS_PAGE)?;
+        if u32::try_from(page.len()).is_ok_and(|n| n < EXPORT_CHATS_PAGE) {
+            self.current_account(session)?;
+        }
+        Ok(page)
     }
 
     /// The next page of one of the user's chats' messages, oldest first (at most
@@ -101,9 +108,34 @@ mod tests {
             .with(eq(session), eq(Some(cursor)), eq(EXPORT_CHATS_PAGE))
             .returning(move |_, _, _| Ok(vec![returned.clone()]));
 
+        let mut user = user_with_email("ada@example.com");
+        user.id = session.user;
+        user.token_generation = 3;
+        fx.users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(user.clone())));
+
         let page = fx.app().export_chats(session, Some(cursor)).unwrap();
 
         assert_eq!(page, vec![chat]);
+    }
+
+    #[test]
+    fn an_export_whose_tokens_are_revoked_midway_breaks_off_instead_of_ending() {
+        let mut fx = Fixture::new();
+        let mut user = user_with_email("ada@example.com");
+        let stale = session_of(&user);
+        user.token_generation += 1;
+        fx.chats
+            .expect_list_for_owner()
+            .returning(|_, _, _| Ok(vec![]));
+        fx.users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(user.clone())));
+
+        let error = fx.app().export_chats(stale, None).unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use export::{EXPORT_CHATS_PAGE, EXPORT_MESSAGES_PAGE};
 pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;
-pub use messages::{AnswerStream, PendingReply};
+pub use messages::{AnswerStream, Draft, PendingReply};
 
 /// The adapters the use cases run on.
 #[derive(Clone)]

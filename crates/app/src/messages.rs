@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
@@ -28,14 +29,29 @@ impl PendingReply {
     }
 }
 
+/// What of the assistant's answer has reached its reader so far, and when the last
+/// piece did ([`MemLayer::delivered`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Draft {
+    text: String,
+    last_delivered_at: Option<DateTime<Utc>>,
+}
+
+impl Draft {
+    /// The pieces delivered, joined.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// The assistant's answer as it is written: its pieces in order, or the failure that
 /// ended it. Dropping the stream cancels the generation.
 pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
 
 impl MemLayer {
     /// Checks the user's message to one of their chats and gathers what the assistant
-    /// will see: the chat's latest earlier messages, as many as it asks for. Nothing is
-    /// stored yet.
+    /// will see: the chat's latest earlier messages that fit its context window, oldest
+    /// first. Nothing is stored yet.
     pub fn ask(
         &self,
         session: Session,
@@ -43,12 +59,24 @@ impl MemLayer {
         content: MessageContent,
     ) -> Result<PendingReply, AppError> {
         let chat = self.owned_chat(session, chat)?;
-        let wanted = self.ports.responder.context_messages();
-        let mut history = if wanted == 0 {
+        let window = self.ports.responder.context();
+        let newest_first = if window.messages == 0 || window.chars == 0 {
             Vec::new()
         } else {
-            self.ports.messages.list_for_chat(chat.id, None, wanted)?
+            self.ports
+                .messages
+                .list_for_chat(chat.id, None, window.messages)?
         };
+        let mut room = window.chars;
+        let mut history: Vec<Message> = newest_first
+            .into_iter()
+            .take_while(|message| {
+                let length = message.content.as_str().chars().count();
+                let fits = length <= room;
+                room = room.saturating_sub(length);
+                fits
+            })
+            .collect();
         history.reverse();
         let question = Message {
             id: MessageId::generate(),
@@ -72,14 +100,29 @@ impl MemLayer {
         self.append(question)
     }
 
-    /// The assistant's answer to `pending`, as it is written. Empty pieces are left out.
+    /// The assistant's answer to `pending`, as it is written. NUL characters (which no
+    /// database text can hold) are dropped, so what a reader is sent is what is stored;
+    /// empty pieces are left out.
     pub fn answer(&self, pending: &PendingReply) -> AnswerStream {
         self.ports
             .responder
             .reply(pending.request.clone())
+            .map_ok(|piece| {
+                if piece.contains('\0') {
+                    piece.replace('\0', "")
+                } else {
+                    piece
+                }
+            })
             .try_filter(|piece| std::future::ready(!piece.is_empty()))
             .map_err(AppError::AssistantFailed)
             .boxed()
+    }
+
+    /// Notes that `piece` of the answer reached its reader.
+    pub fn delivered(&self, draft: &mut Draft, piece: &str) {
+        draft.text.push_str(piece);
+        draft.last_delivered_at = Some(self.ports.clock.now());
     }
 
     /// The whole of an `answer` (from [`MemLayer::answer`]), once it is written.
@@ -98,25 +141,36 @@ impl MemLayer {
     /// it. An answer with no visible text is a failure of the assistant, and nothing is
     /// stored.
     pub fn finish_reply(&self, pending: &PendingReply, text: &str) -> Result<Message, AppError> {
-        self.store_reply(pending, text)?.ok_or_else(|| {
-            AppError::AssistantFailed(ResponderError::Broken(
-                "the model's answer had no text".into(),
-            ))
-        })
+        self.store_reply(pending, text, self.ports.clock.now())?
+            .ok_or_else(|| {
+                AppError::AssistantFailed(ResponderError::Broken(
+                    "the model's answer had no text".into(),
+                ))
+            })
     }
 
-    /// Stores what the assistant had written when its reader went away (`text`), so the
-    /// history shows what the user saw. With no visible text nothing is stored: the
-    /// question stands alone, as it would had the user stopped the answer at once.
+    /// Stores what the assistant had delivered when its reader went away (`draft`), so
+    /// the history shows what the user saw. It is stamped when its last piece went out,
+    /// not when it is stored, so it sorts before a question the user sent after that.
+    /// With no visible text nothing is stored: the question stands alone, as it would
+    /// had the user stopped the answer at once.
     pub fn keep_partial_reply(
         &self,
         pending: &PendingReply,
-        text: &str,
+        draft: &Draft,
     ) -> Result<Option<Message>, AppError> {
-        self.store_reply(pending, text)
+        let at = draft
+            .last_delivered_at
+            .unwrap_or_else(|| self.ports.clock.now());
+        self.store_reply(pending, &draft.text, at)
     }
 
-    fn store_reply(&self, pending: &PendingReply, text: &str) -> Result<Option<Message>, AppError> {
+    fn store_reply(
+        &self,
+        pending: &PendingReply,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Message>, AppError> {
         let Some(content) = MessageContent::from_assistant(text) else {
             return Ok(None);
         };
@@ -127,7 +181,7 @@ impl MemLayer {
             user_id: pending.request.chat.owner,
             role: Role::Assistant,
             content,
-            created_at: reply_timestamp(question.created_at, self.ports.clock.now()),
+            created_at: reply_timestamp(question.created_at, at),
         };
         self.append(&reply)?;
         Ok(Some(reply))
@@ -170,7 +224,7 @@ mod tests {
     use futures_executor::block_on;
     use futures_util::stream;
     use memlayer_domain::{Chat, ChatTitle, DEFAULT_MESSAGES_PAGE, UserId};
-    use memlayer_ports::{ReplyStream, RepositoryError, ResponderError};
+    use memlayer_ports::{ContextWindow, MockClock, ReplyStream, RepositoryError, ResponderError};
     use mockall::Sequence;
     use mockall::predicate::eq;
 
@@ -197,7 +251,9 @@ mod tests {
             .expect_find()
             .with(eq(chat.id))
             .returning(move |_| Ok(Some((found.clone(), 0))));
-        fx.responder.expect_context_messages().return_const(0u32);
+        fx.responder
+            .expect_context()
+            .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
         fx.messages.expect_append().returning(move |m| {
@@ -228,7 +284,10 @@ mod tests {
         fx.chats
             .expect_find()
             .returning(move |_| Ok(Some((found.clone(), 0))));
-        fx.responder.expect_context_messages().return_const(2u32);
+        fx.responder.expect_context().return_const(ContextWindow {
+            messages: 2,
+            chars: 1_000,
+        });
         let newest_first = vec![
             message(&chat, Role::Assistant, "Hello!", 1),
             message(&chat, Role::User, "Hi", 2),
@@ -388,17 +447,94 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        assert_eq!(app.keep_partial_reply(&pending, "").unwrap(), None);
-        let kept = app
-            .keep_partial_reply(&pending, "Once upon")
-            .unwrap()
-            .unwrap();
+        assert_eq!(
+            app.keep_partial_reply(&pending, &Draft::default()).unwrap(),
+            None
+        );
+        let mut draft = Draft::default();
+        app.delivered(&mut draft, "Once");
+        app.delivered(&mut draft, " upon");
+        let kept = app.keep_partial_reply(&pending, &draft).unwrap().unwrap();
 
         assert_eq!(
             (kept.role, kept.content.as_str()),
             (Role::Assistant, "Once upon")
         );
         assert_eq!(stored.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_partial_reply_is_stamped_when_its_last_piece_went_out_not_when_it_is_stored() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, _) = posting_fixture(&chat);
+        let ticks = Arc::new(Mutex::new(0));
+        fx.clock = MockClock::new();
+        fx.clock.expect_now().returning(move || {
+            let mut tick = ticks.lock().unwrap();
+            *tick += 1;
+            NOW + chrono::TimeDelta::seconds(*tick)
+        });
+        let app = fx.app();
+        let pending = asked(&app, user, chat.id, "hi");
+        let mut draft = Draft::default();
+        app.delivered(&mut draft, "Once");
+        let delivered_at = pending.question().created_at + chrono::TimeDelta::seconds(1);
+
+        let kept = app.keep_partial_reply(&pending, &draft).unwrap().unwrap();
+
+        assert_eq!(kept.created_at, delivered_at);
+    }
+
+    #[test]
+    fn history_past_the_character_budget_is_left_out_oldest_first() {
+        let mut fx = Fixture::new();
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let found = chat.clone();
+        fx.chats
+            .expect_find()
+            .returning(move |_| Ok(Some((found.clone(), 0))));
+        fx.responder.expect_context().return_const(ContextWindow {
+            messages: 3,
+            chars: 10,
+        });
+        let newest_first = vec![
+            message(&chat, Role::Assistant, "12345", 1),
+            message(&chat, Role::User, "1234", 2),
+            message(&chat, Role::Assistant, "123456", 3),
+        ];
+        let fitting = vec![newest_first[1].clone(), newest_first[0].clone()];
+        fx.messages
+            .expect_list_for_chat()
+            .returning(move |_, _, _| Ok(newest_first.clone()));
+
+        let pending = fx
+            .app()
+            .ask(
+                Session::new(user, 0),
+                chat.id,
+                content("a long question, always sent"),
+            )
+            .unwrap();
+
+        assert_eq!(pending.request.history, fitting);
+    }
+
+    #[test]
+    fn nul_characters_from_the_model_are_dropped_from_the_pieces_themselves() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, _) = posting_fixture(&chat);
+        fx.responder
+            .expect_reply()
+            .returning(|_| answering(vec![Ok("a\0b"), Ok("\0"), Ok("c")]));
+        let app = fx.app();
+        let pending = asked(&app, user, chat.id, "hi");
+
+        let pieces: Vec<String> = block_on(app.answer(&pending).try_collect()).unwrap();
+
+        assert_eq!(pieces, ["ab", "c"]);
     }
 
     #[test]
@@ -441,7 +577,9 @@ mod tests {
         fx.chats
             .expect_find()
             .returning(move |_| Ok(Some((chat.clone(), 0))));
-        fx.responder.expect_context_messages().return_const(0u32);
+        fx.responder
+            .expect_context()
+            .return_const(ContextWindow::NONE);
         fx.messages.expect_append().returning(|_| Ok(false));
 
         let app = fx.app();
@@ -461,7 +599,9 @@ mod tests {
         fx.chats
             .expect_find()
             .returning(move |_| Ok(Some((chat.clone(), 0))));
-        fx.responder.expect_context_messages().return_const(0u32);
+        fx.responder
+            .expect_context()
+            .return_const(ContextWindow::NONE);
         fx.messages
             .expect_append()
             .returning(|_| Err(RepositoryError::Unavailable("down".into())));

@@ -34,7 +34,7 @@ pub async fn head_as_get(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let path = req.path();
     if req.method() == actix_web::http::Method::HEAD
-        && (path == "/openapi.json" || path.starts_with("/docs/"))
+        && (path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/"))
     {
         req.head_mut().method = actix_web::http::Method::GET;
     }

@@ -94,7 +94,9 @@ impl ApiError {
         let status = actix_web::ResponseError::status_code(self);
         if let Self::App(error) = self {
             let error: &dyn std::error::Error = error;
-            if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Outages and a failing model server are the operator's to watch, not bugs:
+            // and a model's refusal can be provoked by any user (a long history).
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::BAD_GATEWAY {
                 tracing::warn!(%status, error, "request failed");
             } else if status.is_server_error() {
                 tracing::error!(%status, error, "request failed");

@@ -15,7 +15,7 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{self, CacheDirective};
 use actix_web::web::{Bytes, Data};
 use futures_util::{StreamExt, stream};
-use memlayer_app::{AnswerStream, AppError, MemLayer, PendingReply};
+use memlayer_app::{AnswerStream, AppError, Draft, MemLayer, PendingReply};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
@@ -134,7 +134,7 @@ async fn relay(
     mut answer: AnswerStream,
     events: mpsc::Sender<Bytes>,
 ) {
-    let mut text = String::new();
+    let mut draft = Draft::default();
     let mut quiet = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     quiet.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ending = loop {
@@ -146,7 +146,7 @@ async fn relay(
                     if events.send(event("delta", &delta)).await.is_err() {
                         break Ending::Abandoned;
                     }
-                    text.push_str(&delta.content);
+                    state.app.delivered(&mut draft, &delta.content);
                     quiet.reset();
                 }
                 Some(Err(error)) => break Ending::Failed(error),
@@ -163,7 +163,8 @@ async fn relay(
     drop(answer);
     match ending {
         Ending::Finished => {
-            let stored = blocking(&state, move |app| app.finish_reply(&pending, &text)).await;
+            let stored =
+                blocking(&state, move |app| app.finish_reply(&pending, draft.text())).await;
             let last = match stored {
                 Ok(reply) => event("done", &MessageResponse::from(reply)),
                 Err(error) => error_event(&error),
@@ -175,7 +176,7 @@ async fn relay(
             let _ = events.send(error_event(&ApiError::App(error))).await;
         }
         Ending::Abandoned => {
-            let kept = blocking(&state, move |app| app.keep_partial_reply(&pending, &text)).await;
+            let kept = blocking(&state, move |app| app.keep_partial_reply(&pending, &draft)).await;
             match kept {
                 Ok(reply) => tracing::info!(
                     kept_chars = reply.map_or(0, |reply| reply.content.as_str().chars().count()),

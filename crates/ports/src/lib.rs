@@ -12,8 +12,8 @@ mod services;
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{ChatRepository, HealthCheck, MessageRepository, UserRepository};
 pub use services::{
-    AccessToken, AssistantResponder, Clock, PasswordHasher, ReplyRequest, ReplyStream,
-    ResponderError, TokenError, TokenIssuer, TokenVerifier,
+    AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,
+    ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,
 };
 
 #[cfg(feature = "mock")]

@@ -80,13 +80,32 @@ pub enum ResponderError {
 /// the answer is complete. Dropping it cancels the generation.
 pub type ReplyStream = BoxStream<'static, Result<String, ResponderError>>;
 
+/// How much of a chat's history goes with a question: the latest earlier messages, at
+/// most `messages` of them and at most `chars` characters together (older ones are
+/// left out first, so one long message cannot crowd out a model's context for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextWindow {
+    /// Most earlier messages.
+    pub messages: u32,
+    /// Most characters of those messages together.
+    pub chars: usize,
+}
+
+impl ContextWindow {
+    /// No history at all.
+    pub const NONE: Self = Self {
+        messages: 0,
+        chars: 0,
+    };
+}
+
 /// What the assistant is asked to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyRequest {
     /// The chat the question was posted in.
     pub chat: Chat,
-    /// The chat's earlier messages, oldest first: at most
-    /// [`AssistantResponder::context_messages`] of the latest ones.
+    /// The chat's earlier messages, oldest first: the latest ones that fit the
+    /// assistant's [`ContextWindow`].
     pub history: Vec<Message>,
     /// The user's new message, already stored.
     pub question: Message,
@@ -97,8 +116,8 @@ pub struct ReplyRequest {
 /// no database connection while it writes.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait AssistantResponder: Send + Sync {
-    /// How many of the chat's latest earlier messages the assistant wants to see.
-    fn context_messages(&self) -> u32;
+    /// How much of the chat's history the assistant wants to see.
+    fn context(&self) -> ContextWindow;
     /// Starts answering `request`; nothing happens until the stream is polled.
     fn reply(&self, request: ReplyRequest) -> ReplyStream;
 }

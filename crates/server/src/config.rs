@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memlayer_adapters::{OpenAiSettings, Url};
+use memlayer_adapters::{ContextWindow, OpenAiSettings, Url};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -237,11 +237,12 @@ impl Config {
 fn assistant<'a>(
     get: impl Fn(&str) -> Option<&'a str> + Copy,
 ) -> Result<Option<OpenAiSettings>, ConfigError> {
-    const OTHERS: [&str; 5] = [
+    const OTHERS: [&str; 6] = [
         "ASSISTANT_MODEL",
         "ASSISTANT_API_KEY",
         "ASSISTANT_SYSTEM_PROMPT",
         "ASSISTANT_CONTEXT_MESSAGES",
+        "ASSISTANT_CONTEXT_CHARS",
         "ASSISTANT_TIMEOUT_SECS",
     ];
     let Some(url) = get("ASSISTANT_URL") else {
@@ -276,7 +277,10 @@ fn assistant<'a>(
         model: model.to_owned(),
         api_key: get("ASSISTANT_API_KEY").map(SecretString::from),
         system_prompt: get("ASSISTANT_SYSTEM_PROMPT").map(str::to_owned),
-        context_messages: parse(get, "ASSISTANT_CONTEXT_MESSAGES", 20, 0..=1_000)?,
+        context: ContextWindow {
+            messages: parse(get, "ASSISTANT_CONTEXT_MESSAGES", 20, 0..=1_000)?,
+            chars: parse(get, "ASSISTANT_CONTEXT_CHARS", 16_000, 0..=10_000_000)?,
+        },
         timeout: Duration::from_secs(parse(get, "ASSISTANT_TIMEOUT_SECS", 60, 1..=3_600)?),
     }))
 }
@@ -527,7 +531,13 @@ mod tests {
         let assistant = config.assistant.unwrap();
         assert_eq!(assistant.base_url.as_str(), "http://127.0.0.1:8080/v1");
         assert_eq!(assistant.model, "smollm2");
-        assert_eq!(assistant.context_messages, 20);
+        assert_eq!(
+            assistant.context,
+            ContextWindow {
+                messages: 20,
+                chars: 16_000
+            }
+        );
         assert_eq!(assistant.timeout, Duration::from_secs(60));
         assert!(assistant.api_key.is_none() && assistant.system_prompt.is_none());
     }

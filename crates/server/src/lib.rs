@@ -183,8 +183,14 @@ fn responder(config: &Config) -> Result<Arc<dyn AssistantResponder>, StartupErro
         Some(settings) => {
             tracing::info!(
                 model = settings.model,
-                url = %settings.base_url,
-                context_messages = settings.context_messages,
+                // Never credentials a URL may carry (user:key@, ?api-key=).
+                url = format!(
+                    "{}{}",
+                    settings.base_url.origin().ascii_serialization(),
+                    settings.base_url.path()
+                ),
+                context_messages = settings.context.messages,
+                context_chars = settings.context.chars,
                 "the assistant answers with a model"
             );
             Arc::new(OpenAiResponder::new(settings.clone())?)

@@ -46,7 +46,7 @@ pub struct PoolOptions {
 #[derive(Debug, Error)]
 pub enum DatabaseError {
     /// The URL names no supported backend.
-    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite://, got {0:?}")]
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite://, got {0}")]
     UnsupportedUrl(String),
     /// The SQLite file's folder could not be created.
     #[error("cannot create the folder of the SQLite database {path}: {source}")]
@@ -110,7 +110,13 @@ impl Database {
                 ));
                 (pool, path.to_owned())
             } else {
-                return Err(DatabaseError::UnsupportedUrl(redact(url)));
+                // Only the scheme: the rest may hold a password in a form `redact` does
+                // not know (libpq's `host=… password=…` keywords).
+                let scheme = url.split_once("://").map_or_else(
+                    || "a value that is not a URL".to_owned(),
+                    |(scheme, _)| format!("{scheme}://…"),
+                );
+                return Err(DatabaseError::UnsupportedUrl(scheme));
             };
         Ok(Self {
             pool,
@@ -337,5 +343,8 @@ mod tests {
         };
         let error = Database::open("mysql://x", &options).err().unwrap();
         assert!(matches!(error, DatabaseError::UnsupportedUrl(_)), "{error}");
+        let keywords = "host=db user=u password=hunter2 dbname=x";
+        let error = Database::open(keywords, &options).err().unwrap();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 }

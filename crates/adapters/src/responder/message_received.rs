@@ -1,6 +1,6 @@
 use futures_util::StreamExt;
 use futures_util::stream;
-use memlayer_ports::{AssistantResponder, ReplyRequest, ReplyStream};
+use memlayer_ports::{AssistantResponder, ContextWindow, ReplyRequest, ReplyStream};
 
 /// The reply every message gets when no model is configured.
 pub const REPLY: &str = "Message received";
@@ -10,8 +10,8 @@ pub const REPLY: &str = "Message received";
 pub struct MessageReceived;
 
 impl AssistantResponder for MessageReceived {
-    fn context_messages(&self) -> u32 {
-        0
+    fn context(&self) -> ContextWindow {
+        ContextWindow::NONE
     }
 
     fn reply(&self, _request: ReplyRequest) -> ReplyStream {

@@ -7,7 +7,9 @@ use eventsource_stream::Eventsource;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::Role;
-use memlayer_ports::{AssistantResponder, BoxError, ReplyRequest, ReplyStream, ResponderError};
+use memlayer_ports::{
+    AssistantResponder, BoxError, ContextWindow, ReplyRequest, ReplyStream, ResponderError,
+};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -24,8 +26,8 @@ pub struct OpenAiSettings {
     pub api_key: Option<SecretString>,
     /// The instructions the model sees first, if any.
     pub system_prompt: Option<String>,
-    /// How many earlier messages of the chat the model sees.
-    pub context_messages: u32,
+    /// How much of the chat's history the model sees.
+    pub context: ContextWindow,
     /// The longest wait for a connection, for the answer to start, and between two
     /// pieces of it.
     pub timeout: Duration,
@@ -95,8 +97,8 @@ fn chat_completions_url(base: &reqwest::Url) -> reqwest::Url {
 }
 
 impl AssistantResponder for OpenAiResponder {
-    fn context_messages(&self) -> u32 {
-        self.settings.context_messages
+    fn context(&self) -> ContextWindow {
+        self.settings.context
     }
 
     fn reply(&self, request: ReplyRequest) -> ReplyStream {

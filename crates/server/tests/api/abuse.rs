@@ -205,6 +205,15 @@ fn head_answers_wherever_get_does(api: &TestApp) {
     }
     let anonymous = api.request("HEAD", "/auth/me").send();
     assert_eq!(anonymous.status, 401);
+    // /docs points to /docs/ (the agent follows no redirect): HEAD the same as GET.
+    let (get, head) = (
+        api.request("GET", "/docs").send(),
+        api.request("HEAD", "/docs").send(),
+    );
+    assert_eq!(
+        (head.status, head.header("location")),
+        (get.status, get.header("location"))
+    );
 }
 
 #[test]
