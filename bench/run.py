@@ -219,6 +219,8 @@ class Service:
             "PORT": str(PORT),
             "RUST_LOG": "info",
             "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+            # The load generator is one client with hundreds of connections.
+            "MAX_CONNECTIONS_PER_CLIENT": "0",
             **self.env,
         }
         with socket.socket() as probe:

@@ -12,6 +12,7 @@ mod error;
 mod logging;
 mod openapi;
 mod paging;
+mod per_client;
 mod routes;
 mod state;
 mod stream;
@@ -31,6 +32,7 @@ use error::ApiError;
 pub use body::DEFAULT_BODY_LIMIT;
 pub use connection::{BodyDeadline, ExpectContinue, body_deadline, head_as_get};
 pub use logging::request_log;
+pub use per_client::{Admitted, ConnectionsPerClient};
 pub use state::{ApiState, BcryptGate};
 pub use throttle::AuthRateLimit;
 

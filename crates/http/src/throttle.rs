@@ -78,7 +78,7 @@ impl AuthRateLimit {
 /// address (`::ffff:198.51.100.9`) is the IPv4 address it maps; any other IPv6 address
 /// shares its /64 (one host, or one subscriber's network, usually has a whole /64, so
 /// per-address budgets would be no limit at all).
-fn bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -74,6 +74,9 @@ pub struct Config {
     pub auth_rate_limit_per_minute: u32,
     /// Whether to identify clients by the last `X-Forwarded-For` address (behind one proxy).
     pub trust_forwarded_for: bool,
+    /// Most connections one client (an IPv4 address, an IPv6 /64) may hold open at
+    /// once; 0: no such cap (behind a proxy every connection comes from the proxy).
+    pub max_connections_per_client: usize,
     /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
     pub log_filter: String,
     /// The model that answers messages; `None`: every reply is "Message received".
@@ -123,6 +126,17 @@ impl Config {
             "BCRYPT_CONCURRENCY",
             default_workers().div_ceil(2),
             1..=1_024,
+        )?;
+        let trust_forwarded_for = parse_with(
+            get,
+            "TRUST_FORWARDED_FOR",
+            Some(false),
+            |v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+            "true or false",
         )?;
         Ok(Self {
             database_url: SecretString::from(database_url),
@@ -216,16 +230,12 @@ impl Config {
                 20,
                 0..=1_000_000,
             )?,
-            trust_forwarded_for: parse_with(
+            trust_forwarded_for,
+            max_connections_per_client: parse(
                 get,
-                "TRUST_FORWARDED_FOR",
-                Some(false),
-                |v| match v.to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" => Some(true),
-                    "false" | "0" | "no" => Some(false),
-                    _ => None,
-                },
-                "true or false",
+                "MAX_CONNECTIONS_PER_CLIENT",
+                if trust_forwarded_for { 0 } else { 64 },
+                0..=1_000_000,
             )?,
             log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
             assistant: assistant(get)?,
@@ -514,6 +524,18 @@ mod tests {
             let error = Config::from_vars(&vars(&[("CORS_ORIGINS", bad)])).unwrap_err();
             assert_eq!(error.name, "CORS_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn clients_share_connections_unless_a_proxy_stands_in_front() {
+        assert_eq!(
+            Config::from_vars(&vars(&[]))
+                .unwrap()
+                .max_connections_per_client,
+            64
+        );
+        let behind_a_proxy = Config::from_vars(&vars(&[("TRUST_FORWARDED_FOR", "true")])).unwrap();
+        assert_eq!(behind_a_proxy.max_connections_per_client, 0);
     }
 
     #[test]

@@ -10,10 +10,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_http::{HttpService, KeepAlive};
-use actix_service::map_config;
+use actix_service::{Service as _, apply_fn_factory, map_config};
 use actix_web::App;
 use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
+use actix_web::rt::net::TcpStream;
 use memlayer_adapters::{
     Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, OpenAiResponder,
     OpenAiSetupError, PoolOptions, SystemClock,
@@ -21,7 +22,8 @@ use memlayer_adapters::{
 use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{MemLayer, Ports};
 use memlayer_http::{
-    Api, ApiState, AuthRateLimit, BcryptGate, body_deadline, cors, head_as_get, request_log,
+    Api, ApiState, AuthRateLimit, BcryptGate, ConnectionsPerClient, body_deadline, cors,
+    head_as_get, request_log,
 };
 use secrecy::ExposeSecret;
 use thiserror::Error;
@@ -124,6 +126,8 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     let addr = listener.local_addr().map_err(bind_error)?;
     let origins = config.cors_origins.clone();
     let (keep_alive, head_timeout) = (config.keep_alive, config.request_head_timeout);
+    let per_client = (config.max_connections_per_client > 0)
+        .then(|| ConnectionsPerClient::new(config.max_connections_per_client));
     // actix-web's `HttpServer`, spelled out: it offers no way to answer
     // `Expect: 100-continue` before the body is invited, which this needs.
     let builder = Server::build();
@@ -148,7 +152,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
                 // Outermost, so that preflights, which CORS answers itself, are logged too.
                 .wrap(from_fn(request_log));
             let shutdown = shutdown.clone();
-            HttpService::build()
+            let http = HttpService::build()
                 .keep_alive(if keep_alive.is_zero() {
                     KeepAlive::Disabled
                 } else {
@@ -166,7 +170,31 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
                     async move { expect.check(request).await }
                 }))
                 .finish(map_config(app, move |()| AppConfig::default()))
-                .tcp()
+                .tcp();
+            // Past its share, a client's connection is closed at once: the slots it
+            // would hold stay free for everyone else.
+            let per_client = per_client.clone();
+            apply_fn_factory(http, move |stream: TcpStream, service| {
+                let admitted = match &per_client {
+                    None => Some(None),
+                    Some(gate) => stream
+                        .peer_addr()
+                        .ok()
+                        .and_then(|peer| gate.admit(peer.ip()))
+                        .map(Some),
+                };
+                let served = admitted.is_some().then(|| service.call(stream));
+                async move {
+                    match served {
+                        Some(served) => {
+                            let result = served.await;
+                            drop(admitted);
+                            result
+                        }
+                        None => Ok(()),
+                    }
+                }
+            })
         })
         .map_err(bind_error)?
         .run();

@@ -387,3 +387,87 @@ fn a_stalled_body_gets_a_json_408_and_its_connection_is_closed() {
     assert!(unread.starts_with("HTTP/1.1 200"), "{unread}");
     assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
 }
+
+#[test]
+fn a_client_past_its_share_of_connections_is_turned_away_while_others_are_served() {
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[
+            ("MAX_CONNECTIONS_PER_CLIENT", "8"),
+            ("REQUEST_HEAD_TIMEOUT_SECS", "120"),
+        ],
+    );
+    let server: SocketAddr = api.base.trim_start_matches("http://").parse().unwrap();
+    // A client at 127.0.0.2 opens stalled connections (a head that never ends).
+    let connect_from_second_address = || {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.connect(&server.into()).unwrap();
+        let mut stream: std::net::TcpStream = socket.into();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let mut connections: Vec<std::net::TcpStream> =
+        (0..12).map(|_| connect_from_second_address()).collect();
+
+    // Past its eight, its connections are closed at once, unanswered (which four depends
+    // on the order the workers took them in).
+    for connection in &connections {
+        connection.set_nonblocking(true).unwrap();
+    }
+    let closed = |connection: &mut std::net::TcpStream| match connection.read(&mut [0; 1]) {
+        Ok(0) => true,
+        Ok(_) => panic!("a stalled connection was answered"),
+        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut gone = 0;
+    let mut held = loop {
+        connections.retain_mut(|connection| {
+            let is_closed = closed(connection);
+            gone += usize::from(is_closed);
+            !is_closed
+        });
+        if gone >= 4 {
+            break connections;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {gone} of 4 were closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(gone, 4, "more than the share was closed");
+    // Another client (the test's own address, 127.0.0.1) is served.
+    let health = api.request("GET", "/health").send();
+    assert_eq!(health.status, 200);
+    assert!(!held.iter_mut().any(closed), "a held one was closed");
+    // The first client's slots come back when its connections close.
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect_from_second_address();
+        again.write_all(b"\r\n").unwrap();
+        let mut answer = [0; 12];
+        if again.read_exact(&mut answer).is_ok() {
+            assert_eq!(&answer, b"HTTP/1.1 200");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slots never came back"
+        );
+    }
+}

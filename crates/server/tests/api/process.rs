@@ -246,11 +246,21 @@ fn health_keeps_answering_while_a_client_holds_more_stalled_connections_than_the
         b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
         b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
     ];
+    // The stalling client is 127.0.0.2; /health is asked from 127.0.0.1. (Past its share,
+    // MAX_CONNECTIONS_PER_CLIENT, the stalling client's connections are closed at once;
+    // `abuse::a_client_past_its_share_…` shows that; the writes below may then fail.)
+    let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let held: Vec<std::net::TcpStream> = (0..STALLED)
         .map(|i| {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap()))
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let from: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+            socket.bind(&from.into()).unwrap();
+            socket
+                .connect(&server.into())
                 .expect("the kernel queues the connection");
-            stream.write_all(stalls[i % stalls.len()]).unwrap();
+            let mut stream: std::net::TcpStream = socket.into();
+            let _ = stream.write_all(stalls[i % stalls.len()]);
             stream
         })
         .collect();
