@@ -134,7 +134,10 @@ async fn relay(
     mut answer: AnswerStream,
     events: mpsc::Sender<Bytes>,
 ) {
-    let mut draft = Draft::default();
+    let mut unsettled = Unsettled {
+        state: state.clone(),
+        reply: Some((pending, Draft::default())),
+    };
     let mut quiet = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     quiet.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ending = loop {
@@ -146,7 +149,9 @@ async fn relay(
                     if events.send(event("delta", &delta)).await.is_err() {
                         break Ending::Abandoned;
                     }
-                    state.app.delivered(&mut draft, &delta.content);
+                    if let Some((_, draft)) = &mut unsettled.reply {
+                        state.app.delivered(draft, &delta.content);
+                    }
                     quiet.reset();
                 }
                 Some(Err(error)) => break Ending::Failed(error),
@@ -161,6 +166,9 @@ async fn relay(
     };
     // Stops the generation: the connection to the model closes with the stream.
     drop(answer);
+    let Some((pending, draft)) = unsettled.reply.take() else {
+        return;
+    };
     match ending {
         Ending::Finished => {
             let stored =
@@ -186,6 +194,24 @@ async fn relay(
                     error.log();
                 }
             }
+        }
+    }
+}
+
+/// A reply the relay has not settled yet. Should the relay be dropped before it does (a
+/// shutdown whose timeout ran out stops the worker mid-stream), what the client was
+/// delivered is kept all the same, there and then: the worker is ending anyway.
+struct Unsettled {
+    state: Data<ApiState>,
+    reply: Option<(PendingReply, Draft)>,
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if let Some((pending, draft)) = self.reply.take()
+            && let Err(error) = self.state.app.keep_partial_reply(&pending, &draft)
+        {
+            ApiError::App(error).log();
         }
     }
 }

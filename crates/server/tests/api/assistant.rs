@@ -376,3 +376,31 @@ fn errors_found_before_the_stream_starts_are_ordinary_json_errors(t: &WithModel)
         .assert_invalid(json!(["body", "content"]), "string_too_short");
     assert!(t.upstream.requests().is_empty());
 }
+
+#[test]
+fn a_reply_cut_short_by_the_service_stopping_keeps_what_the_client_was_sent() {
+    let upstream = Upstream::scripted(vec![Script::StallAfter(vec!["Once", " upon"])]);
+    let settings = [
+        ("ASSISTANT_URL", upstream.url.as_str()),
+        ("ASSISTANT_MODEL", "test-model"),
+    ];
+    let api = TestApp::start_with(TestDatabase::sqlite(), &settings);
+    let token = api.new_user();
+    let path = format!("/chats/{}/messages", api.new_chat(&token));
+    let mut events = api.post_streamed(&path, &token, json!({ "content": "Hi" }));
+    for expected in ["message", "delta", "delta"] {
+        assert_eq!(events.next_event().unwrap().0, expected);
+    }
+
+    // Stopped at once, as when a shutdown's timeout runs out mid-stream.
+    let db = api.stop();
+    drop(events);
+
+    // The stopped worker stores it as it ends, which may be just after the stop returns.
+    let api = TestApp::start_with(db, &settings);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.count("messages", "role = 'assistant' AND content = 'Once upon'") == 0 {
+        assert!(Instant::now() < deadline, "the partial reply was lost");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
