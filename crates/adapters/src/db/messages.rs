@@ -32,26 +32,7 @@ impl MessageRepository for Database {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError> {
-        let chat = DbUuid(chat.as_uuid());
-        let after = after.map(position);
-        let rows = with_connection!(self, |conn| {
-            let mut query = messages::table
-                .filter(messages::chat_id.eq(chat))
-                .order((messages::created_at.desc(), messages::id.desc()))
-                .limit(i64::from(limit))
-                .select(MessageRow::as_select())
-                .into_boxed();
-            // Newest first: the next page holds what sorts before the cursor.
-            if let Some((at, id)) = after {
-                query = query.filter(
-                    messages::created_at
-                        .lt(at)
-                        .or(messages::created_at.eq(at).and(messages::id.lt(id))),
-                );
-            }
-            query.load(conn)
-        })?;
-        rows.into_iter().map(Message::try_from).collect()
+        self.page_of_messages(chat, after, limit, Order::NewestFirst)
     }
 
     fn list_for_chat_oldest_first(
@@ -60,22 +41,56 @@ impl MessageRepository for Database {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError> {
+        self.page_of_messages(chat, after, limit, Order::OldestFirst)
+    }
+}
+
+/// Which way a page of messages runs.
+#[derive(Clone, Copy)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+impl Database {
+    /// At most `limit` of a chat's messages in `order` by `(created_at, id)`, starting
+    /// after `after` in that order.
+    fn page_of_messages(
+        &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+        order: Order,
+    ) -> Result<Vec<Message>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
         let after = after.map(position);
         let rows = with_connection!(self, |conn| {
             let mut query = messages::table
                 .filter(messages::chat_id.eq(chat))
-                .order((messages::created_at.asc(), messages::id.asc()))
                 .limit(i64::from(limit))
                 .select(MessageRow::as_select())
                 .into_boxed();
-            // Oldest first: the next page holds what sorts after the cursor.
+            query = match order {
+                Order::NewestFirst => {
+                    query.order((messages::created_at.desc(), messages::id.desc()))
+                }
+                Order::OldestFirst => query.order((messages::created_at.asc(), messages::id.asc())),
+            };
+            // The next page holds what sorts after the cursor in the page's order.
             if let Some((at, id)) = after {
-                query = query.filter(
-                    messages::created_at
-                        .gt(at)
-                        .or(messages::created_at.eq(at).and(messages::id.gt(id))),
-                );
+                let same_time = messages::created_at.eq(at);
+                query = match order {
+                    Order::NewestFirst => query.filter(
+                        messages::created_at
+                            .lt(at)
+                            .or(same_time.and(messages::id.lt(id))),
+                    ),
+                    Order::OldestFirst => query.filter(
+                        messages::created_at
+                            .gt(at)
+                            .or(same_time.and(messages::id.gt(id))),
+                    ),
+                };
             }
             query.load(conn)
         })?;
