@@ -2,14 +2,15 @@
 //!
 //! [`Api::configure`] registers every route, the JSON error handling and Swagger UI on an
 //! actix `App`; [`cors`] builds the CORS middleware, to be wrapped outermost;
-//! [`request_log`] logs one line per request.
+//! [`tracing_logger`] and [`observe`] give each request a span, an id, a log line
+//! and its metrics; [`BcryptGate`] reports its queue.
 
 mod auth;
 mod body;
 mod connection;
 mod dto;
 mod error;
-mod logging;
+mod observe;
 mod openapi;
 mod paging;
 mod per_client;
@@ -31,7 +32,9 @@ use error::ApiError;
 
 pub use body::DEFAULT_BODY_LIMIT;
 pub use connection::{BodyDeadline, ExpectContinue, body_deadline, head_as_get};
-pub use logging::request_log;
+pub use observe::{
+    MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestSpan, UNMATCHED_ROUTE, observe, tracing_logger,
+};
 pub use per_client::{Admitted, ConnectionsPerClient};
 pub use state::{ApiState, BcryptGate};
 pub use throttle::AuthRateLimit;
@@ -123,6 +126,7 @@ pub fn cors(origins: &[String]) -> Cors {
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
             header::HeaderName::from_static(paging::NEXT_CURSOR),
+            REQUEST_ID_HEADER,
         ])
         .supports_credentials()
         .max_age(3600)

@@ -65,10 +65,13 @@ impl BcryptGate {
         let retry_after = self.max_wait.as_secs().max(1);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("memlayer_bcrypt_queue_refused_total").increment(1);
             return Err(ApiError::Busy(retry_after));
         }
+        self.report_queue();
         let waited = tokio::time::timeout(self.max_wait, self.slots.acquire()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.report_queue();
         match waited {
             Ok(Ok(permit)) => Ok(BcryptTurn(permit)),
             Ok(Err(closed)) => Err(ApiError::App(memlayer_app::AppError::Internal(
@@ -76,6 +79,15 @@ impl BcryptGate {
             ))),
             Err(_elapsed) => Err(ApiError::Busy(retry_after)),
         }
+    }
+}
+
+impl BcryptGate {
+    /// Sets the queue-length gauge (every gate in the process reports to the same one;
+    /// a service has one gate).
+    fn report_queue(&self) {
+        let waiting = u32::try_from(self.waiting.load(Ordering::Acquire)).unwrap_or(u32::MAX);
+        metrics::gauge!("memlayer_bcrypt_queue_length").set(waiting);
     }
 }
 

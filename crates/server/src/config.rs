@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,10 +77,24 @@ pub struct Config {
     /// Most connections one client (an IPv4 address, an IPv6 /64) may hold open at
     /// once; 0: no such cap (behind a proxy every connection comes from the proxy).
     pub max_connections_per_client: usize,
-    /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`).
+    /// Log filter, `tracing` targets syntax (`info`, `memlayer_http=debug,warn`); checked.
     pub log_filter: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Where the Prometheus metrics are served (`/metrics`); `None`: not at all.
+    pub metrics_addr: Option<SocketAddr>,
     /// The model that answers messages; `None`: every reply is "Message received".
     pub assistant: Option<OpenAiSettings>,
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    Text,
+    /// One JSON object per line, with the span's fields (the request id), for log
+    /// collectors.
+    Json,
 }
 
 /// Where the token-signing secret comes from.
@@ -118,6 +132,8 @@ impl Config {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let database_url = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL);
+        // First: the other checks (the JWT secret's) depend on which database this is.
+        check_database_url(database_url)?;
         let jwt_secret = jwt_secret(get("JWT_SECRET"), database_url)?;
         let pool_size = parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?;
         let workers = parse(get, "WORKERS", default_workers(), 1..=1_024)?;
@@ -237,10 +253,67 @@ impl Config {
                 if trust_forwarded_for { 0 } else { 64 },
                 0..=1_000_000,
             )?,
-            log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
+            log_filter: log_filter(get("RUST_LOG"))?,
+            log_format: parse_with(
+                get,
+                "LOG_FORMAT",
+                Some(LogFormat::Text),
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "text" => Some(LogFormat::Text),
+                    "json" => Some(LogFormat::Json),
+                    _ => None,
+                },
+                "text or json",
+            )?,
+            metrics_addr: get("METRICS_ADDR")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|error: std::net::AddrParseError| ConfigError {
+                            name: "METRICS_ADDR",
+                            value: v.to_owned(),
+                            reason: format!(
+                                "{error}: expected an address and port, like 127.0.0.1:9100"
+                            ),
+                        })
+                })
+                .transpose()?,
             assistant: assistant(get)?,
         })
     }
+}
+
+/// `postgres://`, `postgresql://` or `sqlite://`; anything else is named as a
+/// `DATABASE_URL` problem (showing only its scheme: the rest may hold a password).
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    if ["postgres://", "postgresql://", "sqlite://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        return Ok(());
+    }
+    Err(ConfigError {
+        name: "DATABASE_URL",
+        value: url.split_once("://").map_or_else(
+            || "(not a URL)".to_owned(),
+            |(scheme, _)| format!("{scheme}://…"),
+        ),
+        reason: "expected postgres://user:password@host/database or sqlite://path".to_owned(),
+    })
+}
+
+/// `RUST_LOG`, checked: a typo must not silently log nothing (or everything).
+fn log_filter(value: Option<&str>) -> Result<String, ConfigError> {
+    let value = value.unwrap_or("info");
+    value
+        .parse::<tracing_subscriber::filter::Targets>()
+        .map(|_| value.to_owned())
+        .map_err(|error| ConfigError {
+            name: "RUST_LOG",
+            value: value.to_owned(),
+            reason: format!(
+                "{error} (expected a level or target=level list, like info,memlayer_http=debug)"
+            ),
+        })
 }
 
 /// The `ASSISTANT_*` settings: none at all, or at least a URL and a model.

@@ -23,8 +23,9 @@ use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{MemLayer, Ports};
 use memlayer_http::{
     Api, ApiState, AuthRateLimit, BcryptGate, ConnectionsPerClient, body_deadline, cors,
-    head_as_get, request_log,
+    head_as_get, observe, tracing_logger,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use thiserror::Error;
 
@@ -48,7 +49,7 @@ pub enum StartupError {
     /// The HTTP server failed while serving.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
-    /// The address could not be bound.
+    /// An address (the API's, or `METRICS_ADDR`) could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -64,6 +65,9 @@ pub struct Running {
     pub server: Server,
     /// Where it listens (the real port when `PORT=0`).
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, if `METRICS_ADDR` is set (the real port when it
+    /// ends in `:0`).
+    pub metrics_addr: Option<SocketAddr>,
     /// Which database it uses.
     pub backend: Backend,
 }
@@ -124,6 +128,19 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     };
     let listener = std::net::TcpListener::bind((config.host, config.port)).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
+    let metrics = match config.metrics_addr {
+        Some(metrics_addr) => {
+            let bind_error = |source| StartupError::Bind {
+                addr: metrics_addr.to_string(),
+                source,
+            };
+            let listener = std::net::TcpListener::bind(metrics_addr).map_err(bind_error)?;
+            let bound = listener.local_addr().map_err(bind_error)?;
+            Some((listener, bound, prometheus()))
+        }
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(_, bound, _)| *bound);
     let origins = config.cors_origins.clone();
     let (keep_alive, head_timeout) = (config.keep_alive, config.request_head_timeout);
     let per_client = (config.max_connections_per_client > 0)
@@ -149,8 +166,10 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
                 .wrap(from_fn(head_as_get))
                 // Errors inside are responses, so CORS adds its headers to every one of them.
                 .wrap(cors(&origins))
-                // Outermost, so that preflights, which CORS answers itself, are logged too.
-                .wrap(from_fn(request_log));
+                // Outside CORS, so that preflights, which CORS answers itself, get an id,
+                // a log line and their metrics too; inside the span of the request.
+                .wrap(from_fn(observe))
+                .wrap(tracing_logger());
             let shutdown = shutdown.clone();
             let http = HttpService::build()
                 .keep_alive(if keep_alive.is_zero() {
@@ -196,13 +215,96 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
                 }
             })
         })
-        .map_err(bind_error)?
-        .run();
+        .map_err(bind_error)?;
+    let server = match metrics {
+        // Its own listener, so that the public port never exposes it.
+        Some((listener, bound, handle)) => server
+            .listen("metrics", listener, move || {
+                let handle = handle.clone();
+                HttpService::build()
+                    .client_request_timeout(std::time::Duration::from_secs(5))
+                    .finish(actix_service::fn_service(
+                        move |request: actix_http::Request| {
+                            let handle = handle.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(metrics_response(
+                                    &request, &handle,
+                                ))
+                            }
+                        },
+                    ))
+                    .tcp()
+            })
+            .map_err(|source| StartupError::Bind {
+                addr: bound.to_string(),
+                source,
+            })?,
+        None => server,
+    }
+    .run();
     Ok(Running {
         server,
         addr,
+        metrics_addr,
         backend,
     })
+}
+
+/// Latency buckets, in seconds: from a cached read to a slow bcrypt under load.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The process's Prometheus recorder, installed on first use (the `metrics` macros
+/// record nothing until then, so without `METRICS_ADDR` they cost next to nothing).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let recorder = builder
+                .set_buckets(&LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed: /metrics stays empty");
+            }
+            // Histograms keep their samples until drained: drain them even when no one
+            // scrapes.
+            let upkeep = handle.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}
+
+/// `GET /metrics` in Prometheus' text format; 404 for anything else.
+fn metrics_response(
+    request: &actix_http::Request,
+    handle: &PrometheusHandle,
+) -> actix_http::Response<String> {
+    use actix_http::{Method, StatusCode, header};
+    if request.path() != "/metrics" {
+        return actix_http::Response::with_body(StatusCode::NOT_FOUND, "not found\n".to_owned());
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return actix_http::Response::with_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET only\n".to_owned(),
+        );
+    }
+    let mut response = actix_http::Response::with_body(StatusCode::OK, handle.render());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// The configured model, or the "Message received" placeholder without one.

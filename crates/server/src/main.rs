@@ -2,15 +2,45 @@
 //! a `.env` file); see the README's configuration table.
 //!
 //! `memlayer openapi` prints the OpenAPI document and exits (the typed client is
-//! generated from it).
+//! generated from it); `memlayer --help` and `memlayer --version` print and exit.
 
 use std::process::ExitCode;
 
-use memlayer_server::{Config, start};
+use memlayer_server::config::LogFormat;
+use memlayer_server::{Config, StartupError, start};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
+const HELP: &str = "\
+memlayer: the MemLayer HTTP API (accounts, chats, messages).
+
+Usage:
+  memlayer            serve (configured by environment variables and a .env file)
+  memlayer openapi    print the OpenAPI document and exit
+  memlayer --help     print this and exit
+  memlayer --version  print the version and exit
+
+With nothing set it serves http://127.0.0.1:8000/ over an embedded SQLite database
+in data/. Settings (DATABASE_URL, JWT_SECRET, PORT, HOST, CORS_ORIGINS, RUST_LOG,
+LOG_FORMAT, METRICS_ADDR, ...) are listed in the README's configuration table.
+";
+
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("openapi") => {}
+        Some("--help" | "-h" | "help") => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") => {
+            println!("memlayer {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("memlayer: unknown argument {other:?}\n\n{HELP}");
+            return ExitCode::FAILURE;
+        }
+    }
     if std::env::args().nth(1).as_deref() == Some("openapi") {
         return match memlayer_http::openapi_json() {
             Ok(document) => {
@@ -26,11 +56,12 @@ fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported once logging is up.
     let dotenv = dotenvy::dotenv();
     let config = Config::from_env();
-    init_logging(
-        config
-            .as_ref()
-            .map_or("info", |config| config.log_filter.as_str()),
-    );
+    // A bad configuration (RUST_LOG and LOG_FORMAT included) is reported in plain text
+    // at the default level.
+    match &config {
+        Ok(config) => init_logging(&config.log_filter, config.log_format),
+        Err(_) => init_logging("info", LogFormat::Text),
+    }
     if let Err(error) = dotenv
         && !error.not_found()
     {
@@ -48,19 +79,14 @@ fn main() -> ExitCode {
         let running = start(&config)?;
         tracing::info!(
             address = %running.addr,
+            metrics = running.metrics_addr.map(|addr| format!("http://{addr}/metrics")),
             backend = ?running.backend,
             cors_origins = ?config.cors_origins,
-            "MemLayer is ready: API on http://{}/ , Swagger UI on http://{}/docs",
+            "MemLayer is ready: API on http://{}/, Swagger UI on http://{}/docs",
             running.addr,
             running.addr,
         );
-        running
-            .server
-            .await
-            .map_err(|source| memlayer_server::StartupError::Bind {
-                addr: running.addr.to_string(),
-                source,
-            })
+        running.server.await.map_err(StartupError::Serve)
     });
     match served {
         Ok(()) => {
@@ -75,17 +101,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+/// Logs to stdout as text or JSON lines, filtered by `filter` (checked by `Config`).
+fn init_logging(filter: &str, format: LogFormat) {
     let targets: Targets = filter
         .parse()
-        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+        .with_target(CONNECTION_ERRORS, LevelFilter::OFF);
+    let layer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
+        // Each line an object: the event's fields, and the request's span with its id.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+    };
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_filter(targets.with_target(CONNECTION_ERRORS, LevelFilter::OFF)),
-        )
+        .with(layer.with_filter(targets))
         .with(DemoteConnectionErrors)
         .init();
 }

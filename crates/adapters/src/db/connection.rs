@@ -123,9 +123,17 @@ pub(crate) fn run<C, T>(
 where
     C: R2D2Connection + Send + 'static,
 {
-    let mut conn = pool
-        .get()
-        .map_err(|error| DbError::Unavailable(error.into()))?;
+    let asked = std::time::Instant::now();
+    let checkout = pool.get();
+    metrics::histogram!("memlayer_db_pool_checkout_seconds").record(asked.elapsed().as_secs_f64());
+    let state = pool.state();
+    metrics::gauge!("memlayer_db_pool_connections", "state" => "idle").set(state.idle_connections);
+    metrics::gauge!("memlayer_db_pool_connections", "state" => "in_use")
+        .set(state.connections.saturating_sub(state.idle_connections));
+    let mut conn = checkout.map_err(|error| {
+        metrics::counter!("memlayer_db_pool_checkout_timeouts_total").increment(1);
+        DbError::Unavailable(error.into())
+    })?;
     body(&mut conn.inner).map_err(|error| {
         if is_connection_lost(&error) {
             conn.lost = true;

@@ -117,6 +117,7 @@ impl AssistantResponder for OpenAiResponder {
                 }
             }
         }
+        let asked = std::time::Instant::now();
         stream::once(async move {
             let response = call.send().await.map_err(transport_error)?;
             let status = response.status();
@@ -129,7 +130,36 @@ impl AssistantResponder for OpenAiResponder {
             Ok(pieces(response))
         })
         .try_flatten()
+        .map(Timed::new(asked).observer())
+        .chain(stream::poll_fn(move |_| {
+            // The end of the stream, however it ended: the total time.
+            metrics::histogram!("memlayer_assistant_upstream_seconds", "until" => "end")
+                .record(asked.elapsed().as_secs_f64());
+            std::task::Poll::Ready(None)
+        }))
         .boxed()
+    }
+}
+
+/// Records the upstream's time to its first piece of text.
+struct Timed {
+    asked: std::time::Instant,
+    first: bool,
+}
+
+impl Timed {
+    fn new(asked: std::time::Instant) -> Self {
+        Self { asked, first: true }
+    }
+
+    fn observer<T, E>(mut self) -> impl FnMut(Result<T, E>) -> Result<T, E> {
+        move |item| {
+            if item.is_ok() && std::mem::take(&mut self.first) {
+                metrics::histogram!("memlayer_assistant_upstream_seconds", "until" => "first_piece")
+                    .record(self.asked.elapsed().as_secs_f64());
+            }
+            item
+        }
     }
 }
 

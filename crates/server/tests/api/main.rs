@@ -10,6 +10,7 @@ mod chats;
 mod flow;
 mod messages;
 mod model;
+mod observability;
 mod process;
 mod protocol;
 mod resilience;

@@ -27,6 +27,8 @@ macro_rules! api_tests {
 /// The service, started on its own thread; stopped and its database dropped at the end.
 pub struct TestApp {
     pub base: String,
+    /// `http://<METRICS_ADDR>` when the test set one.
+    pub metrics_base: Option<String>,
     db: Option<TestDatabase>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -75,12 +77,12 @@ impl TestApp {
             actix_web::rt::System::new().block_on(async move {
                 let running = start(&config).expect("the service starts");
                 sender
-                    .send((running.addr, running.server.handle()))
+                    .send((running.addr, running.metrics_addr, running.server.handle()))
                     .expect("report the address");
                 running.server.await.expect("the service runs");
             });
         });
-        let (addr, handle) = receiver
+        let (addr, metrics_addr, handle) = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("the service started");
         let agent = ureq::Agent::config_builder()
@@ -91,6 +93,7 @@ impl TestApp {
             .new_agent();
         Self {
             base: format!("http://{addr}"),
+            metrics_base: metrics_addr.map(|addr| format!("http://{addr}")),
             db: None,
             handle,
             thread: Some(thread),
@@ -425,17 +428,17 @@ impl Reply {
         assert_eq!(self.json(), serde_json::json!({ "detail": detail }));
     }
 
-    /// Asserts a 422 whose single problem is at `loc` with pydantic type `kind`.
+    /// Asserts a 422 whose single problem is at `loc` with pydantic type `kind` (an
+    /// extra, unexpected issue fails it too).
     pub fn assert_invalid(&self, loc: Value, kind: &str) {
         assert_eq!(self.status, 422, "{}", self.text);
         let body = self.json();
         let issues = body["detail"]
             .as_array()
             .unwrap_or_else(|| panic!("a list: {body}"));
+        assert_eq!(issues.len(), 1, "not a single issue: {body}");
         assert!(
-            issues.iter().any(|issue| issue["loc"] == loc
-                && issue["type"] == kind
-                && issue["msg"].is_string()),
+            issues[0]["loc"] == loc && issues[0]["type"] == kind && issues[0]["msg"].is_string(),
             "no {kind} at {loc} in {body}"
         );
     }

@@ -1,0 +1,147 @@
+//! What an operator sees: a request id on every response, and Prometheus metrics on
+//! their own listener.
+
+use serde_json::json;
+
+use crate::api_tests;
+use crate::support::{SPA_ORIGIN, TestApp};
+
+api_tests!(
+    a_request_id_sent_by_the_client_is_echoed_on_success_and_on_error,
+    a_request_id_is_generated_when_none_or_an_unusable_one_is_sent,
+    a_cors_preflight_gets_a_request_id_too,
+);
+
+fn a_request_id_sent_by_the_client_is_echoed_on_success_and_on_error(api: &TestApp) {
+    let ok = api
+        .request("GET", "/health")
+        .header("x-request-id", "trace-42.abc_DEF")
+        .send();
+    let not_found = api
+        .request("GET", "/no/such/route")
+        .header("x-request-id", "trace-43")
+        .send();
+    let unauthorised = api
+        .request("GET", "/chats")
+        .header("x-request-id", "trace-44")
+        .send();
+
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("x-request-id"), Some("trace-42.abc_DEF"));
+    assert_eq!(not_found.status, 404);
+    assert_eq!(not_found.header("x-request-id"), Some("trace-43"));
+    assert_eq!(unauthorised.status, 401);
+    assert_eq!(unauthorised.header("x-request-id"), Some("trace-44"));
+}
+
+fn a_request_id_is_generated_when_none_or_an_unusable_one_is_sent(api: &TestApp) {
+    let none = api.request("GET", "/health").send();
+    let too_long = api
+        .request("GET", "/health")
+        .header("x-request-id", &"x".repeat(129))
+        .send();
+    let with_a_space = api
+        .request("POST", "/auth/login")
+        .header("x-request-id", "two words")
+        .json(&json!({}))
+        .send();
+
+    for reply in [&none, &too_long, &with_a_space] {
+        let id = reply.header("x-request-id").expect("an id");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "not a UUID: {id}");
+    }
+    assert_eq!(with_a_space.status, 422);
+    assert_ne!(none.header("x-request-id"), too_long.header("x-request-id"));
+}
+
+fn a_cors_preflight_gets_a_request_id_too(api: &TestApp) {
+    let preflight = api
+        .request("OPTIONS", "/chats")
+        .header("origin", SPA_ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("x-request-id", "preflight-1")
+        .send();
+
+    assert_eq!(preflight.status, 200, "{}", preflight.text);
+    assert_eq!(preflight.header("x-request-id"), Some("preflight-1"));
+}
+
+#[test]
+fn the_browser_may_read_the_request_id() {
+    let api = TestApp::start(memlayer_testkit::TestDatabase::sqlite());
+
+    let reply = api
+        .request("GET", "/health")
+        .header("origin", SPA_ORIGIN)
+        .send();
+
+    let exposed = reply
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+}
+
+#[test]
+fn metrics_are_served_on_their_own_listener_by_route_template_and_never_on_the_public_port() {
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[("METRICS_ADDR", "127.0.0.1:0")],
+    );
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    assert_eq!(api.get(&format!("/chats/{chat}"), &token).status, 200);
+    assert_eq!(api.request("GET", "/no/such/route").send().status, 404);
+
+    let metrics = ureq::get(format!(
+        "{}/metrics",
+        api.metrics_base.as_deref().expect("a metrics address")
+    ))
+    .call()
+    .unwrap()
+    .into_body()
+    .read_to_string()
+    .unwrap();
+    let public = api.request("GET", "/metrics").send();
+
+    let series = |name: &str| {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(name))
+            .collect::<Vec<_>>()
+    };
+    let requests = series("memlayer_http_requests_total{");
+    assert!(
+        requests
+            .iter()
+            .any(|line| line.contains(r#"route="/chats/{chat_id}""#)
+                && line.contains(r#"status="200""#)
+                && line.contains(r#"method="GET""#)),
+        "{metrics}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|line| line.contains(r#"route="unmatched""#) && line.contains(r#"status="404""#)),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&chat),
+        "a raw path in the labels: {metrics}"
+    );
+    assert!(!metrics.contains("/no/such/route"), "{metrics}");
+    assert!(
+        !series("memlayer_http_request_duration_seconds_bucket{").is_empty(),
+        "{metrics}"
+    );
+    assert!(
+        !series("memlayer_db_pool_connections{").is_empty(),
+        "{metrics}"
+    );
+    assert!(
+        !series("memlayer_db_pool_checkout_seconds").is_empty(),
+        "{metrics}"
+    );
+    assert_eq!(public.status, 404);
+    assert!(!public.text.contains("memlayer_http"), "{}", public.text);
+}
