@@ -377,7 +377,10 @@ fn forged_and_malformed_tokens_are_all_401(api: &TestApp) {
     }
 }
 
+/// Wall-clock, so opt-in: a busy shared machine makes timing noise. CI runs it in its own
+/// step (`cargo test -p memlayer-server --test api -- --ignored`).
 #[test]
+#[ignore = "wall-clock: run with --ignored on a quiet machine (CI does)"]
 fn logging_in_costs_the_same_time_whether_or_not_the_email_exists() {
     // bcrypt cost 10: tens of milliseconds a check. Skipping the check for an unknown
     // email would make its login about 100 times faster; the bound below allows 3x noise.

@@ -403,8 +403,8 @@ fn liveness_and_readiness_answer_200(api: &TestApp) {
 }
 
 fn a_huge_declared_body_is_refused_at_once_with_a_json_413(api: &TestApp) {
-    let started = std::time::Instant::now();
-
+    // "At once": before any body comes (the client sends one byte of it and waits), so
+    // no clock is needed to tell.
     let response = api.raw(
         b"POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{",
     );
@@ -414,7 +414,6 @@ fn a_huge_declared_body_is_refused_at_once_with_a_json_413(api: &TestApp) {
         response.contains("{\"detail\":\"Request body too large"),
         "{response}"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
 
 fn an_authorization_header_that_is_not_text_is_401(api: &TestApp) {

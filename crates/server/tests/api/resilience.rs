@@ -44,8 +44,29 @@ struct Outcome {
 }
 
 #[test]
-fn a_database_outage_gives_fast_503s_and_the_service_recovers_by_itself_losing_nothing_acknowledged()
- {
+fn a_database_outage_gives_503s_and_the_service_recovers_by_itself_losing_nothing_acknowledged() {
+    database_outage(false);
+}
+
+/// The same outage, also asserting that every 503 came within 3 s (the 1 s checkout
+/// timeout plus slack). Wall-clock, so opt-in: CI runs it in its own step
+/// (`cargo test -p memlayer-server --test api -- --ignored`).
+#[test]
+#[ignore = "wall-clock: run with --ignored on a quiet machine (CI does)"]
+fn a_database_outage_gives_fast_503s() {
+    database_outage(true);
+}
+
+/// Polls `done` every few milliseconds until it holds; fails after `within`.
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn database_outage(check_latency: bool) {
     let Some(cluster) = PgCluster::start() else {
         return;
     };
@@ -78,27 +99,45 @@ fn a_database_outage_gives_fast_503s_and_the_service_recovers_by_itself_losing_n
                         json_detail,
                     });
                     i += 1;
+                    // Pacing, not waiting for anything: keeps the outcome list short.
                     std::thread::sleep(Duration::from_millis(5));
                 }
             });
         }
 
-        std::thread::sleep(Duration::from_millis(700));
+        let count = |status: u16| {
+            outcomes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|o| o.status == status)
+                .count()
+        };
+        wait_until(
+            "posts acknowledged before the outage",
+            Duration::from_secs(60),
+            || count(201) >= 8,
+        );
         cluster.stop_server();
-        std::thread::sleep(Duration::from_millis(2_500));
+        wait_until("the outage felt by posts", Duration::from_secs(60), || {
+            count(503) + count(500) >= 4
+        });
         let ready = api.request("GET", "/health/ready").send();
         cluster.start_server();
         let restarted = Instant::now();
-        while api.request("GET", "/health/ready").send().status != 200 {
-            assert!(
-                restarted.elapsed() < Duration::from_secs(20),
-                "the service did not recover"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(700));
+        wait_until("the service recovered", Duration::from_secs(60), || {
+            api.request("GET", "/health/ready").send().status == 200
+        });
+        let recovered_after = restarted.elapsed();
+        wait_until("posts acknowledged again", Duration::from_secs(60), || {
+            let outcomes = outcomes.lock().unwrap();
+            outcomes.len() >= 8
+                && outcomes[outcomes.len() - 8..]
+                    .iter()
+                    .all(|o| o.status == 201)
+        });
         stop.store(true, Ordering::Relaxed);
-        (ready, restarted.elapsed())
+        (ready, recovered_after)
     });
 
     let outcomes = outcomes.into_inner().unwrap();
@@ -108,7 +147,6 @@ fn a_database_outage_gives_fast_503s_and_the_service_recovers_by_itself_losing_n
         ready_during_outage.text
     );
     assert!(ready_during_outage.json()["detail"].is_string());
-    assert!(recovered_after < Duration::from_secs(20));
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != 201).collect();
     assert!(!failed.is_empty(), "the outage was not felt");
@@ -124,7 +162,7 @@ fn a_database_outage_gives_fast_503s_and_the_service_recovers_by_itself_losing_n
             outcome.content
         );
         assert!(
-            outcome.took < Duration::from_secs(3),
+            !check_latency || outcome.took < Duration::from_secs(3),
             "{} took {:?}",
             outcome.content,
             outcome.took
