@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -60,9 +61,24 @@ async function startPageServer(port, bundle) {
   pageServers.push(server);
 }
 
+/** Whether something already listens on 127.0.0.1:`port`. */
+function portTaken(port) {
+  return new Promise((answer) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), answer(true)));
+    socket.once("error", () => answer(false));
+  });
+}
+
 async function startService() {
   const bin = process.env.MEMLAYER_BIN ?? join(root, "target/debug/memlayer");
   assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build -p memlayer-server\` first`);
+  // Never test (and write accounts into) a service that is already running there.
+  if (await portTaken(apiPort)) {
+    assert.fail(
+      `port ${apiPort} is already in use (is \`cargo run\` serving?): stop it, or set MEMLAYER_E2E_API_PORT to a free port`,
+    );
+  }
   dataDir = mkdtempSync(join(tmpdir(), "memlayer-e2e-"));
   service = spawn(bin, [], {
     env: {
@@ -73,7 +89,8 @@ async function startService() {
       PORT: String(apiPort),
       CORS_ORIGINS: PAGE,
       BCRYPT_COST: "4",
-      RUST_LOG: "warn",
+      // The ready line (INFO, from the binary) tells this service, not another, is up.
+      RUST_LOG: "warn,memlayer=info",
       ...assistantSettings,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -83,12 +100,8 @@ async function startService() {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     assert.equal(service.exitCode, null, `the service exited:\n${serviceLog}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${apiPort}/health/ready`)).ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((ok) => setTimeout(ok, 100));
+    if (serviceLog.includes("MemLayer is ready")) return;
+    await new Promise((ok) => setTimeout(ok, 50));
   }
   assert.fail(`the service did not become ready:\n${serviceLog}`);
 }

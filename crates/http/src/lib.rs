@@ -102,7 +102,12 @@ impl Api {
                         ))
                     })),
             )
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", self.openapi.clone()))
+            // The base layout: no "Explore" bar (this page shows one document).
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", self.openapi.clone())
+                    .config(utoipa_swagger_ui::Config::default().use_base_layout()),
+            )
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound)
             }));
