@@ -481,10 +481,11 @@ fn help_and_version_print_and_exit_without_serving() {
             .output()
             .unwrap();
 
+        // Postgres without JWT_SECRET would refuse to start: these never get that far.
         let printed = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{flag}: {printed}");
         assert!(printed.starts_with("memlayer"), "{flag}: {printed}");
-        assert!(!printed.contains("JWT_SECRET problem"), "{printed}");
+        assert!(!printed.contains("invalid"), "{flag}: {printed}");
     }
     let help = memlayer(&[]).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("METRICS_ADDR"));
