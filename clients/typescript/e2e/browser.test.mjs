@@ -147,7 +147,7 @@ before(async () => {
   });
   page = await (await browser.newContext()).newPage();
   watch(page);
-  await page.goto(PAGE);
+  await page.goto(`${PAGE}/?api=${encodeURIComponent(API)}`);
   await page.waitForSelector("body[data-ready=true]");
 });
 
@@ -376,6 +376,9 @@ describe("Swagger UI at /docs", () => {
 
     await docs.click("#operations-auth-getCurrentUser .opblock-summary");
     await docs.click("#operations-auth-getCurrentUser .try-out__btn");
+    // One document, served from the page's own origin: no "Explore" bar, no "Servers" box.
+    assert.equal(await docs.locator(".topbar").count(), 0);
+    assert.equal(await docs.getByText("Servers", { exact: true }).count(), 0);
     await docs.click("#operations-auth-getCurrentUser .execute");
     const response = "#operations-auth-getCurrentUser .live-responses-table tr.response";
     const status = await docs.textContent(`${response} .response-col_status`);
