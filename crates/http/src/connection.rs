@@ -160,6 +160,21 @@ impl ExpectContinue {
             None => Ok(request),
             Some(refusal) => {
                 let mut response = actix_web::ResponseError::error_response(&refusal);
+                // Answered before the app (and its request span) sees the request: give it
+                // its id and its log line here.
+                let id = crate::observe::request_id(request.head().headers());
+                tracing::info!(
+                    request_id = id,
+                    method = %request.head().method,
+                    path = request.path(),
+                    status = response.status().as_u16(),
+                    "answered before the body (Expect: 100-continue)"
+                );
+                if let Ok(id) = header::HeaderValue::from_str(&id) {
+                    response
+                        .headers_mut()
+                        .insert(crate::observe::REQUEST_ID_HEADER, id);
+                }
                 let origin = request
                     .head()
                     .headers()

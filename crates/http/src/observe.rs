@@ -30,23 +30,24 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 struct RequestId(String);
 
 impl RequestId {
-    /// The client's id if it is 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII characters,
-    /// otherwise a fresh UUID (v7: ordered by time).
     fn of(request: &ServiceRequest) -> Self {
-        request
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .map(HeaderValue::as_bytes)
-            .filter(|id| {
-                (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
-                    && id.iter().all(|byte| byte.is_ascii_graphic())
-            })
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .map_or_else(
-                || Self(uuid::Uuid::now_v7().to_string()),
-                |id| Self(id.to_owned()),
-            )
+        Self(request_id(request.headers()))
     }
+}
+
+/// The request id for a request with these headers: the client's `X-Request-Id` if it
+/// is 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII characters, otherwise a fresh UUID (v7:
+/// ordered by time).
+pub(crate) fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|id| {
+            (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+                && id.iter().all(|byte| byte.is_ascii_graphic())
+        })
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
 /// The span of each request (for [`TracingLogger`]): `request{request_id method route}`.

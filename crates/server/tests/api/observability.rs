@@ -10,6 +10,7 @@ api_tests!(
     a_request_id_sent_by_the_client_is_echoed_on_success_and_on_error,
     a_request_id_is_generated_when_none_or_an_unusable_one_is_sent,
     a_cors_preflight_gets_a_request_id_too,
+    an_expect_100_continue_refusal_gets_a_request_id_too,
 );
 
 fn a_request_id_sent_by_the_client_is_echoed_on_success_and_on_error(api: &TestApp) {
@@ -64,6 +65,21 @@ fn a_cors_preflight_gets_a_request_id_too(api: &TestApp) {
 
     assert_eq!(preflight.status, 200, "{}", preflight.text);
     assert_eq!(preflight.header("x-request-id"), Some("preflight-1"));
+}
+
+fn an_expect_100_continue_refusal_gets_a_request_id_too(api: &TestApp) {
+    let refused = api.raw(
+        b"POST /chats HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          X-Request-Id: expect-1\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n",
+    );
+
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("x-request-id: expect-1\r\n"),
+        "{refused}"
+    );
 }
 
 #[test]
