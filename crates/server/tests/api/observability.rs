@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::api_tests;
 use crate::support::{SPA_ORIGIN, TestApp};
+use crate::upstream::{Script, Upstream};
 
 api_tests!(
     a_request_id_sent_by_the_client_is_echoed_on_success_and_on_error,
@@ -98,6 +99,51 @@ fn the_browser_may_read_the_request_id() {
     assert!(exposed.contains("x-request-id"), "{exposed}");
 }
 
+/// The text at `/metrics` on the app's metrics listener.
+fn scrape(api: &TestApp) -> String {
+    ureq::get(format!(
+        "{}/metrics",
+        api.metrics_base.as_deref().expect("a metrics address")
+    ))
+    .call()
+    .unwrap()
+    .into_body()
+    .read_to_string()
+    .unwrap()
+}
+
+#[test]
+fn the_model_servers_latency_is_measured_to_the_first_piece_and_to_the_end() {
+    let upstream = Upstream::scripted(vec![Script::Answer(vec!["Hel", "lo"])]);
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("ASSISTANT_URL", &upstream.url),
+            ("ASSISTANT_MODEL", "test-model"),
+        ],
+    );
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+
+    let reply = api.post(
+        &format!("/chats/{chat}/messages"),
+        &token,
+        json!({ "content": "Hi" }),
+    );
+    let metrics = scrape(&api);
+
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    for until in ["first_piece", "end"] {
+        assert!(
+            metrics.lines().any(|line| line
+                .starts_with("memlayer_assistant_upstream_seconds_count{")
+                && line.contains(&format!(r#"until="{until}""#))),
+            "{until}: {metrics}"
+        );
+    }
+}
+
 #[test]
 fn metrics_are_served_on_their_own_listener_by_route_template_and_never_on_the_public_port() {
     let api = TestApp::start_with(
@@ -109,15 +155,7 @@ fn metrics_are_served_on_their_own_listener_by_route_template_and_never_on_the_p
     assert_eq!(api.get(&format!("/chats/{chat}"), &token).status, 200);
     assert_eq!(api.request("GET", "/no/such/route").send().status, 404);
 
-    let metrics = ureq::get(format!(
-        "{}/metrics",
-        api.metrics_base.as_deref().expect("a metrics address")
-    ))
-    .call()
-    .unwrap()
-    .into_body()
-    .read_to_string()
-    .unwrap();
+    let metrics = scrape(&api);
     let public = api.request("GET", "/metrics").send();
 
     let series = |name: &str| {
