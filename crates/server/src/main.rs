@@ -121,7 +121,12 @@ fn init_logging(filter: &str, format: LogFormat) {
     };
     tracing_subscriber::registry()
         .with(layer.with_filter(targets))
-        .with(DemoteConnectionErrors)
+        // Filtered to its one target: a layer without a filter would enable every
+        // callsite of every crate, TRACE included, and each would build its event.
+        .with(
+            DemoteConnectionErrors
+                .with_filter(Targets::new().with_target(CONNECTION_ERRORS, LevelFilter::TRACE)),
+        )
         .init();
 }
 
