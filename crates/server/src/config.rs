@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memlayer_adapters::{ContextWindow, OpenAiSettings, Url};
+use memlayer_adapters::{Backend, ContextWindow, DatabaseError, OpenAiSettings, Url};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -282,23 +282,17 @@ impl Config {
     }
 }
 
-/// `postgres://`, `postgresql://` or `sqlite://`; anything else is named as a
-/// `DATABASE_URL` problem (showing only its scheme: the rest may hold a password).
+/// A URL of a supported database ([`Backend::of_url`]); anything else is named as a
+/// `DATABASE_URL` problem, by its scheme only.
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
-    if ["postgres://", "postgresql://", "sqlite://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
-    {
-        return Ok(());
+    match Backend::of_url(url) {
+        Err(DatabaseError::UnsupportedUrl(shown)) => Err(ConfigError {
+            name: "DATABASE_URL",
+            value: shown,
+            reason: "expected postgres://user:password@host/database or sqlite://path".to_owned(),
+        }),
+        _ => Ok(()),
     }
-    Err(ConfigError {
-        name: "DATABASE_URL",
-        value: url.split_once("://").map_or_else(
-            || "(not a URL)".to_owned(),
-            |(scheme, _)| format!("{scheme}://…"),
-        ),
-        reason: "expected postgres://user:password@host/database or sqlite://path".to_owned(),
-    })
 }
 
 /// `RUST_LOG`, checked: a typo must not silently log nothing (or everything).

@@ -32,6 +32,27 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// The engine a `DATABASE_URL` names (`postgres://`, `postgresql://`, `sqlite://`);
+    /// anything else is [`DatabaseError::UnsupportedUrl`], shown by its scheme only: the
+    /// rest may hold a password in a form redaction does not know (libpq's
+    /// `host=… password=…` keywords).
+    pub fn of_url(url: &str) -> Result<Self, DatabaseError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite://") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(DatabaseError::UnsupportedUrl(
+                url.split_once("://").map_or_else(
+                    || "a value that is not a URL".to_owned(),
+                    |(scheme, _)| format!("{scheme}://…"),
+                ),
+            ))
+        }
+    }
+}
+
 /// Connection pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -95,29 +116,24 @@ impl Database {
     /// A pool for the database at `url` (`postgres://…`, `postgresql://…` or
     /// `sqlite://path`). Connections are made lazily; see [`Database::wait_until_reachable`].
     pub fn open(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
-        let (pool, connect_to) =
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (pool, connect_to) = match Backend::of_url(url)? {
+            Backend::Postgres => {
                 let pool = Pool::Postgres(connection::build_pool(
                     Manager::<PgConnection>::new(url.to_owned(), |_| Ok(())),
                     options,
                 ));
                 (pool, url.to_owned())
-            } else if let Some(path) = url.strip_prefix("sqlite://") {
+            }
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://");
                 create_private_files(Path::new(path))?;
                 let pool = Pool::Sqlite(connection::build_pool(
                     Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
                     options,
                 ));
                 (pool, path.to_owned())
-            } else {
-                // Only the scheme: the rest may hold a password in a form `redact` does
-                // not know (libpq's `host=… password=…` keywords).
-                let scheme = url.split_once("://").map_or_else(
-                    || "a value that is not a URL".to_owned(),
-                    |(scheme, _)| format!("{scheme}://…"),
-                );
-                return Err(DatabaseError::UnsupportedUrl(scheme));
-            };
+            }
+        };
         Ok(Self {
             pool,
             redacted_url: redact(url),
