@@ -15,6 +15,7 @@ mod observability;
 mod process;
 mod protocol;
 mod resilience;
+mod scale_out;
 mod support;
 mod upstream;
 mod zero_setup;

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use memlayer_testkit::TestDatabase;
 use serde_json::json;
 
-fn memlayer(vars: &[(&str, &str)]) -> Command {
+/// The `memlayer` binary with `vars` set, and none of the variables a developer's shell
+/// may have set for it.
+pub(crate) fn memlayer(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_memlayer"));
     for name in [
         "DATABASE_URL",
@@ -37,18 +39,18 @@ fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatu
 
 /// A started `memlayer` process whose log (stdout and stderr) is read as it comes, so a
 /// test can wait for a line instead of sleeping.
-struct Service {
+pub(crate) struct Service {
     child: Child,
     log: Arc<(Mutex<String>, Condvar)>,
     /// `http://127.0.0.1:<the port the service bound>` (it binds port 0).
-    base: String,
+    pub(crate) base: String,
     addr: std::net::SocketAddr,
 }
 
 impl Service {
     /// Spawns `command` (which must not set `PORT`: the service binds port 0) and
     /// waits for its ready line, which names the bound address.
-    fn spawn(mut command: Command) -> Self {
+    pub(crate) fn spawn(mut command: Command) -> Self {
         let mut child = command
             .env("PORT", "0")
             .stdout(Stdio::piped())
@@ -158,7 +160,7 @@ impl Drop for Service {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
