@@ -10,7 +10,8 @@ use memlayer_domain::{
     Session, User, UserId,
 };
 use memlayer_ports::{
-    ChatRepository, CreateUserError, HealthCheck, MessageRepository, UserRepository,
+    AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck, MessageRepository,
+    Spent, UserRepository,
 };
 use memlayer_testkit::TestDatabase;
 
@@ -74,6 +75,10 @@ memlayer_testkit::on_both_backends!(
     deleting_an_account_takes_its_chats_and_messages_and_frees_the_email,
     a_stale_session_cannot_delete_the_account,
     messages_are_read_oldest_first_page_by_page_through_ties,
+    an_attempt_budget_admits_its_burst_then_refuses_until_it_refills,
+    each_client_has_its_own_attempt_budget,
+    only_refilled_attempt_budgets_are_forgotten,
+    attempts_spent_at_once_never_overspend_a_budget,
 );
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -589,4 +594,91 @@ mod startup {
             assert_eq!(mode(&folder.join(name)), 0o600, "{name}");
         }
     }
+}
+
+/// Three attempts a minute: one every 20 s, all three at once if need be.
+const THREE_A_MINUTE: AttemptRate = AttemptRate {
+    interval: TimeDelta::seconds(20),
+    burst: TimeDelta::seconds(60),
+};
+
+const SECOND: i64 = 1_000_000;
+
+fn spend(db: &Database, client: &str, now: DateTime<Utc>) -> Spent {
+    AttemptBudget::spend(db, client, now, THREE_A_MINUTE).unwrap()
+}
+
+fn an_attempt_budget_admits_its_burst_then_refuses_until_it_refills(db: &Store) {
+    let burst: Vec<Spent> = (0..4).map(|_| spend(db, "198.51.100.9", at(0))).collect();
+    let too_early = spend(db, "198.51.100.9", at(20 * SECOND - 1));
+    let refilled = spend(db, "198.51.100.9", at(20 * SECOND));
+    let again = spend(db, "198.51.100.9", at(20 * SECOND));
+
+    assert_eq!(burst[..3], [Spent::Admitted; 3]);
+    assert_eq!(
+        burst[3],
+        Spent::Refused {
+            until: at(20 * SECOND)
+        }
+    );
+    assert_eq!(
+        too_early,
+        Spent::Refused {
+            until: at(20 * SECOND)
+        },
+        "a refusal spends nothing"
+    );
+    assert_eq!(refilled, Spent::Admitted);
+    assert_eq!(
+        again,
+        Spent::Refused {
+            until: at(40 * SECOND)
+        }
+    );
+}
+
+fn each_client_has_its_own_attempt_budget(db: &Store) {
+    for _ in 0..3 {
+        spend(db, "198.51.100.9", at(0));
+    }
+
+    assert_eq!(spend(db, "2001:db8:1:2::/64", at(0)), Spent::Admitted);
+    assert!(matches!(
+        spend(db, "198.51.100.9", at(0)),
+        Spent::Refused { .. }
+    ));
+}
+
+fn only_refilled_attempt_budgets_are_forgotten(db: &Store) {
+    spend(db, "once", at(0));
+    for _ in 0..3 {
+        spend(db, "thrice", at(0));
+    }
+
+    // At 30 s, "once" is full again (its one attempt came back at 20 s); "thrice" has
+    // one of its three back, and is remembered.
+    let forgotten = db.forget_refilled(at(30 * SECOND)).unwrap();
+
+    assert_eq!(forgotten, 1);
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM attempt_budgets"), 1);
+    assert_eq!(spend(db, "thrice", at(30 * SECOND)), Spent::Admitted);
+    assert_eq!(
+        spend(db, "thrice", at(30 * SECOND)),
+        Spent::Refused {
+            until: at(40 * SECOND)
+        }
+    );
+    assert_eq!(spend(db, "once", at(30 * SECOND)), Spent::Admitted);
+}
+
+fn attempts_spent_at_once_never_overspend_a_budget(db: &Store) {
+    let spent: Vec<Spent> = std::thread::scope(|scope| {
+        let attempts: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| spend(db, "198.51.100.9", at(0))))
+            .collect();
+        attempts.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+
+    let admitted = spent.iter().filter(|s| **s == Spent::Admitted).count();
+    assert_eq!(admitted, 3, "{spent:?}");
 }

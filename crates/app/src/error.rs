@@ -24,6 +24,12 @@ pub enum AppError {
     /// The chat exists and belongs to another user.
     #[error("the chat belongs to another user")]
     NotChatOwner,
+    /// The client used up its budget of credential attempts.
+    #[error("the client's budget of attempts is used up")]
+    TooManyAttempts {
+        /// How long until its next attempt is admitted.
+        retry_after: std::time::Duration,
+    },
     /// The database cannot be reached right now.
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),

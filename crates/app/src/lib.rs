@@ -5,6 +5,7 @@
 //! answer is a stream, so the use case is split around it ([`PendingReply`]).
 
 mod accounts;
+mod attempts;
 mod chats;
 mod error;
 mod export;
@@ -19,6 +20,7 @@ use memlayer_ports::{
     TokenVerifier, UserRepository,
 };
 
+pub use attempts::{AttemptLimit, FORGET_EVERY};
 pub use error::AppError;
 pub use export::{EXPORT_CHATS_PAGE, EXPORT_MESSAGES_PAGE};
 pub use memlayer_domain as domain;

@@ -31,8 +31,6 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// The body could not be read from the connection.
     BadRequest(String),
-    /// The client used up its budget of credential attempts; retry after this many seconds.
-    TooManyRequests(u64),
     /// The request body did not arrive within the deadline, in seconds.
     BodyTimeout(u64),
     /// Too many logins are waiting for the password hasher; retry after this many seconds.
@@ -77,7 +75,6 @@ impl fmt::Display for ApiError {
             Self::PayloadTooLarge(limit) => write!(f, "body larger than {limit} bytes"),
             Self::UnsupportedMediaType => f.write_str("body not declared as JSON"),
             Self::BadRequest(reason) => write!(f, "body unreadable: {reason}"),
-            Self::TooManyRequests(seconds) => write!(f, "rate limited for {seconds} s"),
             Self::BodyTimeout(seconds) => write!(f, "body not received within {seconds} s"),
             Self::Busy(seconds) => write!(f, "password hasher busy, retry in {seconds} s"),
         }

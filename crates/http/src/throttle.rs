@@ -1,76 +1,73 @@
-//! Per-client rate limiting of the credential routes (`/auth/login`, `/auth/register`),
-//! so passwords cannot be guessed at speed. An extractor, so a refusal is an ordinary
-//! JSON 429 that still passes through CORS. The limit is its own app data: without one,
-//! every attempt is admitted.
+//! Per-client rate limiting of the credential routes (`/auth/login`, `/auth/register`,
+//! `/auth/password`, `DELETE /auth/me`), so passwords cannot be guessed at speed. An
+//! extractor, so a refusal is an ordinary JSON 429 that still passes through CORS. The
+//! budgets live in the database ([`AttemptLimit`]), so every instance of the service
+//! spends from the same one; this module only says who the client is. The limit is its
+//! own app data: without one, every attempt is admitted.
 
-use std::future::{Ready, ready};
+use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::web::Data;
+use actix_web::web::{self, Data};
 use actix_web::{FromRequest, HttpRequest};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use memlayer_app::AttemptLimit;
 
 use crate::error::ApiError;
 
-/// How often (in checks) idle clients are forgotten, so memory stays bounded.
-const FORGET_EVERY: u64 = 4_096;
-
-/// A budget of attempts per client IP address, refilled continuously.
+/// A budget of attempts per client (an IPv4 address, an IPv6 /64), shared through the
+/// database by every instance.
 pub struct AuthRateLimit {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limit: Arc<AttemptLimit>,
     trust_forwarded_for: bool,
-    checks: AtomicU64,
 }
 
 impl AuthRateLimit {
-    /// `per_minute` attempts a minute per client, all of which may come at once. With
-    /// `trust_forwarded_for`, the client is the last address of `X-Forwarded-For`, the
-    /// one the proxy in front appended (only behind exactly one such proxy: without it,
-    /// clients could forge the header).
-    pub fn per_minute(per_minute: NonZeroU32, trust_forwarded_for: bool) -> Self {
+    /// Spends from `limit`'s budgets, one per client. With `trust_forwarded_for`, the
+    /// client is the last address of `X-Forwarded-For`, the one the proxy in front
+    /// appended (only behind exactly one such proxy: without it, clients could forge
+    /// the header).
+    pub fn new(limit: AttemptLimit, trust_forwarded_for: bool) -> Self {
         Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            limit: Arc::new(limit),
             trust_forwarded_for,
-            checks: AtomicU64::new(0),
         }
     }
 
-    fn admit(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        if self
-            .checks
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(FORGET_EVERY)
-        {
-            self.limiter.retain_recent();
-        }
-        let Some(client) = self.client(req).map(bucket) else {
-            return Ok(());
-        };
-        self.limiter.check_key(&client).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-        })
+    /// Spends one of `client`'s attempts on the blocking pool (storage blocks); 429 when
+    /// its budget is used up, 503 when the database is unavailable.
+    async fn admit(&self, client: String) -> Result<(), ApiError> {
+        let limit = self.limit.clone();
+        Ok(web::block(move || limit.spend(&client)).await??)
     }
+}
 
-    fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
-        if self.trust_forwarded_for {
-            // The proxy in front appends the address it saw; whatever comes before it, the
-            // client may have written itself.
-            let nearest = req
-                .headers()
-                .get_all("x-forwarded-for")
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .last();
-            if let Some(ip) = nearest.and_then(|addr| parse_ip(addr.trim())) {
-                return Some(ip);
-            }
+/// Who sent `req`: its peer, or with `trust_forwarded_for` the address the proxy in front
+/// appended to `X-Forwarded-For` (when there is one).
+fn client(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        // The proxy in front appends the address it saw; whatever comes before it, the
+        // client may have written itself.
+        let nearest = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .last();
+        if let Some(ip) = nearest.and_then(|addr| parse_ip(addr.trim())) {
+            return Some(ip);
         }
-        req.peer_addr().map(|addr| addr.ip())
+    }
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+/// The name of the budget `ip` draws on, as stored: `198.51.100.9`, `2001:db8:1:2::/64`.
+fn budget_key(ip: IpAddr) -> String {
+    match bucket(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 
@@ -105,13 +102,19 @@ pub struct AuthThrottle;
 
 impl FromRequest for AuthThrottle {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<Data<AuthRateLimit>>();
-        ready(match limit {
-            Some(limit) => limit.admit(req).map(|()| Self),
-            None => Ok(Self),
+        let limit = req.app_data::<Data<AuthRateLimit>>().cloned();
+        let client = limit
+            .as_ref()
+            .and_then(|limit| client(req, limit.trust_forwarded_for))
+            .map(budget_key);
+        Box::pin(async move {
+            match (limit, client) {
+                (Some(limit), Some(client)) => limit.admit(client).await.map(|()| Self),
+                _ => Ok(Self),
+            }
         })
     }
 }
@@ -131,20 +134,6 @@ mod tests {
     }
 
     #[test]
-    fn a_client_gets_its_budget_then_waits_and_others_are_unaffected() {
-        let limit = AuthRateLimit::per_minute(NonZeroU32::new(2).unwrap(), false);
-
-        assert!(limit.admit(&request_from("10.0.0.1:1000")).is_ok());
-        assert!(limit.admit(&request_from("10.0.0.1:1001")).is_ok());
-        let refused = limit.admit(&request_from("10.0.0.1:1002")).unwrap_err();
-        assert!(
-            matches!(refused, ApiError::TooManyRequests(secs) if (1..=30).contains(&secs)),
-            "{refused:?}"
-        );
-        assert!(limit.admit(&request_from("10.0.0.2:1000")).is_ok());
-    }
-
-    #[test]
     fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(bucket(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
@@ -154,16 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_addresses_count_only_when_trusted() {
-        let trusting = AuthRateLimit::per_minute(NonZeroU32::new(1).unwrap(), true);
-        let ignoring = AuthRateLimit::per_minute(NonZeroU32::new(1).unwrap(), false);
+    fn a_budget_is_named_by_its_address_or_its_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(budget_key(ip("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+        assert_eq!(budget_key(ip("::ffff:198.51.100.9")), "198.51.100.9");
+        assert_eq!(budget_key(ip("198.51.100.9")), "198.51.100.9");
+    }
 
+    #[test]
+    fn forwarded_addresses_count_only_when_trusted() {
         assert_eq!(
-            trusting.client(&request_from("10.0.0.1:1")),
+            client(&request_from("10.0.0.1:1"), true),
             Some("203.0.113.9".parse().unwrap())
         );
         assert_eq!(
-            ignoring.client(&request_from("10.0.0.1:1")),
+            client(&request_from("10.0.0.1:1"), false),
             Some("10.0.0.1".parse().unwrap())
         );
     }

@@ -228,6 +228,12 @@ pub fn body_issue(mut path: Vec<LocItem>, problem: BodyProblem<'_>) -> Validatio
     ValidationIssue::new(loc, msg, kind)
 }
 
+/// A wait in whole seconds, rounded up, and at least one (what `Retry-After` says: a
+/// client told 0 would try again at once, and be refused again).
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// The status a client sees for each failure.
 fn status(error: &ApiError) -> StatusCode {
     match error {
@@ -236,6 +242,7 @@ fn status(error: &ApiError) -> StatusCode {
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::ChatNotFound => StatusCode::NOT_FOUND,
             AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
+            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -247,7 +254,6 @@ fn status(error: &ApiError) -> StatusCode {
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -263,6 +269,12 @@ pub(crate) fn detail(error: &ApiError) -> String {
             AppError::Unauthenticated => "Could not validate credentials",
             AppError::ChatNotFound => "Chat not found",
             AppError::NotChatOwner => "Not allowed to access this chat",
+            AppError::TooManyAttempts { retry_after } => {
+                return format!(
+                    "Too many attempts: try again in {} seconds",
+                    whole_seconds(*retry_after)
+                );
+            }
             AppError::Unavailable(_) => "Service temporarily unavailable",
             AppError::AssistantFailed(_) => {
                 "The assistant could not answer; your message was saved"
@@ -280,9 +292,6 @@ pub(crate) fn detail(error: &ApiError) -> String {
             "Unsupported Media Type: send the body as application/json"
         }
         ApiError::BadRequest(reason) => return format!("Bad request: {reason}"),
-        ApiError::TooManyRequests(seconds) => {
-            return format!("Too many attempts: try again in {seconds} seconds");
-        }
         ApiError::BodyTimeout(seconds) => {
             return format!("Request Timeout: the body did not arrive within {seconds} seconds");
         }
@@ -310,7 +319,10 @@ impl ResponseError for ApiError {
             Self::App(AppError::Unavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
-            Self::TooManyRequests(seconds) | Self::Busy(seconds) => {
+            Self::App(AppError::TooManyAttempts { retry_after }) => {
+                response.insert_header((header::RETRY_AFTER, whole_seconds(*retry_after)));
+            }
+            Self::Busy(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             Self::BodyTimeout(_) => {
@@ -417,9 +429,18 @@ mod tests {
             ),
             (ApiError::BadRequest("eof".into()), 400, "Bad request: eof"),
             (
-                ApiError::TooManyRequests(7),
+                ApiError::App(AppError::TooManyAttempts {
+                    retry_after: std::time::Duration::from_millis(6_001),
+                }),
                 429,
                 "Too many attempts: try again in 7 seconds",
+            ),
+            (
+                ApiError::App(AppError::TooManyAttempts {
+                    retry_after: std::time::Duration::ZERO,
+                }),
+                429,
+                "Too many attempts: try again in 1 seconds",
             ),
             (
                 ApiError::BodyTimeout(10),

@@ -5,10 +5,12 @@
 //! assistant, which waits on the network for seconds: it answers with a stream. With the
 //! `mock` feature every trait gets a mockall mock (`MockUserRepository`, …) for unit tests.
 
+mod attempts;
 mod error;
 mod repositories;
 mod services;
 
+pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{ChatRepository, HealthCheck, MessageRepository, UserRepository};
 pub use services::{
@@ -16,6 +18,8 @@ pub use services::{
     ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,
 };
 
+#[cfg(feature = "mock")]
+pub use attempts::MockAttemptBudget;
 #[cfg(feature = "mock")]
 pub use repositories::{
     MockChatRepository, MockHealthCheck, MockMessageRepository, MockUserRepository,

@@ -70,7 +70,9 @@ pub struct Config {
     pub blocking_threads: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
-    /// `/auth/login` and `/auth/register` calls a client may make per minute; 0: no limit.
+    /// Credential attempts (`/auth/login`, `/auth/register`, `/auth/password`, `DELETE
+    /// /auth/me`) a client may make per minute, across every instance on the database;
+    /// 0: no limit.
     pub auth_rate_limit_per_minute: u32,
     /// Whether to identify clients by the last `X-Forwarded-For` address (behind one proxy).
     pub trust_forwarded_for: bool,

@@ -20,7 +20,7 @@ use memlayer_adapters::{
     OpenAiSetupError, PoolOptions, SystemClock,
 };
 use memlayer_app::ports::AssistantResponder;
-use memlayer_app::{MemLayer, Ports};
+use memlayer_app::{AttemptLimit, MemLayer, Ports};
 use memlayer_http::{
     Api, ApiState, AuthRateLimit, BcryptGate, ConnectionsPerClient, body_deadline, cors,
     head_as_get, observe, tracing_logger,
@@ -97,6 +97,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     ));
     let db = Arc::new(db);
     let backend = db.backend();
+    let clock = Arc::new(SystemClock);
     let app = MemLayer::new(Ports {
         users: db.clone(),
         chats: db.clone(),
@@ -104,12 +105,17 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         hasher: Arc::new(BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Hasher)?),
         token_issuer: tokens.clone(),
         token_verifier: tokens,
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         responder: responder(config)?,
     });
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
-    let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute)
-        .map(|per_minute| AuthRateLimit::per_minute(per_minute, config.trust_forwarded_for));
+    // The budgets live in the database, so every instance on it spends from the same.
+    let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute).map(|per_minute| {
+        AuthRateLimit::new(
+            AttemptLimit::per_minute(per_minute, db.clone(), clock),
+            config.trust_forwarded_for,
+        )
+    });
     let bcrypt = BcryptGate::new(
         config.bcrypt_concurrency,
         config.bcrypt_queue_length,

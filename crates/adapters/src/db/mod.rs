@@ -7,6 +7,7 @@
 //! (`sql_types`). `errors` tells an outage from a failed statement; `redact` keeps the
 //! password out of messages.
 
+mod attempts;
 mod chats;
 mod connection;
 mod errors;
@@ -30,7 +31,7 @@ pub(crate) use errors::DbError;
 pub use lifecycle::{Backend, DatabaseError, PoolOptions};
 pub(crate) use query::with_connection;
 
-/// The user, chat and message repositories, over a pool of connections to one database.
+/// The user, chat and message repositories and the rate limit's attempt budgets, over a pool of connections to one database.
 /// Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct Database {

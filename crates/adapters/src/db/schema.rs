@@ -40,6 +40,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+
+    /// The rate limit's budgets: a client's GCRA theoretical arrival time, in
+    /// microseconds since the Unix epoch.
+    attempt_budgets (client) {
+        client -> Text,
+        tat -> BigInt,
+    }
+}
+
 diesel::joinable!(chats -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::allow_tables_to_appear_in_same_query!(users, chats, messages);

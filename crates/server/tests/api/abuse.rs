@@ -216,46 +216,80 @@ fn head_answers_wherever_get_does(api: &TestApp) {
     );
 }
 
-#[test]
-fn the_rate_limit_counts_an_ipv6_64_as_one_client_and_a_mapped_ipv4_as_itself() {
-    let api = TestApp::start_with(
-        memlayer_testkit::TestDatabase::sqlite(),
-        &[
-            ("AUTH_RATE_LIMIT_PER_MINUTE", "3"),
-            ("TRUST_FORWARDED_FOR", "true"),
-        ],
+/// The rate limit keeps its budgets in the database: these run on both backends.
+mod rate_limited {
+    use super::{TestApp, credentials};
+
+    memlayer_testkit::on_both_backends!(
+        |db| crate::support::TestApp::start_with(
+            db,
+            &[
+                ("AUTH_RATE_LIMIT_PER_MINUTE", "3"),
+                ("TRUST_FORWARDED_FOR", "true"),
+            ],
+        );
+        the_rate_limit_counts_an_ipv6_64_as_one_client_and_a_mapped_ipv4_as_itself,
+        a_refused_attempt_spends_nothing_and_says_how_long_to_wait,
     );
-    let login_from = |address: &str| {
-        api.request("POST", "/auth/login")
-            .header("x-forwarded-for", address)
-            .json(&credentials("nobody@example.com", "password1"))
-            .send()
-            .status
-    };
 
-    let one_64: Vec<u16> = [
-        "2001:db8:1:2::1",
-        "2001:db8:1:2::2",
-        "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
-        "[2001:db8:1:2::99]:443",
-    ]
-    .iter()
-    .map(|address| login_from(address))
-    .collect();
-    let next_64 = login_from("2001:db8:1:3::1");
-    let mapped: Vec<u16> = [
-        "::ffff:198.51.100.9",
-        "198.51.100.9",
-        "::ffff:c633:6409",
-        "198.51.100.9",
-    ]
-    .iter()
-    .map(|address| login_from(address))
-    .collect();
+    fn the_rate_limit_counts_an_ipv6_64_as_one_client_and_a_mapped_ipv4_as_itself(api: &TestApp) {
+        let login_from = |address: &str| {
+            api.request("POST", "/auth/login")
+                .header("x-forwarded-for", address)
+                .json(&credentials("nobody@example.com", "password1"))
+                .send()
+                .status
+        };
 
-    assert_eq!(one_64, [401, 401, 401, 429]);
-    assert_eq!(next_64, 401, "another /64 is another client");
-    assert_eq!(mapped, [401, 401, 401, 429]);
+        let one_64: Vec<u16> = [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
+            "[2001:db8:1:2::99]:443",
+        ]
+        .iter()
+        .map(|address| login_from(address))
+        .collect();
+        let next_64 = login_from("2001:db8:1:3::1");
+        let mapped: Vec<u16> = [
+            "::ffff:198.51.100.9",
+            "198.51.100.9",
+            "::ffff:c633:6409",
+            "198.51.100.9",
+        ]
+        .iter()
+        .map(|address| login_from(address))
+        .collect();
+
+        assert_eq!(one_64, [401, 401, 401, 429]);
+        assert_eq!(next_64, 401, "another /64 is another client");
+        assert_eq!(mapped, [401, 401, 401, 429]);
+    }
+
+    fn a_refused_attempt_spends_nothing_and_says_how_long_to_wait(api: &TestApp) {
+        let login = || {
+            api.request("POST", "/auth/login")
+                .header("x-forwarded-for", "203.0.113.7")
+                .json(&credentials("nobody@example.com", "password1"))
+                .send()
+        };
+        let admitted: Vec<u16> = (0..3).map(|_| login().status).collect();
+
+        let refused: Vec<_> = (0..5).map(|_| login()).collect();
+
+        assert_eq!(admitted, [401; 3], "three a minute, all at once");
+        // One attempt comes back every 20 s, however many were refused meanwhile.
+        for reply in &refused {
+            assert_eq!(reply.status, 429, "{}", reply.text);
+            let wait: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=20).contains(&wait), "{wait}");
+            reply.assert_detail(
+                429,
+                &format!("Too many attempts: try again in {wait} seconds"),
+            );
+        }
+        assert_eq!(api.db().count("SELECT COUNT(*) FROM attempt_budgets"), 1);
+    }
 }
 
 #[test]

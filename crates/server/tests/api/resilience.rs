@@ -11,7 +11,7 @@ use memlayer_testkit::PgCluster;
 use serde_json::json;
 
 use crate::api_tests;
-use crate::support::TestApp;
+use crate::support::{SPA_ORIGIN, TestApp};
 
 api_tests!(registering_one_email_many_times_at_once_makes_exactly_one_account);
 
@@ -203,4 +203,44 @@ fn database_outage(check_latency: bool) {
 struct Content {
     #[diesel(sql_type = diesel::sql_types::Text)]
     content: String,
+}
+
+#[test]
+fn the_credential_rate_limit_answers_a_json_503_while_the_database_is_down() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    cluster.create_database("memlayer");
+    let api = TestApp::start_on(
+        &cluster.url("memlayer"),
+        &[
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "20"),
+            ("DATABASE_TIMEOUT_MS", "1000"),
+        ],
+    );
+    api.register("ada@example.com", "password1");
+    let login = || {
+        api.request("POST", "/auth/login")
+            .header("origin", SPA_ORIGIN)
+            .json(&json!({ "email": "ada@example.com", "password": "password1" }))
+            .send()
+    };
+
+    cluster.stop_server();
+    // The budget is spent first, in the database: that is what fails.
+    let during = login();
+    cluster.start_server();
+    wait_until("the service recovered", Duration::from_secs(60), || {
+        api.request("GET", "/health/ready").send().status == 200
+    });
+    let after = login();
+
+    during.assert_detail(503, "Service temporarily unavailable");
+    assert_eq!(during.header("retry-after"), Some("5"));
+    assert_eq!(
+        during.header("access-control-allow-origin"),
+        Some(SPA_ORIGIN),
+        "the refusal passes through CORS"
+    );
+    assert_eq!(after.status, 200, "{}", after.text);
 }

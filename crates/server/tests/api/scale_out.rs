@@ -278,3 +278,55 @@ fn posts_alternating_between_instances_list_in_one_order_from_either() {
         "a cursor of one serves on the other"
     );
 }
+
+#[test]
+fn the_auth_rate_limit_is_one_budget_across_instances() {
+    let Some(service) = TwoInstances::start(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "4"),
+        ("TRUST_FORWARDED_FOR", "true"),
+    ]) else {
+        return;
+    };
+    let attempt = |on: &Service, client: &str| {
+        call(
+            on,
+            "POST",
+            "/auth/login",
+            &[
+                ("x-forwarded-for", client),
+                ("origin", "http://localhost:5173"),
+            ],
+            Some(&credentials("nobody@example.com", "password1")),
+        )
+    };
+
+    // Turn about: with a budget per instance, all six would be admitted (4 + 4).
+    let replies: Vec<Reply> = (0..6)
+        .map(|i| attempt(&service.instances[i % 2], "203.0.113.7"))
+        .collect();
+    let another_client = attempt(service.a(), "203.0.113.8");
+
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    for refused in &replies[4..] {
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many attempts"),
+            "{refused:?}"
+        );
+        // One attempt every 15 s refills the budget.
+        let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=15).contains(&wait), "{refused:?}");
+        assert_eq!(
+            refused.header("access-control-allow-origin"),
+            Some("http://localhost:5173"),
+            "a refusal passes through CORS"
+        );
+    }
+    assert_eq!(
+        another_client.status, 401,
+        "another client has its own budget"
+    );
+}
