@@ -79,6 +79,9 @@ memlayer_testkit::on_both_backends!(
     each_client_has_its_own_attempt_budget,
     only_refilled_attempt_budgets_are_forgotten,
     attempts_spent_at_once_never_overspend_a_budget,
+    a_chat_is_created_only_for_a_current_session_of_an_existing_account,
+    an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat,
+    a_sessions_own_messages_are_listed_and_no_one_elses,
 );
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -106,7 +109,7 @@ fn new_chat(db: &Database, owner: UserId, title: &str, created_at: DateTime<Utc>
         title: ChatTitle::parse(title).unwrap(),
         created_at,
     };
-    ChatRepository::create(db, &chat).unwrap();
+    assert!(ChatRepository::create(db, &chat, 0).unwrap());
     chat
 }
 
@@ -429,6 +432,97 @@ fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
             .unwrap()
     );
     assert!(db.list_for_chat(ghost.id, None, 100).unwrap().is_empty());
+}
+
+fn a_chat_is_created_only_for_a_current_session_of_an_existing_account(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = |owner| Chat {
+        id: ChatId::generate(),
+        owner,
+        title: ChatTitle::parse("Plans").unwrap(),
+        created_at: at(1),
+    };
+    let stale = chat(ada.id);
+    let nobodys = chat(UserId::generate());
+    let current = chat(ada.id);
+
+    assert!(!ChatRepository::create(&**db, &stale, 1).unwrap());
+    assert!(!ChatRepository::create(&**db, &nobodys, 0).unwrap());
+    assert!(ChatRepository::create(&**db, &current, 0).unwrap());
+
+    assert_eq!(db.find(stale.id).unwrap(), None);
+    assert_eq!(db.find(nobodys.id).unwrap(), None);
+    assert_eq!(db.find(current.id).unwrap(), Some((current, 0)));
+}
+
+fn an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let bob = new_user(db, "bob@example.com");
+    let chat = new_chat(db, ada.id, "mine", at(1));
+    let ghost = Chat {
+        id: ChatId::generate(),
+        ..chat.clone()
+    };
+    let pair = |chat: &Chat| {
+        (
+            message(chat, Role::User, "hello", at(2)),
+            message(chat, Role::Assistant, "Message received", at(3)),
+        )
+    };
+    let refused = [
+        (Session::new(bob.id, 0), &chat),  // another user's chat
+        (Session::new(ada.id, 1), &chat),  // a session from another generation
+        (Session::new(ada.id, 0), &ghost), // no such chat
+    ];
+    for (session, chat) in refused {
+        let (question, reply) = pair(chat);
+        assert!(!db.append_exchange(session, &question, &reply).unwrap());
+    }
+    assert_eq!(db.raw_count("messages", &chat), 0);
+    assert_eq!(db.raw_count("messages", &ghost), 0);
+
+    let (question, reply) = pair(&chat);
+    assert!(
+        db.append_exchange(Session::new(ada.id, 0), &question, &reply)
+            .unwrap()
+    );
+
+    assert_eq!(
+        db.list_for_chat(chat.id, None, 10).unwrap(),
+        vec![reply, question]
+    );
+}
+
+fn a_sessions_own_messages_are_listed_and_no_one_elses(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let bob = new_user(db, "bob@example.com");
+    let chat = new_chat(db, ada.id, "mine", at(1));
+    let first = message(&chat, Role::User, "first", at(2));
+    let second = message(&chat, Role::Assistant, "second", at(3));
+    db.append(&first).unwrap();
+    db.append(&second).unwrap();
+    let ada_now = Session::new(ada.id, 0);
+
+    assert_eq!(
+        db.list_if_owned(ada_now, chat.id, None, 10).unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+    assert_eq!(
+        db.list_if_owned(ada_now, chat.id, Some(second.cursor()), 10)
+            .unwrap(),
+        vec![first]
+    );
+    assert!(
+        db.list_if_owned(Session::new(bob.id, 0), chat.id, None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    db.revoke_tokens(ada_now, None).unwrap();
+    assert!(
+        db.list_if_owned(ada_now, chat.id, None, 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn any_unicode_text_round_trips(db: &Store) {

@@ -12,15 +12,19 @@ impl MemLayer {
     ) -> Result<Chat, AppError> {
         let now = self.ports.clock.now();
         let title = title.unwrap_or_else(|| ChatTitle::default_at(now));
-        self.ensure_current(session)?;
         let chat = Chat {
             id: ChatId::generate(),
             owner: session.user,
             title,
             created_at: now,
         };
-        self.ports.chats.create(&chat)?;
-        Ok(chat)
+        // Stored only while the session is current: no account, or revoked tokens, get
+        // 401 and nothing is stored.
+        if self.ports.chats.create(&chat, session.generation)? {
+            Ok(chat)
+        } else {
+            Err(AppError::Unauthenticated)
+        }
     }
 
     /// A page of the user's chats, newest first.
@@ -104,19 +108,18 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        fx.users
-            .expect_is_current()
-            .with(eq(session))
-            .returning(|_| Ok(true));
+        let generation = session.generation;
+        fx.users.expect_is_current().never();
         fx.chats
             .expect_create()
-            .withf(move |chat| {
+            .withf(move |chat, owner_generation| {
                 chat.owner == user
                     && chat.title.as_str() == "Chat 2026-11-26 09:30"
                     && chat.created_at == NOW
+                    && *owner_generation == generation
             })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(true));
 
         let chat = fx.app().create_chat(session, None).unwrap();
 
@@ -126,8 +129,7 @@ mod tests {
     #[test]
     fn creating_a_chat_keeps_the_given_title() {
         let mut fx = Fixture::new();
-        fx.users.expect_is_current().returning(|_| Ok(true));
-        fx.chats.expect_create().returning(|_| Ok(()));
+        fx.chats.expect_create().returning(|_, _| Ok(true));
 
         let chat = fx
             .app()
@@ -138,9 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn creating_a_chat_for_a_deleted_account_is_unauthenticated() {
+    fn creating_a_chat_for_a_deleted_account_or_with_a_revoked_token_is_unauthenticated() {
         let mut fx = Fixture::new();
-        fx.users.expect_is_current().returning(|_| Ok(false));
+        // The store refuses: the owner's generation is not the session's.
+        fx.chats
+            .expect_create()
+            .times(1)
+            .returning(|_, _| Ok(false));
 
         let error = fx.app().create_chat(any_session(), None).unwrap_err();
 

@@ -95,6 +95,64 @@ impl MemLayer {
         })
     }
 
+    /// Whether the assistant answers without being asked (no model behind it), so
+    /// [`MemLayer::post_answered_at_once`] can post a message in one step.
+    pub fn answers_at_once(&self) -> bool {
+        self.ports.responder.fixed_reply().is_some()
+    }
+
+    /// Posts the user's message to one of their chats when the assistant answers at
+    /// once ([`MemLayer::answers_at_once`]): the message and the reply are stored
+    /// together, in one unit of work, and the reply is returned. With an assistant that
+    /// must be asked, it fails as the assistant would ([`AppError::AssistantFailed`])
+    /// and stores nothing: use [`MemLayer::ask`].
+    pub fn post_answered_at_once(
+        &self,
+        session: Session,
+        chat: ChatId,
+        content: MessageContent,
+    ) -> Result<Message, AppError> {
+        let text = self.ports.responder.fixed_reply().ok_or_else(|| {
+            AppError::AssistantFailed(ResponderError::Unavailable(
+                "the assistant must be asked: it has no fixed reply".into(),
+            ))
+        })?;
+        let reply_content = MessageContent::from_assistant(&text).ok_or_else(|| {
+            AppError::AssistantFailed(ResponderError::Broken(
+                "the assistant's fixed reply has no text".into(),
+            ))
+        })?;
+        let now = self.ports.clock.now();
+        let question = Message {
+            id: MessageId::generate(),
+            chat_id: chat,
+            user_id: session.user,
+            role: Role::User,
+            content,
+            created_at: now,
+        };
+        let reply = Message {
+            id: MessageId::generate(),
+            chat_id: chat,
+            user_id: session.user,
+            role: Role::Assistant,
+            content: reply_content,
+            created_at: reply_timestamp(now, now),
+        };
+        if self
+            .ports
+            .messages
+            .append_exchange(session, &question, &reply)?
+        {
+            return Ok(reply);
+        }
+        // Nothing stored: not the user's chat, no such chat, or revoked tokens.
+        self.owned_chat(session, chat)?;
+        // The chat was the user's yet the exchange was refused: it was deleted
+        // meanwhile.
+        Err(AppError::ChatNotFound)
+    }
+
     /// Stores the user's message (`pending`'s question).
     pub fn store_question(&self, question: &Message) -> Result<(), AppError> {
         self.append(question)
@@ -197,11 +255,15 @@ impl MemLayer {
         chat: ChatId,
         page: PageRequest,
     ) -> Result<Page<Message>, AppError> {
-        let chat = self.owned_chat(session, chat)?;
         let newest_first =
             self.ports
                 .messages
-                .list_for_chat(chat.id, page.after(), page.limit() + 1)?;
+                .list_if_owned(session, chat, page.after(), page.limit() + 1)?;
+        if newest_first.is_empty() {
+            // Nothing may also mean not the user's chat, no such chat, or revoked
+            // tokens: those get their errors.
+            self.owned_chat(session, chat)?;
+        }
         let mut page = Page::from_overfetch(newest_first, page.limit(), Message::cursor);
         page.items.reverse();
         Ok(page)
@@ -629,13 +691,12 @@ mod tests {
             created_at: NOW,
         };
         let expected = vec![message.clone()];
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
+        // The ownership check rides on the read: no separate lookup.
+        fx.chats.expect_find().never();
         fx.messages
-            .expect_list_for_chat()
-            .with(eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
-            .returning(move |_, _, _| Ok(vec![message.clone()]));
+            .expect_list_if_owned()
+            .with(eq(session), eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
+            .returning(move |_, _, _, _| Ok(vec![message.clone()]));
 
         let page = fx
             .app()
@@ -662,13 +723,10 @@ mod tests {
         };
         let newest_first = vec![at(3), at(2), at(1)];
         let (third, second) = (newest_first[0].clone(), newest_first[1].clone());
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.messages
-            .expect_list_for_chat()
-            .with(eq(id), eq(None), eq(3))
-            .returning(move |_, _, _| Ok(newest_first.clone()));
+            .expect_list_if_owned()
+            .with(eq(session), eq(id), eq(None), eq(3))
+            .returning(move |_, _, _, _| Ok(newest_first.clone()));
 
         let page = fx
             .app()
@@ -689,7 +747,10 @@ mod tests {
             .expect_find()
             .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.users.expect_is_current().returning(|_| Ok(true));
-        fx.messages.expect_list_for_chat().never();
+        // Not the session's chat: the read returns nothing, then the lookup tells why.
+        fx.messages
+            .expect_list_if_owned()
+            .returning(|_, _, _, _| Ok(Vec::new()));
 
         let error = fx
             .app()
@@ -697,5 +758,150 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
+    }
+
+    #[test]
+    fn an_empty_chat_of_ones_own_lists_as_an_empty_page() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = chat_owned_by(session.user);
+        let id = chat.id;
+        fx.messages
+            .expect_list_if_owned()
+            .returning(|_, _, _, _| Ok(Vec::new()));
+        fx.chats
+            .expect_find()
+            .times(1)
+            .returning(move |_| Ok(Some((chat.clone(), 0))));
+
+        let page = fx
+            .app()
+            .list_messages(session, id, first_page(DEFAULT_MESSAGES_PAGE))
+            .unwrap();
+
+        assert_eq!((page.items, page.next), (Vec::new(), None));
+    }
+
+    #[test]
+    fn listing_messages_with_a_revoked_token_is_unauthenticated() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = chat_owned_by(session.user);
+        let id = chat.id;
+        fx.messages
+            .expect_list_if_owned()
+            .returning(|_, _, _, _| Ok(Vec::new()));
+        // The owner's generation moved on since the token was issued.
+        fx.chats
+            .expect_find()
+            .returning(move |_| Ok(Some((chat.clone(), 1))));
+        fx.users.expect_is_current().returning(|_| Ok(false));
+
+        let error = fx
+            .app()
+            .list_messages(session, id, first_page(DEFAULT_MESSAGES_PAGE))
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
+    }
+
+    /// A fixture whose assistant answers every question at once with `reply`.
+    fn answering_at_once(reply: &'static str) -> Fixture {
+        let mut fx = Fixture::new();
+        fx.responder
+            .expect_fixed_reply()
+            .returning(move || Some(reply.to_owned()));
+        fx
+    }
+
+    #[test]
+    fn an_assistant_with_a_fixed_reply_has_the_pair_stored_in_one_step_reply_after_question() {
+        let mut fx = answering_at_once("Message received");
+        let session = any_session();
+        let chat = ChatId::generate();
+        fx.chats.expect_find().never();
+        fx.messages.expect_append().never();
+        fx.messages
+            .expect_append_exchange()
+            .withf(move |owner, question, reply| {
+                *owner == session
+                    && (question.chat_id, reply.chat_id) == (chat, chat)
+                    && (question.role, reply.role) == (Role::User, Role::Assistant)
+                    && (question.user_id, reply.user_id) == (session.user, session.user)
+                    && question.content.as_str() == "hello"
+                    && reply.content.as_str() == "Message received"
+                    && question.created_at == NOW
+                    && reply.created_at > question.created_at
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+
+        let app = fx.app();
+        assert!(app.answers_at_once());
+        let reply = app
+            .post_answered_at_once(session, chat, content("hello"))
+            .unwrap();
+
+        assert_eq!(reply.content.as_str(), "Message received");
+        assert_eq!(reply.role, Role::Assistant);
+    }
+
+    #[test]
+    fn a_refused_exchange_is_explained_by_the_chat_lookup_and_nothing_is_stored() {
+        // (whose chat: none, the session's or another's; the owner's generation; error)
+        for (mine, generation, expected) in [
+            (None, 0, "ChatNotFound"),
+            (Some(false), 0, "NotChatOwner"),
+            (Some(true), 1, "Unauthenticated"),
+            // Owned and current, yet refused: deleted while the statement ran.
+            (Some(true), 0, "ChatNotFound"),
+        ] {
+            let mut fx = answering_at_once("Message received");
+            let session = any_session();
+            let chat = ChatId::generate();
+            fx.messages
+                .expect_append_exchange()
+                .returning(|_, _, _| Ok(false));
+            fx.chats.expect_find().returning(move |_| {
+                Ok(mine.map(|mine| {
+                    let owner = if mine {
+                        session.user
+                    } else {
+                        UserId::generate()
+                    };
+                    let mut found = chat_owned_by(owner);
+                    found.id = chat;
+                    (found, generation)
+                }))
+            });
+            fx.users
+                .expect_is_current()
+                .returning(move |_| Ok(generation == 0));
+
+            let error = fx
+                .app()
+                .post_answered_at_once(session, chat, content("hello"))
+                .unwrap_err();
+
+            assert!(
+                format!("{error:?}").starts_with(expected),
+                "{expected}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_assistant_that_must_be_asked_posts_nothing_in_one_step() {
+        let mut fx = Fixture::new();
+        fx.responder.expect_fixed_reply().returning(|| None);
+        fx.messages.expect_append_exchange().never();
+
+        let app = fx.app();
+        assert!(!app.answers_at_once());
+        let error = app
+            .post_answered_at_once(any_session(), ChatId::generate(), content("hello"))
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
     }
 }

@@ -37,8 +37,10 @@ pub trait UserRepository: Send + Sync {
 /// Stores chats.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait ChatRepository: Send + Sync {
-    /// Stores a new chat. Its owner exists (the caller checked).
-    fn create(&self, chat: &Chat) -> Result<(), RepositoryError>;
+    /// Stores a new chat, only while its owner's token generation is still
+    /// `owner_generation` (checked in the same statement); `false` if it is not (no such
+    /// account, or its tokens were revoked), and nothing is stored.
+    fn create(&self, chat: &Chat, owner_generation: i64) -> Result<bool, RepositoryError>;
     /// The chat with this id, whoever owns it, with its owner's current token
     /// generation (read in the same query, so checking that a token is still current
     /// costs no extra round trip).
@@ -64,10 +66,28 @@ pub trait MessageRepository: Send + Sync {
     /// Appends a message to its chat; `false` if the chat no longer exists (deleted
     /// meanwhile), in which case nothing is stored.
     fn append(&self, message: &Message) -> Result<bool, RepositoryError>;
+    /// Appends a question and its reply to their chat together (both or neither), only
+    /// if the chat is the session user's and the session is current (checked in the
+    /// same statement); `false` if not, and nothing is stored.
+    fn append_exchange(
+        &self,
+        owner: Session,
+        question: &Message,
+        reply: &Message,
+    ) -> Result<bool, RepositoryError>;
     /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
     /// two reads always agree), starting after `after` in that order.
     fn list_for_chat(
         &self,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError>;
+    /// As [`MessageRepository::list_for_chat`], only if the chat is the session user's
+    /// and the session is current (checked in the same query); none at all if not.
+    fn list_if_owned(
+        &self,
+        owner: Session,
         chat: ChatId,
         after: Option<Cursor>,
         limit: u32,

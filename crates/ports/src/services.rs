@@ -120,4 +120,8 @@ pub trait AssistantResponder: Send + Sync {
     fn context(&self) -> ContextWindow;
     /// Starts answering `request`; nothing happens until the stream is polled.
     fn reply(&self, request: ReplyRequest) -> ReplyStream;
+    /// The reply to every question, when the assistant knows it without reading or
+    /// waiting for anything (no model behind it); `None` for an assistant that must be
+    /// asked.
+    fn fixed_reply(&self) -> Option<String>;
 }

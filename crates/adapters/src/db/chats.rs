@@ -1,20 +1,34 @@
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Session};
 use memlayer_ports::{ChatRepository, RepositoryError};
 
 use super::position;
 use super::rows::ChatRow;
 use super::schema::{chats, users};
-use super::sql_types::DbUuid;
+use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
 use super::{Database, with_connection};
 
 impl ChatRepository for Database {
-    fn create(&self, chat: &Chat) -> Result<(), RepositoryError> {
+    fn create(&self, chat: &Chat, owner_generation: i64) -> Result<bool, RepositoryError> {
         let row = ChatRow::from(chat);
-        with_connection!(self, |conn| diesel::insert_into(chats::table)
-            .values(&row)
+        // INSERT … SELECT from the owner's row: the chat is stored only while the
+        // owner's tokens are current, in one statement.
+        let created = with_connection!(self, |conn| diesel::insert_into(chats::table)
+            .values(
+                users::table
+                    .filter(users::id.eq(row.user_id))
+                    .filter(users::token_generation.eq(owner_generation))
+                    .select((
+                        row.id.into_sql::<Uuid>(),
+                        users::id,
+                        row.title.as_str().into_sql::<Text>(),
+                        row.created_at.into_sql::<UtcTimestamp>(),
+                    )),
+            )
+            .into_columns((chats::id, chats::user_id, chats::title, chats::created_at))
             .execute(conn))?;
-        Ok(())
+        Ok(created > 0)
     }
 
     fn find(&self, id: ChatId) -> Result<Option<(Chat, i64)>, RepositoryError> {

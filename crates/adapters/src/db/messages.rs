@@ -1,12 +1,13 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use memlayer_domain::{ChatId, Cursor, Message};
+use diesel::sql_types::Text;
+use memlayer_domain::{ChatId, Cursor, Message, Session};
 use memlayer_ports::{MessageRepository, RepositoryError};
 
 use super::position;
 use super::rows::MessageRow;
-use super::schema::messages;
-use super::sql_types::DbUuid;
+use super::schema::{chats, messages, users};
+use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
 use super::{Database, DbError, with_connection};
 
 impl MessageRepository for Database {
@@ -26,13 +27,71 @@ impl MessageRepository for Database {
         }
     }
 
+    fn append_exchange(
+        &self,
+        owner: Session,
+        question: &Message,
+        reply: &Message,
+    ) -> Result<bool, RepositoryError> {
+        let (question, reply) = (MessageRow::from(question), MessageRow::from(reply));
+        let (user, generation) = (DbUuid(owner.user.as_uuid()), owner.generation);
+        // Each row is an INSERT … SELECT from the chat joined to its owner, so both are
+        // stored only if the chat is the session's and its tokens are current: one
+        // statement, one commit.
+        let owned = |row: &MessageRow| {
+            chats::table
+                .inner_join(users::table)
+                .filter(chats::id.eq(row.chat_id))
+                .filter(chats::user_id.eq(user))
+                .filter(users::token_generation.eq(generation))
+                .select((
+                    row.id.into_sql::<Uuid>(),
+                    chats::id,
+                    chats::user_id,
+                    row.role.clone().into_sql::<Text>(),
+                    row.content.clone().into_sql::<Text>(),
+                    row.created_at.into_sql::<UtcTimestamp>(),
+                ))
+        };
+        match with_connection!(self, |conn| diesel::insert_into(messages::table)
+            .values(owned(&question).union_all(owned(&reply)))
+            .into_columns((
+                messages::id,
+                messages::chat_id,
+                messages::user_id,
+                messages::role,
+                messages::content,
+                messages::created_at,
+            ))
+            .execute(conn))
+        {
+            Ok(stored) => Ok(stored > 0),
+            // The chat was deleted while the statement ran.
+            Err(DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     fn list_for_chat(
         &self,
         chat: ChatId,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError> {
-        self.page_of_messages(chat, after, limit, Order::NewestFirst)
+        self.page_of_messages(None, chat, after, limit, Order::NewestFirst)
+    }
+
+    fn list_if_owned(
+        &self,
+        owner: Session,
+        chat: ChatId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError> {
+        self.page_of_messages(Some(owner), chat, after, limit, Order::NewestFirst)
     }
 
     fn list_for_chat_oldest_first(
@@ -41,7 +100,7 @@ impl MessageRepository for Database {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError> {
-        self.page_of_messages(chat, after, limit, Order::OldestFirst)
+        self.page_of_messages(None, chat, after, limit, Order::OldestFirst)
     }
 }
 
@@ -54,9 +113,11 @@ enum Order {
 
 impl Database {
     /// At most `limit` of a chat's messages in `order` by `(created_at, id)`, starting
-    /// after `after` in that order.
+    /// after `after` in that order; with `owner`, only if the chat is the session
+    /// user's and the session is current.
     fn page_of_messages(
         &self,
+        owner: Option<Session>,
         chat: ChatId,
         after: Option<Cursor>,
         limit: u32,
@@ -70,6 +131,17 @@ impl Database {
                 .limit(i64::from(limit))
                 .select(MessageRow::as_select())
                 .into_boxed();
+            if let Some(owner) = owner {
+                // The ownership and revocation checks ride on the read: a primary-key
+                // join, no extra round trip.
+                query = query.filter(diesel::dsl::exists(
+                    chats::table
+                        .inner_join(users::table)
+                        .filter(chats::id.eq(chat))
+                        .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
+                        .filter(users::token_generation.eq(owner.generation)),
+                ));
+            }
             query = match order {
                 Order::NewestFirst => {
                     query.order((messages::created_at.desc(), messages::id.desc()))

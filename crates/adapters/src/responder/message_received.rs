@@ -17,4 +17,8 @@ impl AssistantResponder for MessageReceived {
     fn reply(&self, _request: ReplyRequest) -> ReplyStream {
         stream::iter([Ok(REPLY.to_owned())]).boxed()
     }
+
+    fn fixed_reply(&self) -> Option<String> {
+        Some(REPLY.to_owned())
+    }
 }

@@ -101,6 +101,10 @@ impl AssistantResponder for OpenAiResponder {
         self.settings.context
     }
 
+    fn fixed_reply(&self) -> Option<String> {
+        None
+    }
+
     fn reply(&self, request: ReplyRequest) -> ReplyStream {
         let mut call = self
             .client

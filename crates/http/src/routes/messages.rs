@@ -58,12 +58,21 @@ pub async fn post(
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let content = body.try_into_content()?;
+    let streamed = stream::wants_event_stream(request.headers().get(header::ACCEPT));
+    if !streamed && state.app.answers_at_once() {
+        // No model to wait for: the message and its reply in one step.
+        let reply = blocking(&state, move |app| {
+            app.post_answered_at_once(user, chat, content)
+        })
+        .await?;
+        return Ok(HttpResponse::Created().json(MessageResponse::from(reply)));
+    }
     let pending = blocking(&state, move |app| app.ask(user, chat, content)).await?;
     let answer = EarlyAnswer::start(&state.app, &pending);
     let question = pending.question().clone();
     // If storing fails, dropping `answer` cancels the model's work.
     blocking(&state, move |app| app.store_question(&question)).await?;
-    if stream::wants_event_stream(request.headers().get(header::ACCEPT)) {
+    if streamed {
         return Ok(stream::reply(state, pending, answer.into_stream()));
     }
     // No thread and no connection is held while the model writes.
