@@ -42,6 +42,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import embedded
 import streaming
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -566,6 +567,7 @@ def main() -> None:
         service.stop()
 
     streamed = run_streaming(binary, url, users, args.smoke)
+    sqlite = embedded.run(binary, connections, seconds, args.smoke, env)
     problems = [name for name, result in [(s.name, r) for s, r, _, _ in rows] + [("chat under login storm", stormy)] if result.requests == 0 or result.errors]
     if streamed.get("model", {}).get("errors"):
         problems.append("streamed replies from the model")
@@ -574,6 +576,9 @@ def main() -> None:
     problems += [scenario.name for scenario, result in revocation if result.requests == 0 or result.errors]
     report = render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready, idle_rss, loaded_rss, pg_version, profile, revocation)
     report += render_streaming(streamed)
+    report += embedded.render(sqlite, rows)
+    report = embedded.with_targets(report, embedded.targets(sqlite, loaded_rss))
+    problems += embedded.problems(sqlite)
     print(report)
     if problems:
         sys.exit(f"scenarios with errors or no requests: {problems}")
