@@ -82,6 +82,7 @@ memlayer_testkit::on_both_backends!(
     a_chat_is_created_only_for_a_current_session_of_an_existing_account,
     an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat,
     a_sessions_own_messages_are_listed_and_no_one_elses,
+    many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none,
 );
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -543,6 +544,51 @@ fn migrating_again_changes_nothing(db: &Store) {
     assert!(db.migrate().unwrap().is_empty());
 
     assert!(db.is_current(Session::new(ada.id, 0)).unwrap());
+}
+
+/// Writers on many threads at once (SQLite takes them in turn on its one writer and
+/// commits them in groups): none fails, each is readable once it returns, and a write
+/// the database refuses (a taken email, a missing chat) fails alone, leaving the others
+/// of its group stored.
+fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "Busy", at(1));
+    let ghost = Chat {
+        id: ChatId::generate(),
+        ..chat.clone()
+    };
+    std::thread::scope(|scope| {
+        for thread in 0..16_i64 {
+            let (db, chat, ghost, ada) = (&db, &chat, &ghost, &ada);
+            scope.spawn(move || {
+                for i in 0..20 {
+                    let stored = message(chat, Role::User, "kept", at(thread * 100 + i + 2));
+                    assert!(db.append(&stored).unwrap());
+                    assert!(
+                        db.list_for_chat(chat.id, None, 1000)
+                            .unwrap()
+                            .contains(&stored),
+                        "a write that returned is readable"
+                    );
+                    if i % 5 == 0 {
+                        let lost = message(ghost, Role::User, "no chat", at(2));
+                        assert!(!db.append(&lost).unwrap());
+                        let twin = User {
+                            id: UserId::generate(),
+                            ..ada.clone()
+                        };
+                        assert!(matches!(
+                            UserRepository::create(&***db, &twin),
+                            Err(CreateUserError::EmailTaken)
+                        ));
+                    }
+                }
+            });
+        }
+    });
+
+    assert_eq!(db.raw_count("messages", &chat), 16 * 20);
+    assert!(db.list_for_chat(ghost.id, None, 10).unwrap().is_empty());
 }
 
 fn the_health_check_passes(db: &Store) {

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use memlayer_ports::{AttemptBudget, AttemptRate, RepositoryError, Spent};
 
 use super::schema::attempt_budgets;
-use super::{Database, with_connection};
+use super::{Database, with_connection, with_writer};
 
 /// `time` in microseconds since the Unix epoch, as the table keeps it.
 fn micros(time: DateTime<Utc>) -> i64 {
@@ -32,7 +32,7 @@ impl AttemptBudget for Database {
         // while that stays within `burst` of now (`tat + interval - now <= burst`, which
         // always holds when `tat <= now`). No row back: refused, nothing spent. The row
         // lock of the upsert makes concurrent attempts, from any instance, take turns.
-        let admitted: Option<i64> = with_connection!(self, |conn| {
+        let admitted: Option<i64> = with_writer!(self, |conn| {
             diesel::insert_into(attempt_budgets::table)
                 .values((
                     attempt_budgets::client.eq(client),
@@ -70,7 +70,7 @@ impl AttemptBudget for Database {
 
     fn forget_refilled(&self, now: DateTime<Utc>) -> Result<usize, RepositoryError> {
         let now = micros(now);
-        Ok(with_connection!(self, |conn| diesel::delete(
+        Ok(with_writer!(self, |conn| diesel::delete(
             attempt_budgets::table.filter(attempt_budgets::tat.lt(now))
         )
         .execute(conn))?)

@@ -7,14 +7,14 @@ use super::position;
 use super::rows::ChatRow;
 use super::schema::{chats, users};
 use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
-use super::{Database, with_connection};
+use super::{Database, with_connection, with_writer};
 
 impl ChatRepository for Database {
     fn create(&self, chat: &Chat, owner_generation: i64) -> Result<bool, RepositoryError> {
         let row = ChatRow::from(chat);
         // INSERT … SELECT from the owner's row: the chat is stored only while the
         // owner's tokens are current, in one statement.
-        let created = with_connection!(self, |conn| diesel::insert_into(chats::table)
+        let created = with_writer!(self, |conn| diesel::insert_into(chats::table)
             .values(
                 users::table
                     .filter(users::id.eq(row.user_id))
@@ -78,7 +78,7 @@ impl ChatRepository for Database {
 
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError> {
         let (id, title) = (DbUuid(id.as_uuid()), title.as_str());
-        let updated = with_connection!(self, |conn| diesel::update(chats::table.find(id))
+        let updated = with_writer!(self, |conn| diesel::update(chats::table.find(id))
             .set(chats::title.eq(title))
             .execute(conn))?;
         Ok(updated > 0)
@@ -86,7 +86,7 @@ impl ChatRepository for Database {
 
     fn delete(&self, id: ChatId) -> Result<bool, RepositoryError> {
         let id = DbUuid(id.as_uuid());
-        let deleted = with_connection!(self, |conn| diesel::delete(chats::table.find(id))
+        let deleted = with_writer!(self, |conn| diesel::delete(chats::table.find(id))
             .execute(conn))?;
         Ok(deleted > 0)
     }

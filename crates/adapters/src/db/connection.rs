@@ -17,8 +17,13 @@ use super::errors::{DbError, is_busy, is_connection_lost};
 pub(crate) enum Pool {
     /// PostgreSQL.
     Postgres(r2d2::Pool<Manager<PgConnection>>),
-    /// SQLite.
-    Sqlite(r2d2::Pool<Manager<SqliteConnection>>),
+    /// SQLite: connections that read, and the one that writes.
+    Sqlite {
+        /// Reads (and migrations, at start-up).
+        readers: r2d2::Pool<Manager<SqliteConnection>>,
+        /// Every write, in turn, committed in groups.
+        writer: std::sync::Arc<super::writer::Writer>,
+    },
 }
 
 /// A pooled connection and whether a statement found it dead.

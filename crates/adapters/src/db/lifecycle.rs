@@ -2,6 +2,7 @@
 //! permanent refusal from a server not up yet), migrating.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -15,6 +16,7 @@ use thiserror::Error;
 use super::Database;
 use super::connection::{self, Manager, Pool};
 use super::redact::redact;
+use super::writer::{self, Writer};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -127,10 +129,16 @@ impl Database {
             Backend::Sqlite => {
                 let path = url.trim_start_matches("sqlite://");
                 create_private_files(Path::new(path))?;
-                let pool = Pool::Sqlite(connection::build_pool(
-                    Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
-                    options,
-                ));
+                let pool = Pool::Sqlite {
+                    readers: connection::build_pool(
+                        Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
+                        options,
+                    ),
+                    writer: Arc::new(Writer::new(
+                        writer::opener(path.to_owned(), configure_sqlite),
+                        options.checkout_timeout,
+                    )),
+                };
                 (pool, path.to_owned())
             }
         };
@@ -145,7 +153,7 @@ impl Database {
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Postgres(_) => Backend::Postgres,
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite { .. } => Backend::Sqlite,
         }
     }
 
@@ -202,7 +210,7 @@ impl Database {
                     .map_err(|error| Attempt::classify_postgres(&error.to_string()))
             }
             // A local file: nothing to wait for. Whatever fails will fail again.
-            Pool::Sqlite(_) => {
+            Pool::Sqlite { .. } => {
                 let mut conn = <SqliteConnection as diesel::Connection>::establish(
                     self.connect_to.expose_secret(),
                 )
@@ -226,7 +234,7 @@ impl Database {
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
                 Ok(applied)
             }),
-            Pool::Sqlite(pool) => connection::run(pool, |conn| {
+            Pool::Sqlite { readers, .. } => connection::run(readers, |conn| {
                 // Persistent, so set once here rather than on every new connection
                 // (switching needs an exclusive lock, which racing connections contend for).
                 conn.batch_execute("PRAGMA journal_mode = WAL")?;

@@ -8,12 +8,12 @@ use super::position;
 use super::rows::MessageRow;
 use super::schema::{chats, messages, users};
 use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
-use super::{Database, DbError, with_connection};
+use super::{Database, DbError, with_connection, with_writer};
 
 impl MessageRepository for Database {
     fn append(&self, message: &Message) -> Result<bool, RepositoryError> {
         let row = MessageRow::from(message);
-        match with_connection!(self, |conn| diesel::insert_into(messages::table)
+        match with_writer!(self, |conn| diesel::insert_into(messages::table)
             .values(&row)
             .execute(conn))
         {
@@ -53,7 +53,7 @@ impl MessageRepository for Database {
                     row.created_at.into_sql::<UtcTimestamp>(),
                 ))
         };
-        match with_connection!(self, |conn| diesel::insert_into(messages::table)
+        match with_writer!(self, |conn| diesel::insert_into(messages::table)
             .values(owned(&question).union_all(owned(&reply)))
             .into_columns((
                 messages::id,

@@ -19,6 +19,7 @@ mod rows;
 mod schema;
 mod sql_types;
 mod users;
+mod writer;
 
 use diesel::connection::SimpleConnection;
 use memlayer_domain::Cursor;
@@ -29,7 +30,7 @@ use sql_types::{DbTimestamp, DbUuid};
 use connection::Pool;
 pub(crate) use errors::DbError;
 pub use lifecycle::{Backend, DatabaseError, PoolOptions};
-pub(crate) use query::with_connection;
+pub(crate) use query::{with_connection, with_writer};
 
 /// The user, chat and message repositories and the rate limit's attempt budgets, over a pool of connections to one database.
 /// Cheap to clone (the pool is shared).

@@ -6,12 +6,12 @@ use memlayer_ports::{CreateUserError, RepositoryError, UserRepository};
 use super::rows::UserRow;
 use super::schema::users;
 use super::sql_types::DbUuid;
-use super::{Database, DbError, with_connection};
+use super::{Database, DbError, with_connection, with_writer};
 
 impl UserRepository for Database {
     fn create(&self, user: &User) -> Result<(), CreateUserError> {
         let row = UserRow::from(user);
-        match with_connection!(self, |conn| diesel::insert_into(users::table)
+        match with_writer!(self, |conn| diesel::insert_into(users::table)
             .values(&row)
             .execute(conn))
         {
@@ -65,7 +65,7 @@ impl UserRepository for Database {
         let new_hash = new_hash.map(|hash| hash.as_str().to_owned());
         // Conditional on the generation, so two revocations racing cannot both succeed
         // from the same session, and a revoked session cannot revoke again.
-        let updated = with_connection!(self, |conn| {
+        let updated = with_writer!(self, |conn| {
             let target = users::table
                 .find(id)
                 .filter(users::token_generation.eq(generation));
@@ -87,7 +87,7 @@ impl UserRepository for Database {
     fn delete(&self, session: Session) -> Result<bool, RepositoryError> {
         let (id, generation) = (DbUuid(session.user.as_uuid()), session.generation);
         // Chats and messages go with it (ON DELETE CASCADE), in the same statement.
-        let deleted = with_connection!(self, |conn| diesel::delete(
+        let deleted = with_writer!(self, |conn| diesel::delete(
             users::table
                 .find(id)
                 .filter(users::token_generation.eq(generation))
