@@ -13,6 +13,14 @@ use thiserror::Error;
 
 /// Where the embedded database lives when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/memlayer.db";
+
+/// SQLite's default pool: connections that read (the writes have one of their own).
+const SQLITE_READERS: u32 = 2;
+
+/// On SQLite, blocking threads per worker beyond its share of the readers: writers
+/// waiting for their turn or their group's commit, which hold a thread but no
+/// connection. The more wait, the more one commit (one `fsync`) carries.
+const SQLITE_WRITERS_PER_WORKER: usize = 16;
 /// The SPA's Vite dev server, by name and by address.
 pub const DEFAULT_CORS_ORIGINS: &str = "http://localhost:5173,http://127.0.0.1:5173";
 /// Fewest bytes a production JWT secret may have.
@@ -137,7 +145,15 @@ impl Config {
         // First: the other checks (the JWT secret's) depend on which database this is.
         check_database_url(database_url)?;
         let jwt_secret = jwt_secret(get("JWT_SECRET"), database_url)?;
-        let pool_size = parse(get, "DATABASE_POOL_SIZE", 10, 1..=1_000)?;
+        // SQLite writes on one connection of its own (in turn, committed in groups): the
+        // pool is its readers, and few do (each keeps its own page cache).
+        let sqlite = database_url.starts_with("sqlite://");
+        let pool_size = parse(
+            get,
+            "DATABASE_POOL_SIZE",
+            if sqlite { SQLITE_READERS } else { 10 },
+            1..=1_000,
+        )?;
         let workers = parse(get, "WORKERS", default_workers(), 1..=1_024)?;
         let bcrypt_concurrency = parse(
             get,
@@ -233,6 +249,7 @@ impl Config {
                 usize::try_from(pool_size)
                     .unwrap_or(usize::MAX)
                     .div_ceil(workers)
+                    .saturating_add(if sqlite { SQLITE_WRITERS_PER_WORKER } else { 0 })
                     .saturating_add(bcrypt_concurrency),
                 1..=1_024,
             )?,
@@ -506,7 +523,10 @@ mod tests {
 
     #[test]
     fn each_worker_gets_its_share_of_the_pool_and_room_for_bcrypt_as_blocking_threads() {
+        let secret = "x".repeat(32);
         let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://db/x"),
+            ("JWT_SECRET", &secret),
             ("DATABASE_POOL_SIZE", "10"),
             ("WORKERS", "4"),
             ("BCRYPT_CONCURRENCY", "2"),
@@ -515,6 +535,30 @@ mod tests {
         assert_eq!(config.blocking_threads, 3 + 2);
         let config = Config::from_vars(&vars(&[("BLOCKING_THREADS", "7")])).unwrap();
         assert_eq!(config.blocking_threads, 7);
+    }
+
+    #[test]
+    fn sqlite_defaults_to_two_readers_and_room_for_writers_waiting_for_their_commit() {
+        let config =
+            Config::from_vars(&vars(&[("WORKERS", "2"), ("BCRYPT_CONCURRENCY", "1")])).unwrap();
+        assert_eq!(config.pool_size, 2);
+        assert_eq!(config.blocking_threads, 1 + 16 + 1);
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://db/x"),
+            ("JWT_SECRET", &"x".repeat(32)),
+            ("WORKERS", "2"),
+            ("BCRYPT_CONCURRENCY", "1"),
+        ]))
+        .unwrap();
+        assert_eq!((config.pool_size, config.blocking_threads), (10, 5 + 1));
+        let config =
+            Config::from_vars(&vars(&[("DATABASE_POOL_SIZE", "6"), ("WORKERS", "3")])).unwrap();
+        assert_eq!(config.pool_size, 6);
+        assert_eq!(config.blocking_threads, 2 + 16 + config.bcrypt_concurrency);
+        for bad in ["0", "1001", "two"] {
+            let error = Config::from_vars(&vars(&[("DATABASE_POOL_SIZE", bad)])).unwrap_err();
+            assert_eq!(error.name, "DATABASE_POOL_SIZE", "{bad}");
+        }
     }
 
     #[test]
