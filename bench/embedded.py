@@ -39,7 +39,7 @@ def seed(path: Path, users: int) -> None:
     """What run.py's seed() puts in PostgreSQL, written with SQLite's own client while the
     service runs (WAL: the service's connections see it at their next read): users
     1..users with the template's password hash, each with a post chat, a history chat of
-    HISTORY messages and EXTRA_CHATS more chats."""
+    HISTORY messages, a short chat of SHORT messages and EXTRA_CHATS more chats."""
     bench = _bench()
     status, _ = bench.http("POST", "/auth/register", {"email": "template@bench.example", "password": "correct horse"})
     assert status == 201, status
@@ -53,7 +53,8 @@ def seed(path: Path, users: int) -> None:
                 "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
                 (user, f"user{k}@bench.example", password_hash, _stamp(now)),
             )
-            chats = [(bench.POST_CHAT_ID.format(k), "Post here", now), (bench.HISTORY_CHAT_ID.format(k), "History", now)]
+            histories = [(bench.HISTORY_CHAT_ID.format(k), "History", bench.HISTORY), (bench.SHORT_CHAT_ID.format(k), "Short", bench.SHORT)]
+            chats = [(bench.POST_CHAT_ID.format(k), "Post here", now)] + [(chat, title, now) for chat, title, _ in histories]
             chats += [(str(uuid.uuid4()), f"Chat {j}", now - j * 60 * second) for j in range(1, bench.EXTRA_CHATS + 1)]
             db.executemany(
                 "INSERT INTO chats (id, user_id, title, created_at) VALUES (?, ?, ?, ?)",
@@ -64,13 +65,14 @@ def seed(path: Path, users: int) -> None:
                 [
                     (
                         str(uuid.uuid4()),
-                        bench.HISTORY_CHAT_ID.format(k),
+                        chat,
                         user,
                         "user" if i % 2 == 0 else "assistant",
                         f"A question about the trip, number {i}" if i % 2 == 0 else "Message received",
                         _stamp(now - 3600 * second + i * second),
                     )
-                    for i in range(bench.HISTORY)
+                    for chat, _, length in histories
+                    for i in range(length)
                 ],
             )
         db.execute("ANALYZE")
