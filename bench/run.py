@@ -3,6 +3,7 @@
 
     python3 bench/run.py            # full run (release build, ~3 minutes); writes docs/benchmarks.md
     python3 bench/run.py --smoke    # seconds: checks that every scenario runs and yields numbers
+    python3 bench/run.py --port 8200 --database memlayer_bench2   # another port / database
 
 With BENCH_MODEL=host:port of a llama-server (scripts/model-server start 8089), it also
 compares streamed replies through MemLayer with the same requests straight to the model.
@@ -14,8 +15,9 @@ scenario: the ceiling. It also measures start-up time to ready, idle and loaded 
 and chat latency under a storm of logins.
 
 Needs: cargo, wrk, pgbench and psql, and a PostgreSQL server at BENCH_POSTGRES_URL
-(default postgres://postgres@127.0.0.1:5432/postgres) on which it may create the
-database memlayer_bench.
+(default postgres://postgres@127.0.0.1:5432/postgres) on which it may drop and create the
+database named by --database (default memlayer_bench). The service listens on
+127.0.0.1 at --port (default 8100), which must be free.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ import streaming
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # the hand-written part of the report
 SECRET = "benchmark-secret-of-at-least-32-bytes!"
-PORT = 8100
-DATABASE = "memlayer_bench"
+PORT = 8100  # the service's port on 127.0.0.1; --port
+DATABASE = "memlayer_bench"  # dropped and re-created on BENCH_POSTGRES_URL's server; --database
 HISTORY = 50  # messages in the chat the long "list messages" scenario reads
 SHORT = 20  # messages in the chat the short one reads
 EXTRA_CHATS = 17  # with the post, history and short chats: 20 chats per user for "list chats"
@@ -245,6 +247,20 @@ def database_url(admin: str, name: str) -> str:
     """The URL of database `name` on the admin URL's server, without TLS: on loopback it
     only adds encryption work to both sides (the service's libpq and pgbench's alike)."""
     return admin.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name + "?sslmode=disable"
+
+
+def port_number(text: str) -> int:
+    """--port: a TCP port number."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def database_name(name: str) -> str:
+    """--database: a plain identifier, as it goes unquoted into DROP/CREATE DATABASE."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise argparse.ArgumentTypeError(f"{name!r}: use lower-case letters, digits and _ (a plain PostgreSQL identifier)")
+    return name
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -489,13 +505,20 @@ def machine() -> str:
 
 
 def main() -> None:
+    global PORT, DATABASE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds per scenario; writes no report")
     parser.add_argument("--seconds", type=int, help="length of each load run (default 10, smoke 1)")
     parser.add_argument("--connections", type=int, help="concurrent connections (default 32, smoke 4)")
     parser.add_argument("--profile", choices=["release", "dev"], help="cargo profile (default release; smoke: dev)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to write (full runs)")
+    parser.add_argument("--port", type=port_number, default=PORT,
+                        help=f"port on 127.0.0.1 for the service under test; must be free (default {PORT})")
+    parser.add_argument("--database", type=database_name, default=DATABASE,
+                        help=f"PostgreSQL database to drop and re-create for the run (default {DATABASE})")
     args = parser.parse_args()
+    # Module globals: Service, http() and wrk() (and embedded.py through `import run`) read them.
+    PORT, DATABASE = args.port, args.database
     seconds = args.seconds or (1 if args.smoke else 10)
     connections = args.connections or (4 if args.smoke else 32)
     profile = args.profile or ("dev" if args.smoke else "release")
@@ -799,4 +822,7 @@ def render(rows, quiet, stormy, logins, seconds, connections, fresh_start, ready
 
 
 if __name__ == "__main__":
+    # embedded.py reaches this script's helpers and settings with `import run`: make that
+    # this very module, not a second copy with the default --port.
+    sys.modules.setdefault("run", sys.modules[__name__])
     main()
