@@ -64,6 +64,7 @@ memlayer_testkit::on_both_backends!(
     deleting_a_chat_deletes_its_messages,
     deleting_a_user_deletes_their_chats_and_messages,
     messages_are_listed_newest_first_with_ties_broken_by_id,
+    the_context_of_a_chat_is_its_latest_messages_each_cut_by_the_database,
     chats_are_paged_after_a_cursor_through_ties,
     messages_are_paged_after_a_cursor_through_ties,
     appending_to_a_missing_chat_stores_nothing,
@@ -77,6 +78,7 @@ memlayer_testkit::on_both_backends!(
     messages_are_read_oldest_first_page_by_page_through_ties,
     an_attempt_budget_admits_its_burst_then_refuses_until_it_refills,
     each_client_has_its_own_attempt_budget,
+    a_refunded_attempt_can_be_spent_again,
     only_refilled_attempt_budgets_are_forgotten,
     attempts_spent_at_once_never_overspend_a_budget,
     a_chat_is_created_only_for_a_current_session_of_an_existing_account,
@@ -241,9 +243,9 @@ fn deleting_a_chat_deletes_its_messages(db: &Store) {
     assert!(ChatRepository::delete(&**db, chat.id).unwrap());
 
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
+    assert!(db.latest_in_chat(chat.id, 100, 1_000).unwrap().is_empty());
     assert_eq!(
-        db.list_for_chat(kept.id, None, 100).unwrap(),
+        db.latest_in_chat(kept.id, 100, 1_000).unwrap(),
         vec![survivor]
     );
 }
@@ -259,7 +261,7 @@ fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
 
     assert!(!db.is_current(Session::new(ada.id, 0)).unwrap());
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.list_for_chat(chat.id, None, 100).unwrap().is_empty());
+    assert!(db.latest_in_chat(chat.id, 100, 1_000).unwrap().is_empty());
 }
 
 fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
@@ -275,10 +277,28 @@ fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
     let mut ties = [tie_a, tie_b];
     ties.sort_by_key(|m| std::cmp::Reverse(m.id));
 
-    let listed = db.list_for_chat(chat.id, None, 100).unwrap();
+    let listed = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
 
     let [t1, t2] = ties;
     assert_eq!(listed, vec![later, t1, t2, first]);
+}
+
+fn the_context_of_a_chat_is_its_latest_messages_each_cut_by_the_database(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let oldest = message(&chat, Role::User, "left out", at(2));
+    let long = message(&chat, Role::Assistant, &"é🙂x".repeat(10_000), at(3));
+    let short = message(&chat, Role::User, "short", at(4));
+    for m in [&oldest, &long, &short] {
+        assert!(db.append(m).unwrap());
+    }
+
+    let context = db.latest_in_chat(chat.id, 2, 7).unwrap();
+
+    let contents: Vec<&str> = context.iter().map(|m| m.content.as_str()).collect();
+    // Cut in characters, never inside one.
+    assert_eq!(contents, ["short", "é🙂xé🙂xé"]);
+    assert_eq!(context[1].id, long.id);
 }
 
 fn revoking_tokens_moves_the_generation_on_once_and_can_set_a_new_password(db: &Store) {
@@ -336,7 +356,7 @@ fn deleting_an_account_takes_its_chats_and_messages_and_frees_the_email(db: &Sto
     assert_eq!(db.find_by_id(ada.id).unwrap(), None);
     assert_eq!(db.find(chat.id).unwrap(), None);
     assert_eq!(db.raw_count("messages", &chat), 0);
-    assert_eq!(db.list_for_chat(bobs.id, None, 10).unwrap(), vec![kept]);
+    assert_eq!(db.latest_in_chat(bobs.id, 10, 1_000).unwrap(), vec![kept]);
     new_user(db, "ada@example.com");
 }
 
@@ -354,7 +374,7 @@ fn messages_are_read_oldest_first_page_by_page_through_ties(db: &Store) {
     for t in [at(7), at(5), at(5), at(5), at(6)] {
         db.append(&message(&chat, Role::User, "m", t)).unwrap();
     }
-    let mut newest_first = db.list_for_chat(chat.id, None, 100).unwrap();
+    let mut newest_first = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
     newest_first.reverse();
 
     let mut pages = vec![];
@@ -402,12 +422,14 @@ fn messages_are_paged_after_a_cursor_through_ties(db: &Store) {
     for t in [at(5), at(5), at(5), at(6), at(7)] {
         db.append(&message(&chat, Role::User, "m", t)).unwrap();
     }
-    let all = db.list_for_chat(chat.id, None, 100).unwrap();
+    let all = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
 
     let mut pages = vec![];
     let mut after = None;
     loop {
-        let page = db.list_for_chat(chat.id, after, 2).unwrap();
+        let page = db
+            .list_if_owned(Session::new(ada.id, 0), chat.id, after, 2)
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -432,7 +454,7 @@ fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
         !db.append(&message(&ghost, Role::User, "hello?", at(2)))
             .unwrap()
     );
-    assert!(db.list_for_chat(ghost.id, None, 100).unwrap().is_empty());
+    assert!(db.latest_in_chat(ghost.id, 100, 1_000).unwrap().is_empty());
 }
 
 fn a_chat_is_created_only_for_a_current_session_of_an_existing_account(db: &Store) {
@@ -489,7 +511,7 @@ fn an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat(db: &Stor
     );
 
     assert_eq!(
-        db.list_for_chat(chat.id, None, 10).unwrap(),
+        db.latest_in_chat(chat.id, 10, 1_000).unwrap(),
         vec![reply, question]
     );
 }
@@ -535,7 +557,10 @@ fn any_unicode_text_round_trips(db: &Store) {
 
     assert_eq!(db.find_by_email(&ada.email).unwrap().unwrap().id, ada.id);
     assert_eq!(db.find(chat.id).unwrap().unwrap().0.title, chat.title);
-    assert_eq!(db.list_for_chat(chat.id, None, 100).unwrap(), vec![stored]);
+    assert_eq!(
+        db.latest_in_chat(chat.id, 100, 1_000).unwrap(),
+        vec![stored]
+    );
 }
 
 fn migrating_again_changes_nothing(db: &Store) {
@@ -565,7 +590,7 @@ fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
                     let stored = message(chat, Role::User, "kept", at(thread * 100 + i + 2));
                     assert!(db.append(&stored).unwrap());
                     assert!(
-                        db.list_for_chat(chat.id, None, 1000)
+                        db.latest_in_chat(chat.id, 1000, 1_000)
                             .unwrap()
                             .contains(&stored),
                         "a write that returned is readable"
@@ -588,7 +613,7 @@ fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
     });
 
     assert_eq!(db.raw_count("messages", &chat), 16 * 20);
-    assert!(db.list_for_chat(ghost.id, None, 10).unwrap().is_empty());
+    assert!(db.latest_in_chat(ghost.id, 10, 1_000).unwrap().is_empty());
 }
 
 fn the_health_check_passes(db: &Store) {
@@ -787,6 +812,22 @@ fn each_client_has_its_own_attempt_budget(db: &Store) {
         spend(db, "198.51.100.9", at(0)),
         Spent::Refused { .. }
     ));
+}
+
+fn a_refunded_attempt_can_be_spent_again(db: &Store) {
+    for _ in 0..3 {
+        spend(db, "198.51.100.9", at(0));
+    }
+
+    AttemptBudget::refund(&**db, "198.51.100.9", THREE_A_MINUTE).unwrap();
+    AttemptBudget::refund(&**db, "never seen", THREE_A_MINUTE).unwrap();
+
+    assert_eq!(spend(db, "198.51.100.9", at(0)), Spent::Admitted);
+    assert!(matches!(
+        spend(db, "198.51.100.9", at(0)),
+        Spent::Refused { .. }
+    ));
+    assert_eq!(db.raw.count("SELECT COUNT(*) FROM attempt_budgets"), 1);
 }
 
 fn only_refilled_attempt_budgets_are_forgotten(db: &Store) {

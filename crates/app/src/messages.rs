@@ -60,12 +60,13 @@ impl MemLayer {
     ) -> Result<PendingReply, AppError> {
         let chat = self.owned_chat(session, chat)?;
         let window = self.ports.responder.context();
+        // Each message comes cut to the whole budget: the newest one alone may fill it.
         let newest_first = if window.messages == 0 || window.chars == 0 {
             Vec::new()
         } else {
             self.ports
                 .messages
-                .list_for_chat(chat.id, None, window.messages)?
+                .latest_in_chat(chat.id, window.messages, window.chars)?
         };
         let mut room = window.chars;
         let mut history: Vec<Message> = newest_first
@@ -357,8 +358,8 @@ mod tests {
         let oldest_first: Vec<Message> = newest_first.iter().rev().cloned().collect();
         let mut order = Sequence::new();
         fx.messages
-            .expect_list_for_chat()
-            .with(eq(chat.id), eq(None), eq(2))
+            .expect_latest_in_chat()
+            .with(eq(chat.id), eq(2), eq(1_000))
             .times(1)
             .in_sequence(&mut order)
             .returning(move |_, _, _| Ok(newest_first.clone()));
@@ -386,7 +387,7 @@ mod tests {
         let user = session.user;
         let chat = chat_owned_by(user);
         let (mut fx, stored) = posting_fixture(&chat);
-        fx.messages.expect_list_for_chat().never();
+        fx.messages.expect_latest_in_chat().never();
 
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("hello")).unwrap();
@@ -568,7 +569,8 @@ mod tests {
         ];
         let fitting = vec![newest_first[1].clone(), newest_first[0].clone()];
         fx.messages
-            .expect_list_for_chat()
+            .expect_latest_in_chat()
+            .with(eq(chat.id), eq(3), eq(10))
             .returning(move |_, _, _| Ok(newest_first.clone()));
 
         let pending = fx

@@ -75,16 +75,19 @@ pub trait MessageRepository: Send + Sync {
         question: &Message,
         reply: &Message,
     ) -> Result<bool, RepositoryError>;
-    /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
-    /// two reads always agree), starting after `after` in that order.
-    fn list_for_chat(
+    /// The chat's latest `limit` messages, newest first (ties by id, descending), each
+    /// cut to its first `chars_each` characters by the database, so that a huge message
+    /// never leaves storage whole: what the assistant sees of a chat.
+    fn latest_in_chat(
         &self,
         chat: ChatId,
-        after: Option<Cursor>,
         limit: u32,
+        chars_each: usize,
     ) -> Result<Vec<Message>, RepositoryError>;
-    /// As [`MessageRepository::list_for_chat`], only if the chat is the session user's
-    /// and the session is current (checked in the same query); none at all if not.
+    /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
+    /// two reads always agree), starting after `after` in that order, only if the chat
+    /// is the session user's and the session is current (checked in the same query);
+    /// none at all if not.
     fn list_if_owned(
         &self,
         owner: Session,

@@ -333,13 +333,14 @@ fn log_filter(value: Option<&str>) -> Result<String, ConfigError> {
 fn assistant<'a>(
     get: impl Fn(&str) -> Option<&'a str> + Copy,
 ) -> Result<Option<OpenAiSettings>, ConfigError> {
-    const OTHERS: [&str; 6] = [
+    const OTHERS: [&str; 7] = [
         "ASSISTANT_MODEL",
         "ASSISTANT_API_KEY",
         "ASSISTANT_SYSTEM_PROMPT",
         "ASSISTANT_CONTEXT_MESSAGES",
         "ASSISTANT_CONTEXT_CHARS",
         "ASSISTANT_TIMEOUT_SECS",
+        "ASSISTANT_MAX_REPLY_CHARS",
     ];
     let Some(url) = get("ASSISTANT_URL") else {
         return match OTHERS.into_iter().find(|name| get(name).is_some()) {
@@ -378,6 +379,7 @@ fn assistant<'a>(
             chars: parse(get, "ASSISTANT_CONTEXT_CHARS", 16_000, 0..=10_000_000)?,
         },
         timeout: Duration::from_secs(parse(get, "ASSISTANT_TIMEOUT_SECS", 60, 1..=3_600)?),
+        max_reply_chars: parse(get, "ASSISTANT_MAX_REPLY_CHARS", 100_000, 1..=10_000_000)?,
     }))
 }
 

@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::Text;
+use diesel::sql_types::{Integer, Text};
 use memlayer_domain::{ChatId, Cursor, Message, Session};
 use memlayer_ports::{MessageRepository, RepositoryError};
 
@@ -9,6 +9,11 @@ use super::rows::MessageRow;
 use super::schema::{chats, messages, users};
 use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
 use super::{Database, DbError, with_connection, with_writer};
+
+diesel::define_sql_function! {
+    /// SQL's `substr(text, start, length)`, in characters on PostgreSQL and SQLite.
+    fn substr(text: Text, start: Integer, length: Integer) -> Text;
+}
 
 impl MessageRepository for Database {
     fn append(&self, message: &Message) -> Result<bool, RepositoryError> {
@@ -75,13 +80,29 @@ impl MessageRepository for Database {
         }
     }
 
-    fn list_for_chat(
+    fn latest_in_chat(
         &self,
         chat: ChatId,
-        after: Option<Cursor>,
         limit: u32,
+        chars_each: usize,
     ) -> Result<Vec<Message>, RepositoryError> {
-        self.page_of_messages(None, chat, after, limit, Order::NewestFirst)
+        let chat = DbUuid(chat.as_uuid());
+        // Both databases count `substr`'s start and length in characters.
+        let chars = i32::try_from(chars_each).unwrap_or(i32::MAX);
+        let rows: Vec<MessageRow> = with_connection!(self, |conn| messages::table
+            .filter(messages::chat_id.eq(chat))
+            .order((messages::created_at.desc(), messages::id.desc()))
+            .limit(i64::from(limit))
+            .select((
+                messages::id,
+                messages::chat_id,
+                messages::user_id,
+                messages::role,
+                substr(messages::content, 1, chars),
+                messages::created_at,
+            ))
+            .load(conn))?;
+        rows.into_iter().map(Message::try_from).collect()
     }
 
     fn list_if_owned(

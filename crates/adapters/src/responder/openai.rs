@@ -31,7 +31,25 @@ pub struct OpenAiSettings {
     /// The longest wait for a connection, for the answer to start, and between two
     /// pieces of it.
     pub timeout: Duration,
+    /// The most characters of a reply read from the model: the reply ends there (what
+    /// was read is the answer) and the connection to the model is closed.
+    pub max_reply_chars: usize,
 }
+
+/// The most bytes of one server-sent event read from the model (its lines together, up
+/// to the blank line that ends it). A chunk of a streamed completion is a few hundred
+/// bytes; a larger event is a broken answer, and is not buffered further.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// The most bytes of a model server's error body read (for the log).
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+
+/// Idle connections to the model server kept for reuse; more are closed once a reply
+/// ends, so a burst of replies leaves no crowd of open sockets behind.
+const MAX_IDLE_CONNECTIONS: usize = 16;
+
+/// How long an idle connection to the model server is kept for reuse.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the adapter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +69,8 @@ impl OpenAiResponder {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .read_timeout(settings.timeout)
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
             .build()
             .map_err(OpenAiSetupError)?;
         Ok(Self {
@@ -122,16 +142,17 @@ impl AssistantResponder for OpenAiResponder {
             }
         }
         let asked = std::time::Instant::now();
+        let max_chars = self.settings.max_reply_chars;
         stream::once(async move {
             let response = call.send().await.map_err(transport_error)?;
             let status = response.status();
             if !status.is_success() {
-                let body = response.text().await.unwrap_or_default();
+                let body = error_body(response).await;
                 return Err(ResponderError::Unavailable(
                     format!("the model server answered {status}: {}", excerpt(&body)).into(),
                 ));
             }
-            Ok(pieces(response))
+            Ok(pieces(response, max_chars))
         })
         .try_flatten()
         .map(Timed::new(asked).observer())
@@ -167,11 +188,38 @@ impl Timed {
     }
 }
 
-/// The text pieces of a streamed chat completion, until `data: [DONE]`.
-fn pieces(response: reqwest::Response) -> BoxStream<'static, Result<String, ResponderError>> {
-    let events = response.bytes_stream().eventsource();
-    stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
+/// The start of an error answer's body, at most [`MAX_ERROR_BODY_BYTES`] of it: the rest
+/// is never read (the connection is dropped with the response).
+async fn error_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The text pieces of a streamed chat completion, until `data: [DONE]`, or until
+/// `max_chars` characters were read: the last piece is cut there and the stream ends
+/// (dropping the response closes the connection, so the model stops writing).
+fn pieces(
+    response: reqwest::Response,
+    max_chars: usize,
+) -> BoxStream<'static, Result<String, ResponderError>> {
+    let mut bounds = EventBounds::default();
+    let events = response
+        .bytes_stream()
+        .map(move |chunk| match chunk {
+            Ok(bytes) if !bounds.admit(&bytes) => Err(ReadError::EventTooLarge),
+            Ok(bytes) => Ok(bytes),
+            Err(error) => Err(ReadError::Transport(error)),
+        })
+        .eventsource();
+    stream::unfold(Some((events, max_chars)), |state| async move {
+        let (mut events, left) = state?;
         loop {
             let Some(event) = events.next().await else {
                 // The body ended without `[DONE]`: the answer was cut off.
@@ -180,7 +228,9 @@ fn pieces(response: reqwest::Response) -> BoxStream<'static, Result<String, Resp
             };
             let event = match event {
                 Ok(event) => event,
-                Err(eventsource_stream::EventStreamError::Transport(error)) => {
+                Err(eventsource_stream::EventStreamError::Transport(ReadError::Transport(
+                    error,
+                ))) => {
                     return Some((Err(transport_error(error)), None));
                 }
                 Err(error) => {
@@ -199,20 +249,82 @@ fn pieces(response: reqwest::Response) -> BoxStream<'static, Result<String, Resp
                     return Some((Err(ResponderError::Broken(error.into())), None));
                 }
                 Ok(chunk) => {
-                    let text: String = chunk
+                    let mut text: String = chunk
                         .choices
                         .into_iter()
                         .filter_map(|choice| choice.delta.content)
                         .collect();
-                    if !text.is_empty() {
-                        return Some((Ok(text), Some(events)));
+                    if text.is_empty() {
+                        continue;
                     }
+                    return match text.char_indices().nth(left) {
+                        // The limit falls inside this piece: the reply ends with it.
+                        Some((end, _)) => {
+                            text.truncate(end);
+                            Some((Ok(text), None))
+                        }
+                        None => {
+                            let left = left - text.chars().count();
+                            let next = (left > 0).then_some((events, left));
+                            Some((Ok(text), next))
+                        }
+                    };
                 }
                 Err(error) => return Some((Err(ResponderError::Broken(error.into())), None)),
             }
         }
     })
     .boxed()
+}
+
+/// Why the model's event stream could not be read further.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(reqwest::Error),
+    /// One event was larger than [`MAX_EVENT_BYTES`].
+    #[error("the model server sent an event larger than {MAX_EVENT_BYTES} bytes")]
+    EventTooLarge,
+}
+
+/// Counts the bytes of the event being received, so that one event (or one line) that
+/// never ends cannot be buffered without limit. An event ends at a blank line; `\r\n`,
+/// `\n` and `\r` all end a line.
+#[derive(Debug, Default)]
+struct EventBounds {
+    /// Bytes since the last blank line.
+    in_event: usize,
+    /// Whether the last byte ended a line.
+    at_line_start: bool,
+    /// Whether the last byte was `\r` (a `\n` right after it ends no second line).
+    after_cr: bool,
+}
+
+impl EventBounds {
+    /// Takes in `bytes`; `false` once an event grows past [`MAX_EVENT_BYTES`].
+    fn admit(&mut self, bytes: &[u8]) -> bool {
+        for &byte in bytes {
+            let crlf = byte == b'\n' && self.after_cr;
+            self.after_cr = byte == b'\r';
+            if crlf {
+                continue;
+            }
+            if byte == b'\n' || byte == b'\r' {
+                if self.at_line_start {
+                    self.in_event = 0;
+                }
+                self.at_line_start = true;
+            } else {
+                self.at_line_start = false;
+                self.in_event += 1;
+                if self.in_event > MAX_EVENT_BYTES {
+                    return false;
+                }
+            }
+        }
+        true
+    }
 }
 
 fn transport_error(error: reqwest::Error) -> ResponderError {
@@ -275,6 +387,34 @@ mod tests {
             let url = chat_completions_url(&reqwest::Url::parse(base).unwrap());
             assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
         }
+    }
+
+    #[test]
+    fn an_event_may_be_as_large_as_the_bound_whatever_its_line_endings() {
+        for newline in ["\n", "\r\n", "\r"] {
+            let mut bounds = EventBounds::default();
+            let line = format!("data: {}{newline}", "x".repeat(1_000));
+            for _ in 0..1_000 {
+                // Many events, each far below the bound, end to end.
+                assert!(
+                    bounds.admit(format!("{line}{newline}").as_bytes()),
+                    "{newline:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_refused_past_the_bound() {
+        let mut bounds = EventBounds::default();
+        // Many short lines, never a blank one: one event that keeps growing.
+        let refused = (0..MAX_EVENT_BYTES)
+            .map(|_| bounds.admit(b"data: x\n"))
+            .any(|admitted| !admitted);
+        assert!(refused);
+        let mut one_line = EventBounds::default();
+        assert!(one_line.admit(&vec![b'x'; MAX_EVENT_BYTES]));
+        assert!(!one_line.admit(b"x"));
     }
 
     #[test]

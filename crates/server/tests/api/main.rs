@@ -11,6 +11,7 @@ mod chats;
 mod flow;
 mod messages;
 mod model;
+mod model_limits;
 mod observability;
 mod process;
 mod protocol;

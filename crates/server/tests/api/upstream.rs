@@ -29,7 +29,20 @@ pub enum Script {
     StallAfter(Vec<&'static str>),
     /// Reads the request and never answers it (until the client gives up).
     Silent,
+    /// Streams this piece again and again, never `[DONE]`, until the client closes the
+    /// connection, and reports that on [`Upstream::closed`].
+    Endless(&'static str),
+    /// Streams one well-formed delta of this many characters, then `[DONE]`; reports on
+    /// [`Upstream::closed`] if the client closes the connection before all was sent.
+    HugeDelta(usize),
+    /// Answers 500 with an error body that never ends, until the client closes the
+    /// connection, and reports that on [`Upstream::closed`].
+    EndlessErrorBody,
 }
+
+/// The most bytes a scripted answer that "never ends" writes before giving up on a
+/// client that reads it all (so a failing test ends, instead of writing forever).
+const ENDLESS: usize = 1 << 30;
 
 /// A model server for one test.
 pub struct Upstream {
@@ -180,6 +193,31 @@ fn answer(
             let _ = reader.read(&mut [0; 1]);
             return;
         }
+        Script::Endless(piece) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            let event = chunk(json!({ "content": piece }));
+            report_when_closed(connection, closed, std::iter::repeat(event.as_slice()));
+            return;
+        }
+        Script::HugeDelta(chars) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            let mut event = chunk(json!({ "content": "x".repeat(*chars) }));
+            event.extend_from_slice(b"data: [DONE]\n\n");
+            report_when_closed(connection, closed, std::iter::once(event.as_slice()));
+            return;
+        }
+        Script::EndlessErrorBody => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 500 Scripted\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n",
+            );
+            let block = [b'e'; 64 * 1024];
+            report_when_closed(connection, closed, std::iter::repeat(&block[..]));
+            return;
+        }
         Script::Answer(pieces) | Script::CutAfter(pieces) | Script::StallAfter(pieces) => pieces,
     };
     let _ = connection.write_all(
@@ -200,6 +238,27 @@ fn answer(
             let _ = closed.send(());
         }
         _ => {}
+    }
+    let _ = connection.shutdown(Shutdown::Both);
+}
+
+/// Writes `blocks` (at most [`ENDLESS`] bytes) until the client closes the connection,
+/// and reports it if it did.
+fn report_when_closed<'a>(
+    connection: &mut TcpStream,
+    closed: &Sender<()>,
+    blocks: impl Iterator<Item = &'a [u8]>,
+) {
+    let mut written = 0;
+    for block in blocks {
+        if connection.write_all(block).is_err() {
+            let _ = closed.send(());
+            return;
+        }
+        written += block.len();
+        if written > ENDLESS {
+            break;
+        }
     }
     let _ = connection.shutdown(Shutdown::Both);
 }
