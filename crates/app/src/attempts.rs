@@ -70,6 +70,13 @@ impl AttemptLimit {
             }),
         }
     }
+
+    /// Gives back an attempt of `client`'s that [`AttemptLimit::spend`] admitted, for a
+    /// request refused afterwards without doing any work (the password hasher was too
+    /// busy to take it). Blocks on storage.
+    pub fn refund(&self, client: &str) -> Result<(), AppError> {
+        Ok(self.budget.refund(client, self.rate)?)
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +154,20 @@ mod tests {
             matches!(refused, AppError::TooManyAttempts { retry_after } if retry_after == Duration::from_millis(2_500)),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn a_refund_gives_the_attempt_back_to_its_client_at_the_limits_rate() {
+        let mut budget = MockAttemptBudget::new();
+        budget
+            .expect_refund()
+            .withf(|client, rate| {
+                client == "198.51.100.9" && rate.interval == TimeDelta::seconds(3)
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        assert!(limit(20, budget).refund("198.51.100.9").is_ok());
     }
 
     #[test]

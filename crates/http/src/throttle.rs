@@ -1,13 +1,12 @@
 //! Per-client rate limiting of the credential routes (`/auth/login`, `/auth/register`,
-//! `/auth/password`, `DELETE /auth/me`), so passwords cannot be guessed at speed. An
-//! extractor, so a refusal is an ordinary JSON 429 that still passes through CORS. The
+//! `/auth/password`, `DELETE /auth/me`), so passwords cannot be guessed at speed. A
+//! refusal is an ordinary JSON 429 that still passes through CORS. The
 //! budgets live in the database ([`AttemptLimit`]), so every instance of the service
 //! spends from the same one; this module only says who the client is. The limit is its
 //! own app data: without one, every attempt is admitted.
 
-use std::future::Future;
+use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv6Addr};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -95,27 +94,53 @@ fn parse_ip(addr: &str) -> Option<IpAddr> {
         .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// Admits a request to a credential route within its client's budget, or refuses it
-/// with 429 and `Retry-After`. Without a configured limit, admits everything.
-#[derive(Debug)]
-pub struct AuthThrottle;
+/// A request to a credential route, and whose budget it spends from. Extracting it
+/// spends nothing: the handler spends an attempt ([`Attempt::spend`]) once the request
+/// is otherwise sound, so a request that cannot be authenticated (401) or read (422)
+/// costs no budget, whichever extractor finishes first.
+pub struct Attempt {
+    budget: Option<(Data<AuthRateLimit>, String)>,
+}
 
-impl FromRequest for AuthThrottle {
+impl Attempt {
+    /// Spends one of the client's attempts, or refuses with 429 and `Retry-After`.
+    /// Without a configured limit, admits everything.
+    pub(crate) async fn spend(&self) -> Result<(), ApiError> {
+        match &self.budget {
+            Some((limit, client)) => limit.admit(client.clone()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Gives back the attempt [`Attempt::spend`] took, for a request refused without
+    /// any work done (the password hasher was too busy). A failure is only logged: the
+    /// client keeps its refusal either way.
+    pub(crate) async fn refund(&self) {
+        let Some((limit, client)) = &self.budget else {
+            return;
+        };
+        let (limit, client) = (limit.limit.clone(), client.clone());
+        let refunded = web::block(move || limit.refund(&client)).await;
+        if let Err(error) = refunded
+            .map_err(ApiError::from)
+            .and_then(|refunded| refunded.map_err(ApiError::from))
+        {
+            error.log();
+        }
+    }
+}
+
+impl FromRequest for Attempt {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let limit = req.app_data::<Data<AuthRateLimit>>().cloned();
-        let client = limit
-            .as_ref()
-            .and_then(|limit| client(req, limit.trust_forwarded_for))
-            .map(budget_key);
-        Box::pin(async move {
-            match (limit, client) {
-                (Some(limit), Some(client)) => limit.admit(client).await.map(|()| Self),
-                _ => Ok(Self),
-            }
-        })
+        let budget = limit.and_then(|limit| {
+            let client = budget_key(client(req, limit.trust_forwarded_for)?);
+            Some((limit, client))
+        });
+        ready(Ok(Self { budget }))
     }
 }
 

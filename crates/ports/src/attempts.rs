@@ -39,6 +39,9 @@ pub trait AttemptBudget: Send + Sync {
         now: DateTime<Utc>,
         rate: AttemptRate,
     ) -> Result<Spent, RepositoryError>;
+    /// Gives back one attempt `client` spent (an attempt that was refused for another
+    /// reason before it did any work); nothing if `client` has no budget.
+    fn refund(&self, client: &str, rate: AttemptRate) -> Result<(), RepositoryError>;
     /// Forgets the clients whose budget is full again at `now`, which are as good as
     /// never seen, so storage stays bounded by the clients of the last `burst`. How
     /// many were forgotten.

@@ -68,6 +68,16 @@ impl AttemptBudget for Database {
         })
     }
 
+    fn refund(&self, client: &str, rate: AttemptRate) -> Result<(), RepositoryError> {
+        let interval = span_micros(rate.interval);
+        with_writer!(self, |conn| diesel::update(
+            attempt_budgets::table.filter(attempt_budgets::client.eq(client))
+        )
+        .set(attempt_budgets::tat.eq(attempt_budgets::tat - interval))
+        .execute(conn))?;
+        Ok(())
+    }
+
     fn forget_refilled(&self, now: DateTime<Utc>) -> Result<usize, RepositoryError> {
         let now = micros(now);
         Ok(with_writer!(self, |conn| diesel::delete(

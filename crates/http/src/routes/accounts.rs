@@ -18,7 +18,7 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::state::ApiState;
-use crate::throttle::AuthThrottle;
+use crate::throttle::Attempt;
 use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Create an account
@@ -40,12 +40,13 @@ use crate::wire::{ErrorBody, ValidationErrorBody};
     )
 )]
 pub async fn register(
-    _: AuthThrottle,
+    attempt: Attempt,
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, password) = body.try_into_registration()?;
-    let token = with_bcrypt_slot(&state, move |app| app.register(email, password)).await?;
+    let token =
+        with_bcrypt_slot(&state, &attempt, move |app| app.register(email, password)).await?;
     Ok(HttpResponse::Created().json(TokenResponse::from(token)))
 }
 
@@ -69,24 +70,36 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    _: AuthThrottle,
+    attempt: Attempt,
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, password) = body.try_into_login()?;
-    let token = with_bcrypt_slot(&state, move |app| app.login(&email, password)).await?;
+    let token = with_bcrypt_slot(&state, &attempt, move |app| app.login(&email, password)).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
 }
 
-/// Runs a use case that hashes or checks a password once one of the bcrypt slots is
-/// free, waiting for it without holding a thread; when the queue is already too long,
-/// or the wait too, a 503 with `Retry-After` instead.
-async fn with_bcrypt_slot<T, F>(state: &Data<ApiState>, use_case: F) -> Result<T, ApiError>
+/// Runs a use case that hashes or checks a password: spends one of the client's
+/// attempts (429 past its budget), then waits for one of the bcrypt slots without
+/// holding a thread. When the queue is already too long, or the wait too, the attempt
+/// is given back and the answer is a 503 with `Retry-After`.
+async fn with_bcrypt_slot<T, F>(
+    state: &Data<ApiState>,
+    attempt: &Attempt,
+    use_case: F,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&MemLayer) -> Result<T, AppError> + Send + 'static,
 {
-    let _slot = state.bcrypt.admit().await?;
+    attempt.spend().await?;
+    let _slot = match state.bcrypt.admit().await {
+        Ok(slot) => slot,
+        Err(busy) => {
+            attempt.refund().await;
+            return Err(busy);
+        }
+    };
     blocking(state, use_case).await
 }
 
@@ -132,13 +145,13 @@ pub async fn me(
     )
 )]
 pub async fn change_password(
-    _: AuthThrottle,
+    attempt: Attempt,
     state: Data<ApiState>,
     Authenticated(session): Authenticated,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (current, new) = body.try_into_passwords()?;
-    let token = with_bcrypt_slot(&state, move |app| {
+    let token = with_bcrypt_slot(&state, &attempt, move |app| {
         app.change_password(session, current, new)
     })
     .await?;
@@ -187,13 +200,16 @@ pub async fn logout_all(
     )
 )]
 pub async fn delete_me(
-    _: AuthThrottle,
+    attempt: Attempt,
     state: Data<ApiState>,
     Authenticated(session): Authenticated,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.try_into_password()?;
-    with_bcrypt_slot(&state, move |app| app.delete_account(session, password)).await?;
+    with_bcrypt_slot(&state, &attempt, move |app| {
+        app.delete_account(session, password)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -230,7 +230,43 @@ mod rate_limited {
         );
         the_rate_limit_counts_an_ipv6_64_as_one_client_and_a_mapped_ipv4_as_itself,
         a_refused_attempt_spends_nothing_and_says_how_long_to_wait,
+        a_credential_request_without_a_token_is_401_and_spends_no_attempt,
     );
+
+    fn a_credential_request_without_a_token_is_401_and_spends_no_attempt(api: &TestApp) {
+        let from = "203.0.113.8";
+        let unauthenticated: Vec<u16> = (0..3)
+            .flat_map(|_| {
+                [
+                    api.request("POST", "/auth/password")
+                        .header("x-forwarded-for", from)
+                        .json(&serde_json::json!({
+                            "current_password": "password1",
+                            "new_password": "password2",
+                        }))
+                        .send()
+                        .status,
+                    api.request("DELETE", "/auth/me")
+                        .header("x-forwarded-for", from)
+                        .json(&serde_json::json!({ "password": "password1" }))
+                        .send()
+                        .status,
+                ]
+            })
+            .collect();
+        let logins: Vec<u16> = (0..4)
+            .map(|_| {
+                api.request("POST", "/auth/login")
+                    .header("x-forwarded-for", from)
+                    .json(&credentials("nobody@example.com", "password1"))
+                    .send()
+                    .status
+            })
+            .collect();
+
+        assert_eq!(unauthenticated, [401; 6]);
+        assert_eq!(logins, [401, 401, 401, 429], "the whole budget was left");
+    }
 
     fn the_rate_limit_counts_an_ipv6_64_as_one_client_and_a_mapped_ipv4_as_itself(api: &TestApp) {
         let login_from = |address: &str| {
@@ -329,6 +365,44 @@ fn logins_past_the_queue_bound_get_503_with_retry_after_at_once() {
         reply.assert_detail(503, "Too many logins at once: try again in 2 seconds");
         assert_eq!(reply.header("retry-after"), Some("2"));
     }
+}
+
+#[test]
+fn a_login_the_password_queue_refuses_gives_its_attempt_back() {
+    let api = TestApp::start_with(
+        memlayer_testkit::TestDatabase::sqlite(),
+        &[
+            ("BCRYPT_CONCURRENCY", "1"),
+            ("BCRYPT_QUEUE_LENGTH", "0"),
+            ("BCRYPT_COST", "11"),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "8"),
+        ],
+    );
+    let ada = credentials("ada@example.com", "password1");
+    let login = || api.request("POST", "/auth/login").json(&ada).send().status;
+    let registered = api.request("POST", "/auth/register").json(&ada).send();
+    assert_eq!(registered.status, 201, "{}", registered.text);
+
+    let statuses = std::sync::Mutex::new(vec![]);
+    std::thread::scope(|scope| {
+        for _ in 0..7 {
+            scope.spawn(|| {
+                let status = login();
+                statuses.lock().unwrap().push(status);
+            });
+        }
+    });
+    let statuses = statuses.into_inner().unwrap();
+    let busy = statuses.iter().filter(|&&status| status == 503).count();
+    let after: Vec<u16> = (0..busy).map(|_| login()).collect();
+
+    assert!(
+        busy > 0,
+        "seven logins at once, one slot, no queue: {statuses:?}"
+    );
+    // Eight a minute: one for the registration, the rest for the logins that got a turn,
+    // and as many again as were refused for want of one.
+    assert_eq!(after, vec![200; busy], "{statuses:?}");
 }
 
 #[cfg(unix)]
