@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tracing::Instrument as _;
 
 use crate::dto::{DeltaEvent, MessageResponse};
 use crate::error::ApiError;
@@ -35,18 +36,31 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 /// connection.
 const HEARTBEAT: Duration = Duration::from_millis(250);
 
-/// Whether the client asked for the reply as an event stream.
+/// Whether the client asked for the reply as an event stream: `Accept` names
+/// `text/event-stream` with a weight above zero (`q=0` means "not acceptable", RFC 9110).
 pub fn wants_event_stream(accept: Option<&header::HeaderValue>) -> bool {
     accept
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| {
             accept.split(',').any(|range| {
-                range
-                    .split(';')
+                let mut parts = range.split(';');
+                parts
                     .next()
                     .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(EVENT_STREAM))
+                    && parts.all(|parameter| !is_zero_weight(parameter))
             })
         })
+}
+
+/// Whether a media range's parameter is `q=0` (`q=0.0`, `q=0.000`, any case).
+fn is_zero_weight(parameter: &str) -> bool {
+    parameter.split_once('=').is_some_and(|(name, value)| {
+        name.trim().eq_ignore_ascii_case("q")
+            && value
+                .trim()
+                .parse::<f32>()
+                .is_ok_and(|weight| weight <= 0.0)
+    })
 }
 
 /// The assistant's answer, asked for at once: the model reads the question while the
@@ -58,10 +72,14 @@ impl EarlyAnswer {
     /// Asks for the answer to `pending`, on this worker, now.
     pub(crate) fn start(app: &MemLayer, pending: &PendingReply) -> Self {
         let mut answer = app.answer(pending);
-        Self(actix_web::rt::spawn(async move {
-            let first = answer.next().await;
-            (answer, first)
-        }))
+        // In the request's span, so its log lines carry the request id.
+        Self(actix_web::rt::spawn(
+            async move {
+                let first = answer.next().await;
+                (answer, first)
+            }
+            .in_current_span(),
+        ))
     }
 
     /// The whole answer: its first piece, then the rest.
@@ -102,7 +120,8 @@ pub(crate) fn reply(
     // One event in flight: what the client has been sent is, give or take one piece,
     // what the relay has seen go out.
     let (events, outbox) = mpsc::channel(1);
-    actix_web::rt::spawn(relay(state, pending, answer, events));
+    // In the request's span, so the reply's log lines carry the request id.
+    actix_web::rt::spawn(relay(state, pending, answer, events).in_current_span());
     let rest = stream::unfold(outbox, |mut outbox| async move {
         outbox.recv().await.map(|event| (event, outbox))
     });
@@ -248,7 +267,10 @@ mod tests {
             |value: &'static str| wants_event_stream(Some(&HeaderValue::from_static(value)));
         assert!(accepts("text/event-stream"));
         assert!(accepts("application/json, Text/Event-Stream;q=0.9"));
+        assert!(accepts("text/event-stream;charset=utf-8"));
         assert!(!accepts("application/json"));
+        assert!(!accepts("text/event-stream;q=0"));
+        assert!(!accepts("text/event-stream; Q=0.000, application/json"));
         assert!(!accepts("*/*"));
         assert!(!wants_event_stream(None));
     }

@@ -1,6 +1,8 @@
 //! What an operator sees: a request id on every response, and Prometheus metrics on
 //! their own listener.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::api_tests;
@@ -198,4 +200,55 @@ fn metrics_are_served_on_their_own_listener_by_route_template_and_never_on_the_p
     );
     assert_eq!(public.status, 404);
     assert!(!public.text.contains("memlayer_http"), "{}", public.text);
+}
+
+#[test]
+fn the_log_lines_of_a_streamed_reply_carry_its_request_id() {
+    let upstream = Upstream::scripted(vec![Script::CutAfter(vec!["Half an ans"])]);
+    let db = memlayer_testkit::TestDatabase::sqlite();
+    let service = crate::process::Service::spawn(crate::process::memlayer(&[
+        ("DATABASE_URL", db.url()),
+        ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+        ("LOG_FORMAT", "json"),
+        ("ASSISTANT_URL", &upstream.url),
+        ("ASSISTANT_MODEL", "test-model"),
+    ]));
+    let agent = crate::process::agent();
+    let call = |method: &str, path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", service.base))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .header("x-request-id", "stream-7");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut reply = agent.run(request.body(body.to_string()).unwrap()).unwrap();
+        reply.body_mut().read_to_string().unwrap()
+    };
+    let token: serde_json::Value = serde_json::from_str(&call(
+        "POST",
+        "/auth/register",
+        None,
+        json!({ "email": "ada@example.com", "password": "password1" }),
+    ))
+    .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let chat: serde_json::Value =
+        serde_json::from_str(&call("POST", "/chats", Some(&token), json!({}))).unwrap();
+    let chat = chat["id"].as_str().unwrap().to_owned();
+
+    let events = call(
+        "POST",
+        &format!("/chats/{chat}/messages"),
+        Some(&token),
+        json!({ "content": "Hi" }),
+    );
+    // Logged by the task that relays the reply, after the handler has returned.
+    let line = service.wait_for_line("request failed", Duration::from_secs(30));
+
+    assert!(events.contains("event: error"), "{events}");
+    let failed: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(failed["span"]["request_id"], "stream-7", "{line}");
 }

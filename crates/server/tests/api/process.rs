@@ -97,7 +97,7 @@ impl Service {
     }
 
     /// The first log line containing `needle`, waiting for it (at most `within`).
-    fn wait_for_line(&self, needle: &str, within: Duration) -> String {
+    pub(crate) fn wait_for_line(&self, needle: &str, within: Duration) -> String {
         self.wait_for_lines(needle, 1, within).remove(0)
     }
 
