@@ -98,11 +98,22 @@ impl r2d2::HandleError<ConnectError> for LogErrors {
         let (last, unreported) = &mut *state;
         *unreported += 1;
         if last.is_none_or(|at| at.elapsed() >= Self::WINDOW) {
-            tracing::warn!(%error, failures = *unreported, "cannot open a database connection");
+            let error = one_line(&error.to_string());
+            tracing::warn!(
+                error,
+                failures = *unreported,
+                "cannot open a database connection"
+            );
             *last = Some(std::time::Instant::now());
             *unreported = 0;
         }
     }
+}
+
+/// `message` on one line: libpq writes its messages over several (`connection to
+/// server … failed: …\n\tIs the server running …?`), which would split one log entry.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub(crate) fn build_pool<C: R2D2Connection + Send + 'static>(
@@ -149,4 +160,19 @@ where
             DbError::Query(error)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_message_over_several_lines_is_logged_on_one() {
+        let libpq = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n";
+
+        assert_eq!(
+            one_line(libpq),
+            "connection to server at \"127.0.0.1\", port 1 failed: Connection refused Is the server running on that host and accepting TCP/IP connections?"
+        );
+    }
 }
