@@ -1,8 +1,10 @@
 //! MemLayer's use cases: accounts, chats and messages, written against the ports only.
 //!
 //! Each use case is a plain synchronous method on [`MemLayer`]; the HTTP layer runs one
-//! per request on the blocking pool. Posting a message is the exception: the assistant's
-//! answer is a stream, so the use case is split around it ([`PendingReply`]).
+//! per request on the blocking pool. Posting to a model (or streamed) is the exception:
+//! the assistant's answer is a stream, so the use case is split around it
+//! ([`PendingReply`]); with an assistant whose reply is fixed,
+//! [`MemLayer::post_with_fixed_reply`] is one use case.
 
 mod accounts;
 mod attempts;

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
 use crate::error::ApiError;
-use crate::wire::{self, BodyProblem, LocItem};
+use crate::error::wire::{self, BodyProblem, LocItem};
 
 /// The largest request body accepted, in bytes (larger is a 413). Registered as app data.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let deadline = req
             .app_data::<crate::connection::BodyDeadline>()
             .map_or(0, |deadline| deadline.0.as_secs());
-        // Reads within the `PayloadConfig` limit that `crate::configure` sets to `BodyLimit`.
+        // Reads within the `PayloadConfig` limit that `Api::configure` sets to `BodyLimit`.
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = bytes

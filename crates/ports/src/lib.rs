@@ -1,8 +1,9 @@
 //! The ports: what MemLayer's use cases need from the outside world, as traits.
 //!
 //! They are synchronous on purpose: the database driver and bcrypt block, so the HTTP
-//! layer runs a whole use case on the blocking pool in one hop. The one exception is the
-//! assistant, which waits on the network for seconds: it answers with a stream. With the
+//! layer runs a use case on the blocking pool, most in one hop. The one exception is the
+//! assistant, which waits on the network for seconds: it answers with a stream, and
+//! posting to a model takes three hops around it. With the
 //! `mock` feature every trait gets a mockall mock (`MockUserRepository`, …) for unit tests.
 
 mod attempts;

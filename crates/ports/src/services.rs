@@ -107,7 +107,8 @@ pub struct ReplyRequest {
     /// The chat's earlier messages, oldest first: the latest ones that fit the
     /// assistant's [`ContextWindow`].
     pub history: Vec<Message>,
-    /// The user's new message, already stored.
+    /// The user's new message. It may still be being stored while the model reads it
+    /// (the model is asked as the question commits); the reply is only stored after it.
     pub question: Message,
 }
 
