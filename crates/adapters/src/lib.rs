@@ -3,7 +3,7 @@
 //! - [`Database`]: the user, chat and message repositories on Diesel, over PostgreSQL
 //!   (production) or an embedded SQLite file (zero-setup default), one code path for both.
 //! - [`BcryptHasher`], [`JwtTokens`], [`SystemClock`].
-//! - The assistant: [`MessageReceived`] without a model, [`OpenAiResponder`] with one.
+//! - The assistant: [`FixedReply`] without a model, [`OpenAiResponder`] with one.
 
 mod clock;
 mod db;
@@ -16,5 +16,5 @@ pub use db::{Backend, Database, DatabaseError, PoolOptions};
 pub use memlayer_ports::ContextWindow;
 pub use password::BcryptHasher;
 pub use reqwest::Url;
-pub use responder::{MessageReceived, OpenAiResponder, OpenAiSettings, OpenAiSetupError};
+pub use responder::{FixedReply, OpenAiResponder, OpenAiSettings, OpenAiSetupError};
 pub use token::JwtTokens;

@@ -97,17 +97,17 @@ impl MemLayer {
     }
 
     /// Whether the assistant answers without being asked (no model behind it), so
-    /// [`MemLayer::post_answered_at_once`] can post a message in one step.
-    pub fn answers_at_once(&self) -> bool {
+    /// [`MemLayer::post_with_fixed_reply`] can post a message in one step.
+    pub fn has_fixed_reply(&self) -> bool {
         self.ports.responder.fixed_reply().is_some()
     }
 
     /// Posts the user's message to one of their chats when the assistant answers at
-    /// once ([`MemLayer::answers_at_once`]): the message and the reply are stored
+    /// once ([`MemLayer::has_fixed_reply`]): the message and the reply are stored
     /// together, in one unit of work, and the reply is returned. With an assistant that
     /// must be asked, it fails as the assistant would ([`AppError::AssistantFailed`])
     /// and stores nothing: use [`MemLayer::ask`].
-    pub fn post_answered_at_once(
+    pub fn post_with_fixed_reply(
         &self,
         session: Session,
         chat: ChatId,
@@ -839,9 +839,9 @@ mod tests {
             .returning(|_, _, _| Ok(true));
 
         let app = fx.app();
-        assert!(app.answers_at_once());
+        assert!(app.has_fixed_reply());
         let reply = app
-            .post_answered_at_once(session, chat, content("hello"))
+            .post_with_fixed_reply(session, chat, content("hello"))
             .unwrap();
 
         assert_eq!(reply.content.as_str(), "Message received");
@@ -882,7 +882,7 @@ mod tests {
 
             let error = fx
                 .app()
-                .post_answered_at_once(session, chat, content("hello"))
+                .post_with_fixed_reply(session, chat, content("hello"))
                 .unwrap_err();
 
             assert!(
@@ -899,9 +899,9 @@ mod tests {
         fx.messages.expect_append_exchange().never();
 
         let app = fx.app();
-        assert!(!app.answers_at_once());
+        assert!(!app.has_fixed_reply());
         let error = app
-            .post_answered_at_once(any_session(), ChatId::generate(), content("hello"))
+            .post_with_fixed_reply(any_session(), ChatId::generate(), content("hello"))
             .unwrap_err();
 
         assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");

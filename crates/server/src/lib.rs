@@ -16,7 +16,7 @@ use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
 use actix_web::rt::net::TcpStream;
 use memlayer_adapters::{
-    Backend, BcryptHasher, Database, DatabaseError, JwtTokens, MessageReceived, OpenAiResponder,
+    Backend, BcryptHasher, Database, DatabaseError, FixedReply, JwtTokens, OpenAiResponder,
     OpenAiSetupError, PoolOptions, SystemClock,
 };
 use memlayer_app::ports::AssistantResponder;
@@ -313,7 +313,7 @@ fn metrics_response(
     response
 }
 
-/// The configured model, or the "Message received" placeholder without one.
+/// The configured model, or the fixed reply ("Message received") without one.
 fn responder(config: &Config) -> Result<Arc<dyn AssistantResponder>, StartupError> {
     Ok(match &config.assistant {
         Some(settings) => {
@@ -333,7 +333,7 @@ fn responder(config: &Config) -> Result<Arc<dyn AssistantResponder>, StartupErro
         }
         None => {
             tracing::info!("no ASSISTANT_URL: the assistant answers \"Message received\"");
-            Arc::new(MessageReceived)
+            Arc::new(FixedReply)
         }
     })
 }

@@ -7,9 +7,9 @@ pub const REPLY: &str = "Message received";
 
 /// The assistant without a model: acknowledges every message, in one piece.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MessageReceived;
+pub struct FixedReply;
 
-impl AssistantResponder for MessageReceived {
+impl AssistantResponder for FixedReply {
     fn context(&self) -> ContextWindow {
         ContextWindow::NONE
     }

@@ -1,7 +1,7 @@
-//! The assistants: the placeholder without a model, and any OpenAI-compatible server.
+//! The assistants: the fixed reply without a model, and any OpenAI-compatible server.
 
-mod message_received;
+mod fixed_reply;
 mod openai;
 
-pub use message_received::MessageReceived;
+pub use fixed_reply::FixedReply;
 pub use openai::{OpenAiResponder, OpenAiSettings, OpenAiSetupError};

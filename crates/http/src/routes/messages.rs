@@ -6,15 +6,16 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use memlayer_app::MemLayer;
 
-use super::{ChatPath, blocking};
 use crate::auth::Authenticated;
+use crate::blocking::blocking;
 use crate::body::JsonBody;
 use crate::dto::{MessageResponse, PostMessageRequest};
 use crate::error::ApiError;
+use crate::error::wire::{ErrorBody, ValidationErrorBody};
+use crate::extract::ChatPath;
 use crate::paging::{MessageListQuery, Paged, page_response};
 use crate::state::ApiState;
 use crate::stream::{self, EarlyAnswer};
-use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Send a message
 ///
@@ -59,10 +60,10 @@ pub async fn post(
 ) -> Result<HttpResponse, ApiError> {
     let content = body.try_into_content()?;
     let streamed = stream::wants_event_stream(request.headers().get(header::ACCEPT));
-    if !streamed && state.app.answers_at_once() {
+    if !streamed && state.app.has_fixed_reply() {
         // No model to wait for: the message and its reply in one step.
         let reply = blocking(&state, move |app| {
-            app.post_answered_at_once(user, chat, content)
+            app.post_with_fixed_reply(user, chat, content)
         })
         .await?;
         return Ok(HttpResponse::Created().json(MessageResponse::from(reply)));
