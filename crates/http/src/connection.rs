@@ -131,22 +131,24 @@ pub struct ExpectContinue {
     app: memlayer_app::MemLayer,
     body_limit: usize,
     origins: Rc<[String]>,
+    /// The paths (each also with a trailing slash) that take a body without a token.
+    public_with_body: Rc<[String]>,
 }
 
-/// The routes that take a body without a token.
-const PUBLIC_WITH_BODY: [&str; 4] = [
-    "/auth/register",
-    "/auth/login",
-    "/auth/register/",
-    "/auth/login/",
-];
-
 impl ExpectContinue {
-    pub(crate) fn new(app: memlayer_app::MemLayer, body_limit: usize, origins: &[String]) -> Self {
+    /// Refusals for the routes `document` describes: a route none of whose operations
+    /// with a body asks for a token takes its body without one.
+    pub(crate) fn new(
+        app: memlayer_app::MemLayer,
+        body_limit: usize,
+        origins: &[String],
+        document: &utoipa::openapi::OpenApi,
+    ) -> Self {
         Self {
             app,
             body_limit,
             origins: origins.into(),
+            public_with_body: public_with_body(document).into(),
         }
     }
 
@@ -215,12 +217,60 @@ impl ExpectContinue {
         {
             return Some(ApiError::PayloadTooLarge(self.body_limit));
         }
-        if PUBLIC_WITH_BODY.contains(&head.uri.path()) {
+        if self
+            .public_with_body
+            .iter()
+            .any(|path| path == head.uri.path())
+        {
             return None;
         }
         match crate::auth::bearer_token_of(head.headers()) {
             None => Some(ApiError::NotAuthenticated),
             Some(token) => self.app.authenticate(token).err().map(ApiError::App),
         }
+    }
+}
+
+/// The paths of `document` with an operation that takes a body and asks for no token,
+/// each as written and with a trailing slash (the route table serves both).
+fn public_with_body(document: &utoipa::openapi::OpenApi) -> Vec<String> {
+    document
+        .paths
+        .paths
+        .iter()
+        .filter(|(_, item)| {
+            [&item.post, &item.put, &item.patch, &item.delete]
+                .into_iter()
+                .flatten()
+                .any(|operation| {
+                    operation.request_body.is_some()
+                        && operation
+                            .security
+                            .as_ref()
+                            .is_none_or(|requirements| requirements.is_empty())
+                })
+        })
+        .flat_map(|(path, _)| [path.clone(), format!("{path}/")])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routes_that_take_a_body_without_a_token_come_from_the_route_table() {
+        let mut public = public_with_body(&crate::openapi::document());
+        public.sort();
+
+        assert_eq!(
+            public,
+            [
+                "/auth/login",
+                "/auth/login/",
+                "/auth/register",
+                "/auth/register/"
+            ]
+        );
     }
 }

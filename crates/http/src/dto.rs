@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::wire::Source;
+use crate::error::wire::Source;
 
 /// Credentials, to register or to log in.
 #[derive(Debug, Deserialize, ToSchema)]

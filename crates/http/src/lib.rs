@@ -6,10 +6,12 @@
 //! and its metrics; [`BcryptGate`] reports its queue.
 
 mod auth;
+mod blocking;
 mod body;
 mod connection;
 mod dto;
 mod error;
+mod extract;
 mod observe;
 mod openapi;
 mod paging;
@@ -18,7 +20,6 @@ mod routes;
 mod state;
 mod stream;
 mod throttle;
-mod wire;
 
 use actix_cors::Cors;
 use actix_web::HttpResponse;
@@ -71,7 +72,12 @@ impl Api {
     /// The answer to `Expect: 100-continue` (refusals before the body; see
     /// [`ExpectContinue`]), for an HTTP service's `expect`.
     pub fn expect_continue(&self, origins: &[String]) -> ExpectContinue {
-        ExpectContinue::new(self.state.app.clone(), self.body_limit, origins)
+        ExpectContinue::new(
+            self.state.app.clone(),
+            self.body_limit,
+            origins,
+            &self.openapi,
+        )
     }
 
     /// Registers the routes, the JSON 404 for unknown paths and Swagger UI; for

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::{dto, routes, wire};
+use crate::error::wire;
+use crate::{dto, routes};
 
 /// The whole document: [`ApiDoc`] and the paths of [`routes::table`].
 pub fn document() -> utoipa::openapi::OpenApi {

@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::wire;
+use crate::error::wire;
 
 /// The response header that says where the next page starts.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
@@ -152,7 +152,7 @@ pub(crate) fn page_response<T, R: serde::Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ValidationIssue;
+    use crate::error::wire::ValidationIssue;
 
     fn issues(result: Result<PageRequest, ApiError>) -> Vec<ValidationIssue> {
         match result {

@@ -22,11 +22,11 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tracing::Instrument as _;
 
+use crate::blocking::blocking;
 use crate::dto::{DeltaEvent, MessageResponse};
 use crate::error::ApiError;
-use crate::routes::blocking;
+use crate::error::wire::ErrorBody;
 use crate::state::ApiState;
-use crate::wire::{self, ErrorBody};
 
 /// The media type of a streamed reply.
 pub const EVENT_STREAM: &str = "text/event-stream";
@@ -242,7 +242,7 @@ fn error_event(error: &ApiError) -> Bytes {
     event(
         "error",
         &ErrorBody {
-            detail: wire::detail(error),
+            detail: crate::error::detail(error),
         },
     )
 }

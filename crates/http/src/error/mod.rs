@@ -1,15 +1,21 @@
-//! What can go wrong with a request. How each failure looks on the wire (status,
-//! headers, body, words) is [`crate::wire`]'s business.
+//! What can go wrong with a request, and how each failure looks on the wire: its
+//! status, headers and `detail`, in FastAPI's shapes ([`wire`]). The domain and the use
+//! cases name what went wrong in their own words; this module alone decides what a
+//! client reads, so rewording an internal error never changes the API, and a new kind
+//! of failure is one place to edit. The tests below pin the strings.
+
+pub mod wire;
 
 use std::fmt;
 
 use actix_web::error::BlockingError;
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
 use memlayer_app::AppError;
 use memlayer_app::domain::{ValidationError, ValidationErrors};
 
-use crate::wire::{self, Source, ValidationIssue};
+use self::wire::{ErrorBody, Source, ValidationErrorBody, ValidationIssue};
 
 /// A failed request.
 #[derive(Debug)]
@@ -63,7 +69,7 @@ impl From<BlockingError> for ApiError {
     }
 }
 
-/// For logs; what a client reads is in [`crate::wire`].
+/// For logs; what a client reads is [`detail`].
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -98,6 +104,231 @@ impl ApiError {
             } else if status.is_server_error() {
                 tracing::error!(%status, error, "request failed");
             }
+        }
+    }
+}
+
+/// A wait in whole seconds, rounded up, and at least one (what `Retry-After` says: a
+/// client told 0 would try again at once, and be refused again).
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// The status a client sees for each failure.
+fn status(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::App(error) => match error {
+            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::ChatNotFound => StatusCode::NOT_FOUND,
+            AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
+            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+        ApiError::NotFound => StatusCode::NOT_FOUND,
+        ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The `detail` text of every failure but invalid input.
+pub(crate) fn detail(error: &ApiError) -> String {
+    let text = match error {
+        ApiError::App(error) => match error {
+            AppError::EmailTaken => "Email already registered",
+            AppError::InvalidCredentials => "Incorrect email or password",
+            AppError::WrongPassword => "Incorrect password",
+            AppError::Unauthenticated => "Could not validate credentials",
+            AppError::ChatNotFound => "Chat not found",
+            AppError::NotChatOwner => "Not allowed to access this chat",
+            AppError::TooManyAttempts { retry_after } => {
+                return format!(
+                    "Too many attempts: try again in {} seconds",
+                    whole_seconds(*retry_after)
+                );
+            }
+            AppError::Unavailable(_) => "Service temporarily unavailable",
+            AppError::AssistantFailed(_) => {
+                "The assistant could not answer; your message was saved"
+            }
+            AppError::Internal(_) => "Internal Server Error",
+        },
+        ApiError::Invalid(_) => "Invalid request",
+        ApiError::NotAuthenticated => "Not authenticated",
+        ApiError::NotFound => "Not Found",
+        ApiError::MethodNotAllowed(_) => "Method Not Allowed",
+        ApiError::PayloadTooLarge(limit) => {
+            return format!("Request body too large: the limit is {limit} bytes");
+        }
+        ApiError::UnsupportedMediaType => {
+            "Unsupported Media Type: send the body as application/json"
+        }
+        ApiError::BadRequest(reason) => return format!("Bad request: {reason}"),
+        ApiError::BodyTimeout(seconds) => {
+            return format!("Request Timeout: the body did not arrive within {seconds} seconds");
+        }
+        ApiError::Busy(seconds) => {
+            return format!("Too many logins at once: try again in {seconds} seconds");
+        }
+    };
+    text.to_owned()
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::App(AppError::InvalidCredentials | AppError::Unauthenticated)
+            | Self::NotAuthenticated => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::App(AppError::Unavailable(_)) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            Self::App(AppError::TooManyAttempts { retry_after }) => {
+                response.insert_header((header::RETRY_AFTER, whole_seconds(*retry_after)));
+            }
+            Self::Busy(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            Self::BodyTimeout(_) => {
+                // The rest of the body may still be on its way: do not wait for it.
+                response.force_close();
+            }
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, allow.clone()));
+            }
+            _ => {}
+        }
+        self.log();
+        match self {
+            Self::Invalid(issues) => response.json(ValidationErrorBody {
+                detail: issues.clone(),
+            }),
+            _ => response.json(ErrorBody {
+                detail: detail(self),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memlayer_app::ports::ResponderError;
+
+    use super::*;
+
+    #[test]
+    fn each_use_case_failure_has_its_status_and_detail() {
+        let cases = [
+            (AppError::EmailTaken, 409, "Email already registered"),
+            (
+                AppError::InvalidCredentials,
+                401,
+                "Incorrect email or password",
+            ),
+            (
+                AppError::Unauthenticated,
+                401,
+                "Could not validate credentials",
+            ),
+            (AppError::ChatNotFound, 404, "Chat not found"),
+            (
+                AppError::NotChatOwner,
+                403,
+                "Not allowed to access this chat",
+            ),
+            (AppError::WrongPassword, 403, "Incorrect password"),
+            (
+                AppError::Unavailable("down".into()),
+                503,
+                "Service temporarily unavailable",
+            ),
+            (
+                AppError::AssistantFailed(ResponderError::Broken("boom".into())),
+                502,
+                "The assistant could not answer; your message was saved",
+            ),
+            (
+                AppError::Internal("bug".into()),
+                500,
+                "Internal Server Error",
+            ),
+        ];
+        for (error, code, text) in cases {
+            let error = ApiError::App(error);
+            assert_eq!(
+                (status(&error).as_u16(), detail(&error).as_str()),
+                (code, text)
+            );
+        }
+    }
+
+    #[test]
+    fn each_request_failure_has_its_status_and_detail() {
+        let cases = [
+            (ApiError::NotAuthenticated, 401, "Not authenticated"),
+            (ApiError::NotFound, 404, "Not Found"),
+            (
+                ApiError::MethodNotAllowed(HeaderValue::from_static("GET")),
+                405,
+                "Method Not Allowed",
+            ),
+            (
+                ApiError::PayloadTooLarge(1024),
+                413,
+                "Request body too large: the limit is 1024 bytes",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "Unsupported Media Type: send the body as application/json",
+            ),
+            (ApiError::BadRequest("eof".into()), 400, "Bad request: eof"),
+            (
+                ApiError::App(AppError::TooManyAttempts {
+                    retry_after: std::time::Duration::from_millis(6_001),
+                }),
+                429,
+                "Too many attempts: try again in 7 seconds",
+            ),
+            (
+                ApiError::App(AppError::TooManyAttempts {
+                    retry_after: std::time::Duration::ZERO,
+                }),
+                429,
+                "Too many attempts: try again in 1 seconds",
+            ),
+            (
+                ApiError::BodyTimeout(10),
+                408,
+                "Request Timeout: the body did not arrive within 10 seconds",
+            ),
+            (
+                ApiError::Busy(2),
+                503,
+                "Too many logins at once: try again in 2 seconds",
+            ),
+        ];
+        for (error, code, text) in cases {
+            assert_eq!(
+                (status(&error).as_u16(), detail(&error).as_str()),
+                (code, text)
+            );
         }
     }
 }

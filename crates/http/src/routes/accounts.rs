@@ -5,8 +5,9 @@ use actix_web::HttpResponse;
 use actix_web::web::Data;
 use memlayer_app::{AppError, MemLayer};
 
-use super::{blocking, export};
+use super::export;
 use crate::auth::Authenticated;
+use crate::blocking::blocking;
 use crate::body::JsonBody;
 #[allow(
     unused_imports,
@@ -17,9 +18,9 @@ use crate::dto::{
     UserResponse,
 };
 use crate::error::ApiError;
+use crate::error::wire::{ErrorBody, ValidationErrorBody};
 use crate::state::ApiState;
 use crate::throttle::Attempt;
-use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Create an account
 ///

@@ -4,14 +4,15 @@
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use super::{ChatPath, blocking};
 use crate::auth::Authenticated;
+use crate::blocking::blocking;
 use crate::body::JsonBody;
 use crate::dto::{ChatResponse, CreateChatRequest, RenameChatRequest};
 use crate::error::ApiError;
+use crate::error::wire::{ErrorBody, ValidationErrorBody};
+use crate::extract::ChatPath;
 use crate::paging::{ChatListQuery, Paged, page_response};
 use crate::state::ApiState;
-use crate::wire::{ErrorBody, ValidationErrorBody};
 
 /// Create a chat
 ///

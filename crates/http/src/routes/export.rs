@@ -12,7 +12,7 @@ use actix_web::web::{Bytes, Data};
 use futures_util::stream::{self, Stream};
 use memlayer_app::domain::{Chat, Cursor, Session, User};
 
-use super::blocking;
+use crate::blocking::blocking;
 use crate::dto::{ChatResponse, MessageResponse, UserResponse};
 use crate::error::ApiError;
 use crate::state::ApiState;

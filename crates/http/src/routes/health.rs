@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::error::wire::ErrorBody;
 use crate::state::ApiState;
-use crate::wire::ErrorBody;
 
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]

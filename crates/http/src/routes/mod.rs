@@ -12,18 +12,14 @@ pub mod messages;
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
 use actix_web::http::header::HeaderValue;
-use actix_web::web::{self, Data};
+use actix_web::web;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, guard};
-use memlayer_app::domain::ChatId;
-use memlayer_app::{AppError, MemLayer};
 use utoipa::openapi::path::{HttpMethod, Paths};
 use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa_actix_web::OpenApiFactory;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
-use crate::state::ApiState;
-use crate::wire;
 
 /// Every route of the API. Paths inside the `/chats/{chat_id}` scope are relative to it.
 pub fn table(cfg: &mut ServiceConfig) {
@@ -156,37 +152,6 @@ impl OpenApiFactory for Resource {
 
     fn schemas(&self, schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.extend(self.schemas.iter().cloned());
-    }
-}
-
-/// Runs a use case on the blocking pool: Diesel and bcrypt block, so each request makes
-/// exactly one hop off the actix worker, and runs its whole use case there.
-pub(crate) async fn blocking<T, F>(state: &Data<ApiState>, use_case: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&MemLayer) -> Result<T, AppError> + Send + 'static,
-{
-    let state = state.clone();
-    Ok(web::block(move || use_case(&state.app)).await??)
-}
-
-/// The `{chat_id}` of the path, which must be a UUID (else 422, as FastAPI answers).
-#[derive(Debug, Clone, Copy)]
-pub struct ChatPath(pub ChatId);
-
-impl FromRequest for ChatPath {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let raw = req.match_info().get("chat_id").unwrap_or_default();
-        std::future::ready(
-            uuid::Uuid::parse_str(raw)
-                .map(|id| Self(ChatId::from_uuid(id)))
-                .map_err(|error| {
-                    ApiError::Invalid(vec![wire::bad_uuid("chat_id", &error.to_string())])
-                }),
-        )
     }
 }
 
