@@ -1,7 +1,6 @@
 //! A PostgreSQL server of the test's own, that the test may stop and start (outage
 //! tests cannot stop the shared server other tests use).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,9 +24,8 @@ impl PgCluster {
                 !postgres_required(),
                 "PostgreSQL is required, but initdb/pg_ctl are not installed"
             );
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nSKIPPED: a test needing its own PostgreSQL server (no initdb/pg_ctl under /usr/lib/postgresql).\n"
+            crate::skipped(
+                "a test needing its own PostgreSQL server (no initdb/pg_ctl under /usr/lib/postgresql).",
             );
             return None;
         };

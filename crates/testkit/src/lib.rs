@@ -180,16 +180,22 @@ pub fn postgres_required() -> bool {
     set("CI") || set("MEMLAYER_REQUIRE_POSTGRES")
 }
 
+/// Says that some tests did not run, as a `SKIPPED: …` line that reaches the terminal:
+/// written to the standard error itself, past the test harness's capture (which would
+/// hide an `eprintln!` of a test that passes). A test that skips still counts as
+/// passed, so this line is what tells a reader.
+pub fn skipped(notice: &str) {
+    let _ = writeln!(std::io::stderr(), "\nSKIPPED: {notice}\n");
+}
+
 fn announce_skip(url: &str, error: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // Straight to the terminal: the test harness would hide a println! of a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nSKIPPED: the PostgreSQL runs of these tests, since no server is reachable at {url} ({}).\n\
-             Only the SQLite runs ran. Start PostgreSQL or set TEST_POSTGRES_URL; CI=true makes this a failure.\n",
+        skipped(&format!(
+            "the PostgreSQL runs of these tests, since no server is reachable at {url} ({}).\n\
+             Only the SQLite runs ran. Start PostgreSQL or set TEST_POSTGRES_URL; CI=true makes this a failure.",
             error.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
+        ));
     });
 }
 

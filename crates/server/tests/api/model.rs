@@ -53,7 +53,9 @@ fn model_server() -> Option<String> {
         "MEMLAYER_TEST_MODEL is not set: start a model server with `scripts/model-server start 8089` and set MEMLAYER_TEST_MODEL=127.0.0.1:8089"
     );
     NOTICE.call_once(|| {
-        eprintln!("SKIPPED: the real-model tests (set MEMLAYER_TEST_MODEL=host:port of a llama-server; see scripts/model-server)");
+        memlayer_testkit::skipped(
+            "the real-model tests (set MEMLAYER_TEST_MODEL=host:port of a llama-server; see scripts/model-server)",
+        );
     });
     None
 }
