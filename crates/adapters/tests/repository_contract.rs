@@ -1,5 +1,8 @@
 //! The repository contract: every test runs against PostgreSQL and SQLite alike.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use std::time::Duration;
 

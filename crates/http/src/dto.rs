@@ -69,7 +69,6 @@ pub struct DeleteAccountRequest {
 /// Everything MemLayer holds about an account: the account (never its password hash)
 /// and every chat (newest first) with all its messages (oldest first). Streamed.
 #[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code, reason = "documents the streamed body of /auth/me/export")]
 pub struct AccountExport {
     /// The account.
     pub account: UserResponse,
@@ -79,7 +78,6 @@ pub struct AccountExport {
 
 /// A chat in an export, with all its messages.
 #[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code, reason = "documents the streamed body of /auth/me/export")]
 pub struct ChatExport {
     /// The chat's id.
     pub id: Uuid,

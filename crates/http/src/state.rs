@@ -44,7 +44,7 @@ pub struct BcryptGate {
 }
 
 /// A turn at bcrypt; the slot is free again when it is dropped.
-pub struct BcryptTurn<'a>(#[allow(dead_code, reason = "held for its Drop")] SemaphorePermit<'a>);
+pub struct BcryptTurn<'a>(#[expect(dead_code, reason = "held for its Drop")] SemaphorePermit<'a>);
 
 impl BcryptGate {
     /// `concurrency` at once; at most `max_waiting` waiting, each at most `max_wait`.

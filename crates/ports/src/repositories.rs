@@ -20,7 +20,7 @@ pub trait UserRepository: Send + Sync {
     /// generation by one and, with `new_hash`, sets a new password in the same
     /// statement. The new generation, or `None` if the session was not current (nothing
     /// changed).
-    #[allow(
+    #[expect(
         clippy::needless_lifetimes,
         reason = "mockall needs the lifetime named"
     )]

@@ -14,7 +14,7 @@ pub trait PasswordHasher: Send + Sync {
     /// Whether `password` matches `hash`. With `hash: None` (no such account) it checks
     /// against a dummy hash of the same cost and answers `false`, so that an unknown
     /// email costs as much time as a wrong password.
-    #[allow(
+    #[expect(
         clippy::needless_lifetimes,
         reason = "mockall needs the lifetime named"
     )]

@@ -5,7 +5,10 @@
 //! When no PostgreSQL server is reachable, [`TestDatabase::postgres`] gives `None` and
 //! says once, on the terminal, that the PostgreSQL runs were skipped, unless
 //! `MEMLAYER_REQUIRE_POSTGRES=1` or `CI=true` is set: then it fails the test.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+#![expect(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job fails the test"
+)]
 
 mod cluster;
 

@@ -9,10 +9,6 @@ use super::export;
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
 use crate::body::JsonBody;
-#[allow(
-    unused_imports,
-    reason = "AccountExport is named in the OpenAPI attributes"
-)]
 use crate::dto::{
     AccountExport, ChangePasswordRequest, Credentials, DeleteAccountRequest, TokenResponse,
     UserResponse,

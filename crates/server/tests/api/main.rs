@@ -1,7 +1,11 @@
 //! Black-box API tests: the real service over HTTP, on a fresh database per test, run
 //! against PostgreSQL and SQLite alike. They assert the exact
 //! contract that docs/api.md summarises (routes, bodies, statuses, FastAPI's error shapes).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 mod abuse;
 mod account_control;
