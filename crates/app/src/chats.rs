@@ -220,12 +220,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let expected = chat.clone();
-        fx.chats
-            .expect_find()
-            .with(eq(chat.id))
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
 
         assert_eq!(fx.app().get_chat(session, expected.id).unwrap(), expected);
     }
@@ -313,11 +309,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats
             .expect_rename()
             .withf(move |chat, title| *chat == id && title.as_str() == "New name")
@@ -356,11 +349,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats.expect_rename().returning(|_, _| Ok(false));
 
         let error = fx.app().rename_chat(session, id, title("New")).unwrap_err();
@@ -373,11 +363,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats
             .expect_delete()
             .with(eq(id))
@@ -408,11 +395,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.chats.expect_delete().returning(|_| Ok(false));
 
         let error = fx.app().delete_chat(session, id).unwrap_err();

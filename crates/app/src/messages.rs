@@ -342,11 +342,7 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
-        let found = chat.clone();
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((found.clone(), 0))));
+        let chat = fx.stored_chat(user);
         fx.responder.expect_context().return_const(ContextWindow {
             messages: 2,
             chars: 1_000,
@@ -553,11 +549,7 @@ mod tests {
     fn history_past_the_character_budget_is_left_out_oldest_first() {
         let mut fx = Fixture::new();
         let user = UserId::generate();
-        let chat = chat_owned_by(user);
-        let found = chat.clone();
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((found.clone(), 0))));
+        let chat = fx.stored_chat(user);
         fx.responder.expect_context().return_const(ContextWindow {
             messages: 3,
             chars: 10,
@@ -636,11 +628,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.responder
             .expect_context()
             .return_const(ContextWindow::NONE);
@@ -658,11 +647,8 @@ mod tests {
         let mut fx = Fixture::new();
         let session = any_session();
         let user = session.user;
-        let chat = chat_owned_by(user);
+        let chat = fx.stored_chat(user);
         let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
         fx.responder
             .expect_context()
             .return_const(ContextWindow::NONE);

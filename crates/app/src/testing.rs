@@ -46,6 +46,18 @@ impl Fixture {
         }
     }
 
+    /// A chat of `owner`'s that storage finds (its owner's token generation is 0): the
+    /// set-up of most chat and message tests.
+    pub fn stored_chat(&mut self, owner: UserId) -> Chat {
+        let chat = chat_owned_by(owner);
+        let found = chat.clone();
+        self.chats
+            .expect_find()
+            .with(mockall::predicate::eq(chat.id))
+            .returning(move |_| Ok(Some((found.clone(), 0))));
+        chat
+    }
+
     pub fn app(self) -> MemLayer {
         MemLayer::new(Ports {
             users: Arc::new(self.users),
