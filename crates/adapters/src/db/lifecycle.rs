@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
 use super::Database;
-use super::connection::{self, Manager, Pool};
+use super::connection::{self, LazyPool, Manager, Pool};
 use super::redact::redact;
 use super::writer::{self, Writer};
 
@@ -116,11 +116,13 @@ pub enum DatabaseError {
 
 impl Database {
     /// A pool for the database at `url` (`postgres://…`, `postgresql://…` or
-    /// `sqlite://path`). Connections are made lazily; see [`Database::wait_until_reachable`].
+    /// `sqlite://path`). No connection is made yet: the pool is built and filled on
+    /// first use, so call [`Database::wait_until_reachable`] first, which tries one
+    /// connection on the calling thread and fails without any pool thread connecting.
     pub fn open(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
         let (pool, connect_to) = match Backend::of_url(url)? {
             Backend::Postgres => {
-                let pool = Pool::Postgres(connection::build_pool(
+                let pool = Pool::Postgres(LazyPool::new(
                     Manager::<PgConnection>::new(url.to_owned(), |_| Ok(())),
                     options,
                 ));
@@ -130,7 +132,7 @@ impl Database {
                 let path = url.trim_start_matches("sqlite://");
                 create_private_files(Path::new(path))?;
                 let pool = Pool::Sqlite {
-                    readers: connection::build_pool(
+                    readers: LazyPool::new(
                         Manager::<SqliteConnection>::new(path.to_owned(), configure_sqlite),
                         options,
                     ),

@@ -403,6 +403,104 @@ fn a_postgres_without_the_database_stops_start_up_at_once_with_the_cause() {
     assert!(printed.matches("WARN").count() <= 1, "{printed}");
 }
 
+/// Runs `memlayer` with `vars` `runs` times, several at once, and returns each run's
+/// exit code (`None`: killed by a signal), what it logged and what it wrote on stderr.
+fn run_many_times(vars: &[(&str, &str)], runs: usize) -> Vec<(Option<i32>, String, String)> {
+    const AT_ONCE: usize = 8;
+    let mut results = Vec::with_capacity(runs);
+    while results.len() < runs {
+        let batch: Vec<Child> = (0..AT_ONCE.min(runs - results.len()))
+            .map(|_| {
+                memlayer(vars)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        results.extend(batch.into_iter().map(|child| {
+            let output = child.wait_with_output().unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }));
+    }
+    results
+}
+
+/// Asserts that every run exited 1, wrote nothing on stderr (a crash's assertion
+/// message) and logged one line: the error, which contains `cause`.
+fn assert_each_run_failed_cleanly(runs: &[(Option<i32>, String, String)], cause: &str) {
+    let crashed: Vec<_> = runs
+        .iter()
+        .filter(|(code, _, stderr)| *code != Some(1) || !stderr.is_empty())
+        .collect();
+    assert!(
+        crashed.is_empty(),
+        "{} of {} runs did not exit 1 cleanly, e.g. {:?}",
+        crashed.len(),
+        runs.len(),
+        crashed[0]
+    );
+    for (_, log, _) in runs {
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(
+            lines.len() == 1 && lines[0].contains("ERROR") && lines[0].contains(cause),
+            "{log}"
+        );
+    }
+}
+
+/// The URL of the test server's database `db`, as the role `role` (no password).
+fn as_role(db: &TestDatabase, role: &str) -> String {
+    let (scheme, rest) = db.url().split_once("://").unwrap();
+    let host_and_database = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    format!("{scheme}://{role}@{host_and_database}")
+}
+
+#[test]
+fn a_database_role_that_does_not_exist_stops_start_up_with_exit_1_every_time() {
+    // libpq may be used by the pool's threads while the process exits: it crashed one
+    // run in ten (SIGSEGV, or krb5's `k5_mutex_lock` assertion) before the pool waited
+    // for the start-up check.
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let url = as_role(&db, "memlayer_no_such_role");
+
+    let runs = run_many_times(
+        &[
+            ("DATABASE_URL", &url),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+        ],
+        100,
+    );
+
+    assert_each_run_failed_cleanly(&runs, r#"role "memlayer_no_such_role" does not exist"#);
+}
+
+#[test]
+fn a_migration_that_fails_stops_start_up_with_exit_1_every_time() {
+    // The pool is filling when the migration fails: dropping it must wait for its
+    // threads' connection attempts, which crashed one run in fifteen at exit before.
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    db.execute("CREATE TABLE users (in_the_way integer)");
+
+    let runs = run_many_times(
+        &[
+            ("DATABASE_URL", db.url()),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+        ],
+        100,
+    );
+
+    assert_each_run_failed_cleanly(&runs, r#"relation "users" already exists"#);
+}
+
 #[test]
 fn malformed_requests_are_not_logged_as_errors() {
     use std::io::{Read, Write};
