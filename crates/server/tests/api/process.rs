@@ -546,6 +546,7 @@ fn run_with(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
 fn bad_logging_and_metrics_settings_stop_start_up_with_a_message_naming_them() {
     for (name, value) in [
         ("RUST_LOG", "info,memlayer_http=loud"),
+        ("RUST_LOG", "[[["),
         ("LOG_FORMAT", "xml"),
         ("METRICS_ADDR", "localhost"),
     ] {
