@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memlayer_adapters::{Backend, ContextWindow, DatabaseError, OpenAiSettings, Url};
+use memlayer_adapters::{Backend, ContextWindow, OpenAiSettings, Url};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -302,16 +302,46 @@ impl Config {
 }
 
 /// A URL of a supported database ([`Backend::of_url`]); anything else is named as a
-/// `DATABASE_URL` problem, by its scheme only.
+/// `DATABASE_URL` problem, by its scheme only, or not at all: the rest may hold a
+/// password in a form redaction does not know (libpq's `host=… password=…` keywords).
+/// A SQLite URL, which holds none, is shown and corrected (`sqlite:nc.db`).
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
-    match Backend::of_url(url) {
-        Err(DatabaseError::UnsupportedUrl(shown)) => Err(ConfigError {
-            name: "DATABASE_URL",
-            value: shown,
-            reason: "expected postgres://user:password@host/database or sqlite://path".to_owned(),
-        }),
-        _ => Ok(()),
+    const EXPECTED: &str = "expected postgres://user:password@host/database or sqlite://path";
+    if Backend::of_url(url).is_ok() {
+        return Ok(());
     }
+    let error = |value: String, reason: String| ConfigError {
+        name: "DATABASE_URL",
+        value,
+        reason,
+    };
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let fixed = if path.is_empty() {
+            "sqlite://data/memlayer.db".to_owned()
+        } else {
+            format!("sqlite://{path}")
+        };
+        return Err(error(
+            url.to_owned(),
+            format!("write {fixed} (a SQLite URL is sqlite:// followed by the file's path)"),
+        ));
+    }
+    match url.split_once("://") {
+        Some((scheme, _)) if is_scheme(scheme) => Err(error(format!("{scheme}://…"), EXPECTED.to_owned())),
+        _ => Err(error(
+            "(hidden)".to_owned(),
+            "must start with postgres://, postgresql:// or sqlite:// (this value has no \"://\" after a scheme; it is not shown, as it may hold a password)".to_owned(),
+        )),
+    }
+}
+
+/// Whether `scheme` is a URL scheme (RFC 3986: a letter, then letters, digits, `+`,
+/// `-` and `.`), and so no password.
+fn is_scheme(scheme: &str) -> bool {
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// `RUST_LOG`, checked: a typo must not silently log nothing (or everything).
@@ -790,6 +820,46 @@ mod tests {
         ] {
             let config = Config::from_vars(&vars(&[("RUST_LOG", good)]));
             assert!(config.is_ok(), "{good}: {:?}", config.err());
+        }
+    }
+
+    #[test]
+    fn a_sqlite_url_without_its_slashes_is_answered_with_the_url_to_write() {
+        let error = Config::from_vars(&vars(&[("DATABASE_URL", "sqlite:nc.db")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"invalid DATABASE_URL="sqlite:nc.db": write sqlite://nc.db (a SQLite URL is sqlite:// followed by the file's path)"#
+        );
+        let error =
+            Config::from_vars(&vars(&[("DATABASE_URL", "sqlite:/var/lib/nc.db")])).unwrap_err();
+        assert!(
+            error.to_string().contains("write sqlite:///var/lib/nc.db "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_database_url_of_another_kind_is_shown_by_its_scheme_at_most() {
+        let error =
+            Config::from_vars(&vars(&[("DATABASE_URL", "mysql://root:hunter2@db/x")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"invalid DATABASE_URL="mysql://…": expected postgres://user:password@host/database or sqlite://path"#
+        );
+        for not_a_url in [
+            "host=db user=u password=hunter2 dbname=x",
+            "root:hunter2@db/x",
+            "root:hunter2@db://x",
+        ] {
+            let error = Config::from_vars(&vars(&[("DATABASE_URL", not_a_url)])).unwrap_err();
+            let message = error.to_string();
+            assert_eq!(error.name, "DATABASE_URL", "{message}");
+            assert!(
+                message.contains(r#"invalid DATABASE_URL="(hidden)": must start with postgres://"#),
+                "{message}"
+            );
+            assert!(message.contains(r#"no "://""#), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
         }
     }
 

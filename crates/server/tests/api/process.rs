@@ -575,6 +575,20 @@ fn a_database_url_of_an_unsupported_kind_is_reported_as_a_database_url_problem()
 }
 
 #[test]
+fn a_sqlite_url_without_its_slashes_is_answered_with_the_url_to_write() {
+    let output = memlayer(&[("DATABASE_URL", "sqlite:nc.db")])
+        .output()
+        .unwrap();
+
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(r#"invalid DATABASE_URL="sqlite:nc.db": write sqlite://nc.db "#),
+        "{printed}"
+    );
+}
+
+#[test]
 fn help_and_version_print_and_exit_without_serving() {
     for flag in ["--help", "--version"] {
         let output = memlayer(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")])
