@@ -76,16 +76,16 @@ pub struct Running {
 /// binds the HTTP server. Call it inside an actix system; it blocks while it prepares.
 pub fn start(config: &Config) -> Result<Running, StartupError> {
     let options = PoolOptions {
-        max_size: config.pool_size,
-        checkout_timeout: config.db_checkout_timeout,
+        max_size: config.database.pool_size,
+        checkout_timeout: config.database.checkout_timeout,
     };
-    let db = Database::open(config.database_url.expose_secret(), &options)?;
-    db.wait_until_reachable(config.db_startup_timeout)?;
+    let db = Database::open(config.database.url.expose_secret(), &options)?;
+    db.wait_until_reachable(config.database.startup_timeout)?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
-    let secret = match &config.jwt_secret {
+    let secret = match &config.auth.jwt_secret {
         JwtSecret::Configured(secret) => secret.clone(),
         JwtSecret::Development { beside } => {
             dev_secret::load_or_create(beside).map_err(StartupError::DevSecret)?
@@ -93,7 +93,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     };
     let tokens = Arc::new(JwtTokens::new(
         secret.expose_secret().as_bytes(),
-        chrono_duration(config.token_lifetime),
+        chrono_duration(config.auth.token_lifetime),
     ));
     let db = Arc::new(db);
     let backend = db.backend();
@@ -102,7 +102,9 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         users: db.clone(),
         chats: db.clone(),
         messages: db.clone(),
-        hasher: Arc::new(BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Hasher)?),
+        hasher: Arc::new(
+            BcryptHasher::new(config.password_hashing.bcrypt_cost).map_err(StartupError::Hasher)?,
+        ),
         token_issuer: tokens.clone(),
         token_verifier: tokens,
         clock: clock.clone(),
@@ -110,31 +112,32 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
     });
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
     // The budgets live in the database, so every instance on it spends from the same.
-    let auth_rate_limit = NonZeroU32::new(config.auth_rate_limit_per_minute).map(|per_minute| {
+    let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {
         AuthRateLimit::new(
             AttemptLimit::per_minute(per_minute, db.clone(), clock),
-            config.trust_forwarded_for,
+            config.http.trust_forwarded_for,
         )
     });
     let bcrypt = BcryptGate::new(
-        config.bcrypt_concurrency,
-        config.bcrypt_queue_length,
-        config.bcrypt_queue_timeout,
+        config.password_hashing.bcrypt_concurrency,
+        config.password_hashing.bcrypt_queue_length,
+        config.password_hashing.bcrypt_queue_timeout,
     );
     let state = ApiState::new(app, db, bcrypt);
     let api = Api::new(
         state,
         auth_rate_limit,
-        config.max_body_bytes,
-        config.request_body_timeout,
+        config.http.max_body_bytes,
+        config.http.request_body_timeout,
     );
     let bind_error = |source| StartupError::Bind {
-        addr: format!("{}:{}", config.host, config.port),
+        addr: format!("{}:{}", config.http.host, config.http.port),
         source,
     };
-    let listener = std::net::TcpListener::bind((config.host, config.port)).map_err(bind_error)?;
+    let listener =
+        std::net::TcpListener::bind((config.http.host, config.http.port)).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let metrics = match config.metrics_addr {
+    let metrics = match config.logging.metrics_addr {
         Some(metrics_addr) => {
             let bind_error = |source| StartupError::Bind {
                 addr: metrics_addr.to_string(),
@@ -147,21 +150,27 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, bound, _)| *bound);
-    let origins = config.cors_origins.clone();
-    let (keep_alive, head_timeout) = (config.keep_alive, config.request_head_timeout);
-    let per_client = (config.max_connections_per_client > 0)
-        .then(|| ConnectionsPerClient::new(config.max_connections_per_client));
+    let origins = config.http.cors_origins.clone();
+    let (keep_alive, head_timeout) = (config.http.keep_alive, config.http.request_head_timeout);
+    let per_client = (config.http.max_connections_per_client > 0)
+        .then(|| ConnectionsPerClient::new(config.http.max_connections_per_client));
     // actix-web's `HttpServer`, spelled out: it offers no way to answer
     // `Expect: 100-continue` before the body is invited, which this needs.
     let builder = Server::build();
     let shutdown = builder.graceful_shutdown_signal();
     let server = builder
-        .workers(config.workers)
-        .worker_max_blocking_threads(config.blocking_threads)
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .workers(config.http.workers)
+        .worker_max_blocking_threads(config.http.blocking_threads)
+        .shutdown_timeout(config.http.shutdown_timeout.as_secs())
         // Per worker; beyond it, connections wait in the kernel's listen queue instead
         // of taking file descriptors the process needs (the database, its files).
-        .max_concurrent_connections(config.max_connections.div_ceil(config.workers).max(1))
+        .max_concurrent_connections(
+            config
+                .http
+                .max_connections
+                .div_ceil(config.http.workers)
+                .max(1),
+        )
         .listen("memlayer", listener, move || {
             let api = api.clone();
             let expect = api.expect_continue(&origins);

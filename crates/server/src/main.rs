@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     // A bad configuration (RUST_LOG and LOG_FORMAT included) is reported in plain text
     // at the default level.
     match &config {
-        Ok(config) => init_logging(&config.log_filter, config.log_format),
+        Ok(config) => init_logging(&config.logging.filter, config.logging.format),
         Err(_) => init_logging("info", LogFormat::Text),
     }
     if let Err(error) = dotenv
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             address = %running.addr,
             metrics = running.metrics_addr.map(|addr| format!("http://{addr}/metrics")),
             backend = ?running.backend,
-            cors_origins = ?config.cors_origins,
+            cors_origins = ?config.http.cors_origins,
             "MemLayer is ready: API on http://{}/, Swagger UI on http://{}/docs",
             running.addr,
             running.addr,
