@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive};
-use actix_service::{Service as _, apply_fn_factory, map_config};
+use actix_server::{GracefulShutdownSignal, ServerBuilder};
+use actix_service::{Service as _, ServiceFactory, apply_fn_factory, map_config};
 use actix_web::App;
 use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
@@ -26,10 +28,11 @@ use memlayer_http::{
     head_as_get, observe, tracing_logger,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
 pub use config::{Config, JwtSecret};
+use config::{DatabaseConfig, HttpConfig};
 
 /// Why the service could not start, or stopped on an error.
 #[derive(Debug, Error)]
@@ -75,42 +78,63 @@ pub struct Running {
 /// Prepares the database (waiting for it, then migrating), wires the application, and
 /// binds the HTTP server. Call it inside an actix system; it blocks while it prepares.
 pub fn start(config: &Config) -> Result<Running, StartupError> {
-    let options = PoolOptions {
-        max_size: config.database.pool_size,
-        checkout_timeout: config.database.checkout_timeout,
+    let db = open_database(&config.database)?;
+    let backend = db.backend();
+    let api = build_api(config, db)?;
+    let (server, addr) = http_server(&config.http, api)?;
+    let (server, metrics_addr) = match config.logging.metrics_addr {
+        Some(metrics_addr) => {
+            let (server, bound) = metrics_listener(server, metrics_addr)?;
+            (server, Some(bound))
+        }
+        None => (server, None),
     };
-    let db = Database::open(config.database.url.expose_secret(), &options)?;
-    db.wait_until_reachable(config.database.startup_timeout)?;
+    Ok(Running {
+        server: server.run(),
+        addr,
+        metrics_addr,
+        backend,
+    })
+}
+
+/// Opens the database's pool, waits until the database answers (or refuses us for
+/// good), and applies the pending migrations.
+fn open_database(config: &DatabaseConfig) -> Result<Database, StartupError> {
+    let options = PoolOptions {
+        max_size: config.pool_size,
+        checkout_timeout: config.checkout_timeout,
+    };
+    let db = Database::open(config.url.expose_secret(), &options)?;
+    db.wait_until_reachable(config.startup_timeout)?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
-    let secret = match &config.auth.jwt_secret {
-        JwtSecret::Configured(secret) => secret.clone(),
-        JwtSecret::Development { beside } => {
-            dev_secret::load_or_create(beside).map_err(StartupError::DevSecret)?
-        }
-    };
+    Ok(db)
+}
+
+/// The application and its HTTP state over `db`: the use cases with their adapters,
+/// the token keys, the rate limit and the bcrypt gate. Built once, outside the
+/// per-worker factory, which clones it.
+fn build_api(config: &Config, db: Database) -> Result<Api, StartupError> {
+    let secret = signing_secret(&config.auth.jwt_secret)?;
     let tokens = Arc::new(JwtTokens::new(
         secret.expose_secret().as_bytes(),
         chrono_duration(config.auth.token_lifetime),
     ));
     let db = Arc::new(db);
-    let backend = db.backend();
     let clock = Arc::new(SystemClock);
+    let hashing = &config.password_hashing;
     let app = MemLayer::new(Ports {
         users: db.clone(),
         chats: db.clone(),
         messages: db.clone(),
-        hasher: Arc::new(
-            BcryptHasher::new(config.password_hashing.bcrypt_cost).map_err(StartupError::Hasher)?,
-        ),
+        hasher: Arc::new(BcryptHasher::new(hashing.bcrypt_cost).map_err(StartupError::Hasher)?),
         token_issuer: tokens.clone(),
         token_verifier: tokens,
         clock: clock.clone(),
         responder: responder(config)?,
     });
-    // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
     // The budgets live in the database, so every instance on it spends from the same.
     let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {
         AuthRateLimit::new(
@@ -119,150 +143,181 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         )
     });
     let bcrypt = BcryptGate::new(
-        config.password_hashing.bcrypt_concurrency,
-        config.password_hashing.bcrypt_queue_length,
-        config.password_hashing.bcrypt_queue_timeout,
+        hashing.bcrypt_concurrency,
+        hashing.bcrypt_queue_length,
+        hashing.bcrypt_queue_timeout,
     );
-    let state = ApiState::new(app, db, bcrypt);
-    let api = Api::new(
-        state,
+    Ok(Api::new(
+        ApiState::new(app, db, bcrypt),
         auth_rate_limit,
         config.http.max_body_bytes,
         config.http.request_body_timeout,
-    );
+    ))
+}
+
+/// The configured token-signing secret, or the development one (made on first use).
+fn signing_secret(jwt_secret: &JwtSecret) -> Result<SecretString, StartupError> {
+    match jwt_secret {
+        JwtSecret::Configured(secret) => Ok(secret.clone()),
+        JwtSecret::Development { beside } => {
+            dev_secret::load_or_create(beside).map_err(StartupError::DevSecret)
+        }
+    }
+}
+
+/// Binds the API's address and assembles the HTTP server around `api`: workers,
+/// connection cap, deadlines, middleware, and the per-client cap on connections.
+/// Returns the server, not running yet, and the address it listens on.
+fn http_server(config: &HttpConfig, api: Api) -> Result<(ServerBuilder, SocketAddr), StartupError> {
     let bind_error = |source| StartupError::Bind {
-        addr: format!("{}:{}", config.http.host, config.http.port),
+        addr: format!("{}:{}", config.host, config.port),
         source,
     };
-    let listener =
-        std::net::TcpListener::bind((config.http.host, config.http.port)).map_err(bind_error)?;
+    let listener = std::net::TcpListener::bind((config.host, config.port)).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let metrics = match config.logging.metrics_addr {
-        Some(metrics_addr) => {
-            let bind_error = |source| StartupError::Bind {
-                addr: metrics_addr.to_string(),
-                source,
-            };
-            let listener = std::net::TcpListener::bind(metrics_addr).map_err(bind_error)?;
-            let bound = listener.local_addr().map_err(bind_error)?;
-            Some((listener, bound, prometheus()))
-        }
-        None => None,
+    let origins = config.cors_origins.clone();
+    let deadlines = Deadlines {
+        keep_alive: config.keep_alive,
+        head: config.request_head_timeout,
     };
-    let metrics_addr = metrics.as_ref().map(|(_, bound, _)| *bound);
-    let origins = config.http.cors_origins.clone();
-    let (keep_alive, head_timeout) = (config.http.keep_alive, config.http.request_head_timeout);
-    let per_client = (config.http.max_connections_per_client > 0)
-        .then(|| ConnectionsPerClient::new(config.http.max_connections_per_client));
+    let per_client = (config.max_connections_per_client > 0)
+        .then(|| ConnectionsPerClient::new(config.max_connections_per_client));
     // actix-web's `HttpServer`, spelled out: it offers no way to answer
     // `Expect: 100-continue` before the body is invited, which this needs.
     let builder = Server::build();
     let shutdown = builder.graceful_shutdown_signal();
     let server = builder
-        .workers(config.http.workers)
-        .worker_max_blocking_threads(config.http.blocking_threads)
-        .shutdown_timeout(config.http.shutdown_timeout.as_secs())
+        .workers(config.workers)
+        .worker_max_blocking_threads(config.blocking_threads)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
         // Per worker; beyond it, connections wait in the kernel's listen queue instead
         // of taking file descriptors the process needs (the database, its files).
-        .max_concurrent_connections(
-            config
-                .http
-                .max_connections
-                .div_ceil(config.http.workers)
-                .max(1),
-        )
+        .max_concurrent_connections(config.max_connections.div_ceil(config.workers).max(1))
         .listen("memlayer", listener, move || {
-            let api = api.clone();
-            let expect = api.expect_continue(&origins);
-            let app = App::new()
-                .configure(|cfg| api.configure(cfg))
-                // Innermost: the body deadline sees every request its handler sees.
-                .wrap(from_fn(body_deadline))
-                .wrap(from_fn(head_as_get))
-                // Errors inside are responses, so CORS adds its headers to every one of them.
-                .wrap(cors(&origins))
-                // Outside CORS, so that preflights, which CORS answers itself, get an id,
-                // a log line and their metrics too; inside the span of the request.
-                .wrap(from_fn(observe))
-                .wrap(tracing_logger());
-            let shutdown = shutdown.clone();
-            let http = HttpService::build()
-                .keep_alive(if keep_alive.is_zero() {
-                    KeepAlive::Disabled
-                } else {
-                    KeepAlive::Timeout(keep_alive)
-                })
-                .client_request_timeout(head_timeout)
-                .client_disconnect_timeout(std::time::Duration::from_secs(1))
-                .graceful_shutdown_signal(move || {
-                    let shutdown = shutdown.clone();
-                    async move { shutdown.notified().await }
-                })
-                .local_addr(addr)
-                .expect(actix_service::fn_service(move |request| {
-                    let expect = expect.clone();
-                    async move { expect.check(request).await }
-                }))
-                .finish(map_config(app, move |()| AppConfig::default()))
-                .tcp();
-            // Past its share, a client's connection is closed at once: the slots it
-            // would hold stay free for everyone else.
-            let per_client = per_client.clone();
-            apply_fn_factory(http, move |stream: TcpStream, service| {
-                let admitted = match &per_client {
-                    None => Some(None),
-                    Some(gate) => stream
-                        .peer_addr()
-                        .ok()
-                        .and_then(|peer| gate.admit(peer.ip()))
-                        .map(Some),
-                };
-                let served = admitted.is_some().then(|| service.call(stream));
-                async move {
-                    match served {
-                        Some(served) => {
-                            let result = served.await;
-                            drop(admitted);
-                            result
-                        }
-                        None => Ok(()),
-                    }
-                }
-            })
+            let http = http_service(&api, &origins, deadlines, shutdown.clone(), addr);
+            with_per_client_cap(http, per_client.clone())
         })
         .map_err(bind_error)?;
-    let server = match metrics {
-        // Its own listener, so that the public port never exposes it.
-        Some((listener, bound, handle)) => server
-            .listen("metrics", listener, move || {
-                let handle = handle.clone();
-                HttpService::build()
-                    .client_request_timeout(std::time::Duration::from_secs(5))
-                    .finish(actix_service::fn_service(
-                        move |request: actix_http::Request| {
-                            let handle = handle.clone();
-                            async move {
-                                Ok::<_, std::convert::Infallible>(metrics_response(
-                                    &request, &handle,
-                                ))
-                            }
-                        },
-                    ))
-                    .tcp()
-            })
-            .map_err(|source| StartupError::Bind {
-                addr: bound.to_string(),
-                source,
-            })?,
-        None => server,
-    }
-    .run();
-    Ok(Running {
-        server,
-        addr,
-        metrics_addr,
-        backend,
+    Ok((server, addr))
+}
+
+/// How long a connection may idle between requests, and take to send a request's head.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    keep_alive: std::time::Duration,
+    head: std::time::Duration,
+}
+
+/// One worker's HTTP/1 service: the API's routes inside their middleware, with the
+/// connection deadlines, the early answer to `Expect: 100-continue`, and graceful
+/// shutdown.
+fn http_service(
+    api: &Api,
+    origins: &[String],
+    deadlines: Deadlines,
+    shutdown: GracefulShutdownSignal,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
++ use<> {
+    let expect = api.expect_continue(origins);
+    let app = App::new()
+        .configure(|cfg| api.configure(cfg))
+        // Innermost: the body deadline sees every request its handler sees.
+        .wrap(from_fn(body_deadline))
+        .wrap(from_fn(head_as_get))
+        // Errors inside are responses, so CORS adds its headers to every one of them.
+        .wrap(cors(origins))
+        // Outside CORS, so that preflights, which CORS answers itself, get an id,
+        // a log line and their metrics too; inside the span of the request.
+        .wrap(from_fn(observe))
+        .wrap(tracing_logger());
+    HttpService::build()
+        .keep_alive(if deadlines.keep_alive.is_zero() {
+            KeepAlive::Disabled
+        } else {
+            KeepAlive::Timeout(deadlines.keep_alive)
+        })
+        .client_request_timeout(deadlines.head)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        .graceful_shutdown_signal(move || {
+            let shutdown = shutdown.clone();
+            async move { shutdown.notified().await }
+        })
+        .local_addr(addr)
+        .expect(actix_service::fn_service(move |request| {
+            let expect = expect.clone();
+            async move { expect.check(request).await }
+        }))
+        .finish(map_config(app, move |()| AppConfig::default()))
+        .tcp()
+}
+
+/// `http`, behind the per-client cap: past its share, a client's connection is closed
+/// at once, so the slots it would hold stay free for everyone else. `None`: no cap.
+fn with_per_client_cap<S>(
+    http: S,
+    per_client: Option<ConnectionsPerClient>,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+where
+    S: ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>,
+{
+    apply_fn_factory(http, move |stream: TcpStream, service| {
+        let admitted = match &per_client {
+            None => Some(None),
+            Some(gate) => stream
+                .peer_addr()
+                .ok()
+                .and_then(|peer| gate.admit(peer.ip()))
+                .map(Some),
+        };
+        let served = admitted.is_some().then(|| service.call(stream));
+        async move {
+            match served {
+                Some(served) => {
+                    let result = served.await;
+                    drop(admitted);
+                    result
+                }
+                None => Ok(()),
+            }
+        }
     })
+}
+
+/// Binds `addr` and adds to `server` a listener of its own serving the Prometheus
+/// metrics (installing the recorder), so that the public port never exposes them.
+/// Returns the server and the address bound.
+fn metrics_listener(
+    server: ServerBuilder,
+    addr: SocketAddr,
+) -> Result<(ServerBuilder, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let handle = prometheus();
+    let server = server
+        .listen("metrics", listener, move || {
+            let handle = handle.clone();
+            HttpService::build()
+                .client_request_timeout(std::time::Duration::from_secs(5))
+                .finish(actix_service::fn_service(
+                    move |request: actix_http::Request| {
+                        let handle = handle.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(metrics_response(&request, &handle))
+                        }
+                    },
+                ))
+                .tcp()
+        })
+        .map_err(|source| StartupError::Bind {
+            addr: bound.to_string(),
+            source,
+        })?;
+    Ok((server, bound))
 }
 
 /// Latency buckets, in seconds: from a cached read to a slow bcrypt under load.
