@@ -59,11 +59,13 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// Reads `HOST`, `PORT`, `CORS_ORIGINS`, the connection, deadline, size, worker and
     /// shutdown settings, and `TRUST_FORWARDED_FOR` through `get`; the thread and
-    /// connection defaults derive from the `database` pool and the `password_hashing`.
+    /// connection defaults derive from the `database` pool, the `password_hashing`, and
+    /// whether replies stream `with_assistant` (a model).
     pub fn from_env<'a>(
         get: impl Fn(&str) -> Option<&'a str> + Copy,
         database: &DatabaseConfig,
         password_hashing: &PasswordHashingConfig,
+        with_assistant: bool,
     ) -> Result<Self, ConfigError> {
         let pool_size = usize::try_from(database.pool_size).unwrap_or(usize::MAX);
         let workers = parse(get, "WORKERS", default_workers(), 1..=1_024)?;
@@ -104,7 +106,7 @@ impl HttpConfig {
             max_connections: parse(
                 get,
                 "MAX_CONNECTIONS",
-                default_max_connections(open_files_limit(), pool_size),
+                default_max_connections(open_files_limit(), pool_size, with_assistant),
                 1..=1_000_000,
             )?,
             max_body_bytes: parse(
@@ -183,9 +185,15 @@ fn open_files_limit() -> usize {
 /// Connections that fit in the open-file limit, leaving room for the database pool, the
 /// listener, log and database files, and the connections the accept loop holds while
 /// the cap is reached; at most 25,000 (actix's own default).
-fn default_max_connections(open_files: usize, pool_size: usize) -> usize {
+///
+/// Each connection takes one descriptor, or two `with_assistant`: a reply streaming
+/// from the model holds the client's connection and one to the model, so the room left
+/// is halved. (The model's connections kept idle for reuse are no more than were ever
+/// streaming at once, so two per connection covers them too.)
+fn default_max_connections(open_files: usize, pool_size: usize, with_assistant: bool) -> usize {
     let reserved = 64 + pool_size + open_files / 8;
-    open_files.saturating_sub(reserved).clamp(1, 25_000)
+    let descriptors_per_connection = if with_assistant { 2 } else { 1 };
+    (open_files.saturating_sub(reserved) / descriptors_per_connection).clamp(1, 25_000)
 }
 
 /// 64 per client; none behind a proxy, where every connection comes from the proxy.
@@ -266,10 +274,40 @@ mod tests {
 
     #[test]
     fn connections_are_capped_below_the_open_file_limit() {
-        assert_eq!(default_max_connections(1_024, 10), 822);
-        assert_eq!(default_max_connections(256, 4), 156);
-        assert_eq!(default_max_connections(1 << 20, 10), 25_000);
-        assert_eq!(default_max_connections(16, 10), 1);
+        assert_eq!(default_max_connections(1_024, 10, false), 822);
+        assert_eq!(default_max_connections(256, 4, false), 156);
+        assert_eq!(default_max_connections(1 << 20, 10, false), 25_000);
+        assert_eq!(default_max_connections(16, 10, false), 1);
+    }
+
+    #[test]
+    fn with_an_assistant_each_connection_counts_for_two_descriptors() {
+        assert_eq!(default_max_connections(1_024, 10, true), 411);
+        assert_eq!(default_max_connections(256, 4, true), 78);
+        assert_eq!(default_max_connections(1 << 20, 10, true), 25_000);
+        assert_eq!(default_max_connections(16, 10, true), 1);
+
+        let assistant = [
+            ("ASSISTANT_URL", "http://127.0.0.1:8080/v1"),
+            ("ASSISTANT_MODEL", "m"),
+        ];
+        let without = Config::from_vars(&vars(&[])).unwrap();
+        let with = Config::from_vars(&vars(&assistant)).unwrap();
+        let pool_size = usize::try_from(with.database.pool_size).unwrap();
+        assert_eq!(
+            (without.http.max_connections, with.http.max_connections),
+            (
+                default_max_connections(open_files_limit(), pool_size, false),
+                default_max_connections(open_files_limit(), pool_size, true)
+            )
+        );
+        let set = Config::from_vars(&vars(&[
+            assistant[0],
+            assistant[1],
+            ("MAX_CONNECTIONS", "900"),
+        ]))
+        .unwrap();
+        assert_eq!(set.http.max_connections, 900);
     }
 
     #[test]

@@ -70,14 +70,16 @@ impl Config {
         let database = DatabaseConfig::from_env(get)?;
         let auth = AuthConfig::from_env(get, &database)?;
         let password_hashing = PasswordHashingConfig::from_env(get)?;
-        let http = HttpConfig::from_env(get, &database, &password_hashing)?;
+        // Before the HTTP settings: a model's streamed replies take more descriptors.
+        let assistant = assistant::from_env(get)?;
+        let http = HttpConfig::from_env(get, &database, &password_hashing, assistant.is_some())?;
         Ok(Self {
             database,
             auth,
             password_hashing,
             http,
             logging: LoggingConfig::from_env(get)?,
-            assistant: assistant::from_env(get)?,
+            assistant,
         })
     }
 }
