@@ -7,7 +7,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::api_tests;
-use crate::support::{SECRET, TestApp};
+use crate::support::{SECRET, TestApp, credentials, messages_path};
 
 api_tests!(
     expect_100_continue_is_refused_before_the_body_when_it_would_be_refused_after,
@@ -17,10 +17,6 @@ api_tests!(
     tokens_we_never_issue_are_401,
     head_answers_wherever_get_does,
 );
-
-fn credentials(email: &str, password: &str) -> Value {
-    json!({ "email": email, "password": password })
-}
 
 fn expect_100_continue_is_refused_before_the_body_when_it_would_be_refused_after(api: &TestApp) {
     let token = api.register("ada@example.com", "password1");
@@ -191,7 +187,7 @@ fn head_answers_wherever_get_does(api: &TestApp) {
         "/auth/me".to_owned(),
         "/chats".to_owned(),
         format!("/chats/{chat}"),
-        format!("/chats/{chat}/messages"),
+        messages_path(&chat),
     ] {
         let get = api.request("GET", &path).token(&token).send();
         let head = api.request("HEAD", &path).token(&token).send();
@@ -414,11 +410,7 @@ fn the_embedded_database_folder_and_files_are_private_to_the_service() {
     let url = format!("sqlite://{}", folder.join("memlayer.db").display());
     let api = TestApp::start_on(&url, &[]);
     let token = api.register("ada@example.com", "password1");
-    api.post(
-        &format!("/chats/{}/messages", api.new_chat(&token)),
-        &token,
-        json!({ "content": "private" }),
-    );
+    api.post_message(&token, &api.new_chat(&token), "private");
 
     let mode = |name: &str| {
         std::fs::metadata(folder.join(name))

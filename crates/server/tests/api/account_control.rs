@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::api_tests;
-use crate::support::TestApp;
+use crate::support::{TestApp, credentials, messages_path};
 
 api_tests!(
     changing_the_password_revokes_every_earlier_token_on_every_route_and_the_fresh_one_works,
@@ -37,8 +37,8 @@ fn assert_revoked_everywhere(api: &TestApp, token: &str, chat: &str) {
         ("POST", "/chats".to_owned(), title.clone()),
         ("GET", format!("/chats/{chat}"), None),
         ("PATCH", format!("/chats/{chat}"), title),
-        ("GET", format!("/chats/{chat}/messages"), None),
-        ("POST", format!("/chats/{chat}/messages"), content),
+        ("GET", messages_path(chat), None),
+        ("POST", messages_path(chat), content),
         ("DELETE", format!("/chats/{chat}"), None),
     ] {
         let reply = api.call(method, &path, token, body.as_ref());
@@ -51,7 +51,7 @@ fn assert_revoked_everywhere(api: &TestApp, token: &str, chat: &str) {
 fn login(api: &TestApp, password: &str) -> (u16, Option<String>) {
     let reply = api
         .request("POST", "/auth/login")
-        .json(&json!({ "email": "ada@example.com", "password": password }))
+        .json(&credentials("ada@example.com", password))
         .send();
     let token = reply.json()["access_token"].as_str().map(str::to_owned);
     (reply.status, token)
@@ -136,11 +136,7 @@ fn deleting_the_account_removes_it_its_chats_and_messages_and_frees_the_email(ap
     let chat = api.new_chat(&token);
     let kept = api.new_chat(&other);
     for (who, chat) in [(&token, &chat), (&other, &kept)] {
-        let posted = api.post(
-            &format!("/chats/{chat}/messages"),
-            who,
-            json!({ "content": "hello" }),
-        );
+        let posted = api.post_message(who, chat, "hello");
         assert_eq!(posted.status, 201);
     }
     let id = api.get("/auth/me", &token).json()["id"]
@@ -190,19 +186,11 @@ fn deleting_the_account_with_a_wrong_password_is_403_and_deletes_nothing(api: &T
 fn the_export_holds_the_account_and_every_chat_with_its_messages_and_nothing_else(api: &TestApp) {
     let token = api.register("ada@example.com", "password1");
     let other = api.new_user();
-    api.post(
-        &format!("/chats/{}/messages", api.new_chat(&other)),
-        &other,
-        json!({ "content": "not ada's" }),
-    );
+    api.post_message(&other, &api.new_chat(&other), "not ada's");
     let empty = api.new_chat(&token);
     let talk = api.new_chat(&token);
     for content in ["first", "second"] {
-        api.post(
-            &format!("/chats/{talk}/messages"),
-            &token,
-            json!({ "content": content }),
-        );
+        api.post_message(&token, &talk, content);
     }
     let me = api.get("/auth/me", &token).json();
 
@@ -229,7 +217,7 @@ fn the_export_holds_the_account_and_every_chat_with_its_messages_and_nothing_els
     );
     assert_eq!(
         chats[0]["messages"],
-        api.get(&format!("/chats/{talk}/messages"), &token).json()
+        api.list_messages(&token, &talk).json()
     );
     assert!(!reply.text.contains("not ada's"));
     assert!(!reply.text.contains("$2"), "no password hash");

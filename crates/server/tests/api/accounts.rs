@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::api_tests;
-use crate::support::{SECRET, TestApp};
+use crate::support::{SECRET, TestApp, credentials, messages_path};
 
 api_tests!(
     registering_answers_201_with_exactly_a_bearer_token,
@@ -67,10 +67,6 @@ fn credential_routes_are_rate_limited_per_client_with_a_json_429() {
         200,
         "other routes are not limited"
     );
-}
-
-fn credentials(email: &str, password: &str) -> Value {
-    json!({ "email": email, "password": password })
 }
 
 fn registering_answers_201_with_exactly_a_bearer_token(api: &TestApp) {
@@ -268,12 +264,8 @@ fn a_token_of_a_deleted_user_is_401_on_every_route(api: &TestApp) {
         ("GET", format!("/chats/{missing}"), None),
         ("PATCH", format!("/chats/{missing}"), title.clone()),
         ("DELETE", format!("/chats/{missing}"), None),
-        ("GET", format!("/chats/{missing}/messages"), None),
-        (
-            "POST",
-            format!("/chats/{missing}/messages"),
-            content.clone(),
-        ),
+        ("GET", messages_path(&missing.to_string()), None),
+        ("POST", messages_path(&missing.to_string()), content.clone()),
     ] {
         api.call(method, &path, &token, body.as_ref())
             .assert_detail(401, "Could not validate credentials");

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api_tests;
-use crate::support::TestApp;
+use crate::support::{TestApp, messages_path};
 
 api_tests!(
     creating_a_chat_answers_201_with_exactly_id_title_and_created_at,
@@ -195,11 +195,7 @@ fn renaming_to_a_blank_or_missing_title_is_422(api: &TestApp) {
 fn deleting_a_chat_answers_204_without_a_body_and_deletes_its_messages(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    api.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": "hi" }),
-    );
+    api.post_message(&token, &chat, "hi");
     assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 2);
 
     let reply = api
@@ -216,11 +212,7 @@ fn another_users_chat_is_403_on_every_route_and_nothing_changes(api: &TestApp) {
     let owner = api.new_user();
     let intruder = api.new_user();
     let chat = api.new_chat(&owner);
-    api.post(
-        &format!("/chats/{chat}/messages"),
-        &owner,
-        json!({ "content": "private" }),
-    );
+    api.post_message(&owner, &chat, "private");
 
     for (method, path, body) in chat_routes(&chat) {
         api.call(method, &path, &intruder, body.as_ref())
@@ -265,10 +257,10 @@ fn chat_routes(chat: &str) -> Vec<(&'static str, String, Option<Value>)> {
             Some(json!({ "title": "Taken over" })),
         ),
         ("DELETE", format!("/chats/{chat}"), None),
-        ("GET", format!("/chats/{chat}/messages"), None),
+        ("GET", messages_path(chat), None),
         (
             "POST",
-            format!("/chats/{chat}/messages"),
+            messages_path(chat),
             Some(json!({ "content": "hi" })),
         ),
     ]
@@ -330,7 +322,7 @@ fn a_bad_limit_or_cursor_is_422_in_the_query(api: &TestApp) {
     for query in ["limit=0", "limit=1001", "limit=ten", "limit=-1"] {
         api.get(&format!("/chats?{query}"), &token)
             .assert_invalid(json!(["query", "limit"]), "value_error");
-        api.get(&format!("/chats/{chat}/messages?{query}"), &token)
+        api.get(&format!("{}?{query}", messages_path(&chat)), &token)
             .assert_invalid(json!(["query", "limit"]), "value_error");
     }
     api.get("/chats?cursor=garbage", &token)

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::api_tests;
-use crate::support::TestApp;
+use crate::support::{TestApp, messages_path};
 
 api_tests!(
     posting_answers_201_with_the_assistants_reply,
@@ -22,7 +22,7 @@ api_tests!(
 );
 
 fn messages(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
-    let reply = api.get(&format!("/chats/{chat}/messages"), token);
+    let reply = api.list_messages(token, chat);
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json().as_array().unwrap().clone()
 }
@@ -32,11 +32,7 @@ fn posting_answers_201_with_the_assistants_reply(api: &TestApp) {
     let user_id = api.get("/auth/me", &token).json()["id"].clone();
     let chat = api.new_chat(&token);
 
-    let reply = api.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": "hello" }),
-    );
+    let reply = api.post_message(&token, &chat, "hello");
 
     assert_eq!(reply.status, 201, "{}", reply.text);
     let message = reply.json();
@@ -56,13 +52,7 @@ fn the_users_message_is_stored_before_its_reply(api: &TestApp) {
     let token = api.new_user();
     let user_id = api.get("/auth/me", &token).json()["id"].clone();
     let chat = api.new_chat(&token);
-    let reply = api
-        .post(
-            &format!("/chats/{chat}/messages"),
-            &token,
-            json!({ "content": "question" }),
-        )
-        .json();
+    let reply = api.post_message(&token, &chat, "question").json();
 
     let listed = messages(api, &token, &chat);
 
@@ -84,11 +74,7 @@ fn many_quick_posts_read_back_in_order_every_time(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
     for i in 0..25 {
-        let reply = api.post(
-            &format!("/chats/{chat}/messages"),
-            &token,
-            json!({ "content": format!("message {i}") }),
-        );
+        let reply = api.post_message(&token, &chat, &format!("message {i}"));
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
 
@@ -117,7 +103,7 @@ fn many_quick_posts_read_back_in_order_every_time(api: &TestApp) {
 fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
+    let path = messages_path(&chat);
 
     std::thread::scope(|scope| {
         for t in 0..8 {
@@ -142,11 +128,7 @@ fn content_is_stored_exactly_as_written(api: &TestApp) {
     let chat = api.new_chat(&token);
     let content = "  leading space, emoji 👩‍💻, RTL שלום, quotes \" and \\, tab\t and\nnewlines\n";
 
-    api.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": content }),
-    );
+    api.post_message(&token, &chat, content);
 
     assert_eq!(messages(api, &token, &chat)[0]["content"], content);
 }
@@ -156,12 +138,8 @@ fn blank_content_is_422(api: &TestApp) {
     let chat = api.new_chat(&token);
 
     for content in ["", "  \n\t"] {
-        api.post(
-            &format!("/chats/{chat}/messages"),
-            &token,
-            json!({ "content": content }),
-        )
-        .assert_invalid(json!(["body", "content"]), "string_too_short");
+        api.post_message(&token, &chat, content)
+            .assert_invalid(json!(["body", "content"]), "string_too_short");
     }
     assert!(messages(api, &token, &chat).is_empty());
 }
@@ -169,10 +147,9 @@ fn blank_content_is_422(api: &TestApp) {
 fn content_over_32000_characters_is_422(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
 
-    let fits = api.post(&path, &token, json!({ "content": "ß".repeat(32_000) }));
-    let too_long = api.post(&path, &token, json!({ "content": "ß".repeat(32_001) }));
+    let fits = api.post_message(&token, &chat, &"ß".repeat(32_000));
+    let too_long = api.post_message(&token, &chat, &"ß".repeat(32_001));
 
     assert_eq!(fits.status, 201, "{}", fits.text);
     too_long.assert_invalid(json!(["body", "content"]), "string_too_long");
@@ -182,11 +159,7 @@ fn a_body_over_the_size_limit_is_413(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
 
-    let reply = api.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": "x".repeat(600 * 1024) }),
-    );
+    let reply = api.post_message(&token, &chat, &"x".repeat(600 * 1024));
 
     reply.assert_detail(413, "Request body too large: the limit is 524288 bytes");
     assert!(messages(api, &token, &chat).is_empty());
@@ -196,11 +169,7 @@ fn content_with_a_nul_character_is_422_on_every_backend(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
 
-    let reply = api.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": "a\u{0}b" }),
-    );
+    let reply = api.post_message(&token, &chat, "a\u{0}b");
 
     reply.assert_invalid(json!(["body", "content"]), "value_error");
 }
@@ -216,23 +185,20 @@ fn messages_are_read_page_by_page_in_order(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
     for i in 0..4 {
-        api.post(
-            &format!("/chats/{chat}/messages"),
-            &token,
-            json!({ "content": format!("m{i}") }),
-        );
+        api.post_message(&token, &chat, &format!("m{i}"));
     }
     let everything = messages(api, &token, &chat);
 
     // Pages go back in time, each in the order the messages were written.
     let mut pages = vec![];
-    let mut path = format!("/chats/{chat}/messages?limit=3");
+    let first_page = format!("{}?limit=3", messages_path(&chat));
+    let mut path = first_page.clone();
     loop {
         let reply = api.get(&path, &token);
         assert_eq!(reply.status, 200, "{}", reply.text);
         pages.push(reply.json().as_array().unwrap().clone());
         match reply.header("x-next-cursor") {
-            Some(cursor) => path = format!("/chats/{chat}/messages?limit=3&cursor={cursor}"),
+            Some(cursor) => path = format!("{first_page}&cursor={cursor}"),
             None => break,
         }
     }
@@ -256,13 +222,13 @@ fn the_longest_message_fits_even_with_every_character_escaped(api: &TestApp) {
     let over = format!(r#"{{"content": "{}"}}"#, r"\ud83d\ude00".repeat(32_001));
 
     let fits = api
-        .request("POST", &format!("/chats/{chat}/messages"))
+        .request("POST", &messages_path(&chat))
         .token(&token)
         .header("content-type", "application/json")
         .raw(body.into_bytes())
         .send();
     let too_long = api
-        .request("POST", &format!("/chats/{chat}/messages"))
+        .request("POST", &messages_path(&chat))
         .token(&token)
         .header("content-type", "application/json")
         .raw(over.into_bytes())
@@ -280,7 +246,7 @@ fn the_longest_message_fits_even_with_every_character_escaped(api: &TestApp) {
 fn without_a_model_a_streamed_reply_is_one_delta_then_done(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
+    let path = messages_path(&chat);
 
     let events = api.post_streamed(&path, &token, json!({ "content": "hello" }));
 

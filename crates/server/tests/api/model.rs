@@ -10,7 +10,7 @@ use std::sync::Once;
 use memlayer_testkit::TestDatabase;
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, messages_path};
 use crate::upstream::Upstream;
 
 /// The service in front of the real model, or `None` when no model server is set.
@@ -70,19 +70,14 @@ fn a_json_post_gets_the_models_own_reply_and_stores_it(t: &WithRealModel) {
     let Some((_, api)) = &t.0 else { return };
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
 
-    let reply = api.post(
-        &path,
-        &token,
-        json!({ "content": "What is the capital of France?" }),
-    );
+    let reply = api.post_message(&token, &chat, "What is the capital of France?");
 
     assert_eq!(reply.status, 201, "{}", reply.text);
     let content = reply.json()["content"].as_str().unwrap().to_owned();
     assert!(!content.trim().is_empty());
     assert_ne!(content, "Message received");
-    let stored = api.get(&path, &token).json();
+    let stored = api.list_messages(&token, &chat).json();
     assert_eq!(stored[1], reply.json());
 }
 
@@ -90,10 +85,9 @@ fn a_streamed_post_gets_several_deltas_whose_concatenation_is_the_stored_reply(t
     let Some((_, api)) = &t.0 else { return };
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
 
     let events = api.post_streamed(
-        &path,
+        &messages_path(&chat),
         &token,
         json!({ "content": "Write one sentence about the sea." }),
     );
@@ -109,7 +103,7 @@ fn a_streamed_post_gets_several_deltas_whose_concatenation_is_the_stored_reply(t
         .collect();
     assert!(deltas.len() >= 2, "{deltas:?}");
     assert_eq!(data["content"].as_str().unwrap(), deltas.concat());
-    let stored = api.get(&path, &token).json();
+    let stored = api.list_messages(&token, &chat).json();
     assert_eq!(stored, json!([events[0].1, data]));
 }
 
@@ -117,12 +111,11 @@ fn the_second_message_reaches_the_model_with_the_first_exchange_as_context(t: &W
     let Some((upstream, api)) = &t.0 else { return };
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
-    let first = api.post(&path, &token, json!({ "content": "My name is Ada." }));
+    let first = api.post_message(&token, &chat, "My name is Ada.");
     assert_eq!(first.status, 201, "{}", first.text);
     let first_answer = first.json()["content"].clone();
 
-    let second = api.post(&path, &token, json!({ "content": "What is my name?" }));
+    let second = api.post_message(&token, &chat, "What is my name?");
 
     assert_eq!(second.status, 201, "{}", second.text);
     let requests = upstream.requests();

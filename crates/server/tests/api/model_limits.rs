@@ -7,7 +7,7 @@ use std::time::Duration;
 use memlayer_testkit::TestDatabase;
 use serde_json::json;
 
-use crate::support::{TestApp, event_names};
+use crate::support::{TestApp, event_names, messages_path};
 use crate::upstream::{Script, Upstream};
 
 /// The reply limit these tests set (`ASSISTANT_MAX_REPLY_CHARS`).
@@ -41,7 +41,7 @@ impl Bounded {
     fn chat(&self) -> (String, String) {
         let token = self.api.new_user();
         let chat = self.api.new_chat(&token);
-        (token, format!("/chats/{chat}/messages"))
+        (token, messages_path(&chat))
     }
 
     /// Whether the service closed the model's connection (within ten seconds).

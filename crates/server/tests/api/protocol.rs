@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::api_tests;
-use crate::support::{SPA_ORIGIN, TestApp};
+use crate::support::{SPA_ORIGIN, TestApp, credentials, messages_path};
 
 api_tests!(
     an_unknown_route_is_a_json_404,
@@ -137,7 +137,7 @@ fn invalid_utf8_and_deep_nesting_and_huge_numbers_are_422(api: &TestApp) {
 
     for body in bodies {
         let reply = api
-            .request("POST", &format!("/chats/{chat}/messages"))
+            .request("POST", &messages_path(&chat))
             .token(&token)
             .header("content-type", "application/json")
             .raw(body)
@@ -431,7 +431,7 @@ fn nul_characters_anywhere_in_the_text_are_422(api: &TestApp) {
     let chat = api.new_chat(&token);
 
     api.request("POST", "/auth/register")
-        .json(&json!({ "email": "a\u{0}@b.io", "password": "password1" }))
+        .json(&credentials("a\u{0}@b.io", "password1"))
         .send()
         .assert_invalid(json!(["body", "email"]), "value_error");
     api.post("/chats", &token, json!({ "title": "a\u{0}b" }))

@@ -11,7 +11,7 @@ use memlayer_testkit::PgCluster;
 use serde_json::json;
 
 use crate::api_tests;
-use crate::support::{SPA_ORIGIN, TestApp};
+use crate::support::{SPA_ORIGIN, TestApp, credentials, messages_path};
 
 api_tests!(registering_one_email_many_times_at_once_makes_exactly_one_account);
 
@@ -22,7 +22,7 @@ fn registering_one_email_many_times_at_once_makes_exactly_one_account(api: &Test
             scope.spawn(|| {
                 let reply = api
                     .request("POST", "/auth/register")
-                    .json(&json!({ "email": "race@example.com", "password": "password1" }))
+                    .json(&credentials("race@example.com", "password1"))
                     .send();
                 statuses.lock().unwrap().push(reply.status);
             });
@@ -77,7 +77,7 @@ fn database_outage(check_latency: bool) {
     );
     let token = api.new_user();
     let chat = api.new_chat(&token);
-    let path = format!("/chats/{chat}/messages");
+    let path = messages_path(&chat);
     let stop = AtomicBool::new(false);
     let outcomes = Mutex::new(Vec::<Outcome>::new());
 
@@ -222,7 +222,7 @@ fn the_credential_rate_limit_answers_a_json_503_while_the_database_is_down() {
     let login = || {
         api.request("POST", "/auth/login")
             .header("origin", SPA_ORIGIN)
-            .json(&json!({ "email": "ada@example.com", "password": "password1" }))
+            .json(&credentials("ada@example.com", "password1"))
             .send()
     };
 

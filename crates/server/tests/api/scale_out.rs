@@ -7,6 +7,7 @@ use memlayer_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::process::{Service, agent, memlayer};
+use crate::support::{credentials, messages_path};
 
 /// The signing secret every instance shares (that is all a token needs to be accepted).
 const SECRET: &str = "one-secret-shared-by-every-instance-of-the-service";
@@ -125,10 +126,6 @@ fn as_user(on: &Service, method: &str, path: &str, token: &str, body: Option<Val
     )
 }
 
-fn credentials(email: &str, password: &str) -> Value {
-    json!({ "email": email, "password": password })
-}
-
 fn register(on: &Service, email: &str, password: &str) -> String {
     let reply = call(
         on,
@@ -229,7 +226,7 @@ fn posts_alternating_between_instances_list_in_one_order_from_either() {
         .as_str()
         .unwrap()
         .to_owned();
-    let path = format!("/chats/{chat}/messages");
+    let path = messages_path(&chat);
 
     for i in 0..10 {
         let on = [a, b][i % 2];

@@ -201,7 +201,7 @@ impl TestApp {
     pub fn register(&self, email: &str, password: &str) -> String {
         let reply = self
             .request("POST", "/auth/register")
-            .json(&serde_json::json!({ "email": email, "password": password }))
+            .json(&credentials(email, password))
             .send();
         assert_eq!(reply.status, 201, "register {email}: {}", reply.text);
         reply.json()["access_token"]
@@ -225,6 +225,20 @@ impl TestApp {
         reply.json()["id"].as_str().expect("an id").to_owned()
     }
 
+    /// `POST /chats/{chat}/messages` with `content`, as `token`'s user.
+    pub fn post_message(&self, token: &str, chat: &str, content: &str) -> Reply {
+        self.post(
+            &messages_path(chat),
+            token,
+            serde_json::json!({ "content": content }),
+        )
+    }
+
+    /// `GET /chats/{chat}/messages` (the latest page) as `token`'s user.
+    pub fn list_messages(&self, token: &str, chat: &str) -> Reply {
+        self.get(&messages_path(chat), token)
+    }
+
     /// Counts rows with raw SQL, behind the service's back.
     pub fn count(&self, table: &str, filter: &str) -> i64 {
         use diesel::prelude::*;
@@ -245,6 +259,16 @@ impl TestApp {
         .unwrap();
         rows[0].n
     }
+}
+
+/// The path of `chat`'s messages, `/chats/{chat}/messages`.
+pub fn messages_path(chat: &str) -> String {
+    format!("/chats/{chat}/messages")
+}
+
+/// The body of a registration or a login.
+pub fn credentials(email: &str, password: &str) -> Value {
+    serde_json::json!({ "email": email, "password": password })
 }
 
 impl Drop for TestApp {

@@ -2,9 +2,8 @@
 //! surviving a restart.
 
 use memlayer_testkit::TestDatabase;
-use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, credentials};
 
 #[test]
 fn without_a_secret_the_embedded_mode_starts_and_data_and_tokens_survive_a_restart() {
@@ -15,11 +14,7 @@ fn without_a_secret_the_embedded_mode_starts_and_data_and_tokens_survive_a_resta
     let first = TestApp::start_with(db, &no_secret);
     let token = first.register("ada@example.com", "password1");
     let chat = first.new_chat(&token);
-    first.post(
-        &format!("/chats/{chat}/messages"),
-        &token,
-        json!({ "content": "remember me" }),
-    );
+    first.post_message(&token, &chat, "remember me");
     let db = first.stop();
 
     assert!(
@@ -27,7 +22,7 @@ fn without_a_secret_the_embedded_mode_starts_and_data_and_tokens_survive_a_resta
         "the development secret is kept beside the database"
     );
     let second = TestApp::start_with(db, &no_secret);
-    let messages = second.get(&format!("/chats/{chat}/messages"), &token);
+    let messages = second.list_messages(&token, &chat);
     assert_eq!(
         messages.status, 200,
         "the old token still works: {}",
@@ -36,7 +31,7 @@ fn without_a_secret_the_embedded_mode_starts_and_data_and_tokens_survive_a_resta
     assert_eq!(messages.json()[0]["content"], "remember me");
     let login = second
         .request("POST", "/auth/login")
-        .json(&json!({ "email": "ada@example.com", "password": "password1" }))
+        .json(&credentials("ada@example.com", "password1"))
         .send();
     assert_eq!(login.status, 200, "{}", login.text);
 }
