@@ -6,7 +6,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use memlayer_testkit::TestDatabase;
-use serde_json::json;
+
+use crate::support::credentials;
 
 /// The `memlayer` binary with `vars` set, and none of the variables a developer's shell
 /// may have set for it.
@@ -168,48 +169,74 @@ pub(crate) fn agent() -> ureq::Agent {
         .new_agent()
 }
 
+/// Runs `memlayer` with `vars` (on any free port, should it start after all) and
+/// expects it to stop at start-up: exit code 1, `message` in what it printed, and no
+/// ready line. Returns everything it printed, stdout then stderr.
+fn refused_at_start_up(vars: &[(&str, &str)], message: &str) -> String {
+    let child = memlayer(&[[("PORT", "0")].as_slice(), vars].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    // Only a guard against a service that starts instead: start-up gives up sooner.
+    let Ok(output) = exit.recv_timeout(Duration::from_secs(60)) else {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        panic!("still running after 60 s with {vars:?}");
+    };
+    let output = output.unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{vars:?}: {printed}");
+    assert!(
+        printed.contains(message),
+        "{vars:?}: no {message:?} in {printed}"
+    );
+    assert!(
+        !printed.contains("MemLayer is ready"),
+        "{vars:?}: {printed}"
+    );
+    printed
+}
+
 #[test]
 fn a_jwt_secret_shorter_than_32_bytes_is_refused_at_start_up_without_echoing_it() {
-    let output = memlayer(&[
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
-        ("JWT_SECRET", "tooshort-secret"),
-    ])
-    .output()
-    .unwrap();
-
-    let log = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success());
-    assert!(
-        log.contains("JWT_SECRET") && log.contains("at least 32"),
-        "{log}"
+    let log = refused_at_start_up(
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
+            ("JWT_SECRET", "tooshort-secret"),
+        ],
+        "JWT_SECRET",
     );
+
+    assert!(log.contains("at least 32"), "{log}");
     assert!(!log.contains("tooshort-secret"), "{log}");
 }
 
 #[test]
 fn postgres_without_a_jwt_secret_is_refused_at_start_up() {
-    let output = memlayer(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")])
-        .output()
-        .unwrap();
-
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("JWT_SECRET"));
+    refused_at_start_up(
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+        "JWT_SECRET",
+    );
 }
 
 #[test]
 fn an_unreachable_database_stops_start_up_after_the_configured_wait() {
-    let output = memlayer(&[
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
-        ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
-        ("DATABASE_STARTUP_TIMEOUT_SECS", "1"),
-    ])
-    .output()
-    .unwrap();
-
-    let log = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success());
-    // The configured wait, not the default one.
-    assert!(log.contains("retrying for up to 1s"), "{log}");
+    refused_at_start_up(
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+            ("DATABASE_STARTUP_TIMEOUT_SECS", "1"),
+        ],
+        // The configured wait, not the default one.
+        "retrying for up to 1s",
+    );
 }
 
 #[test]
@@ -244,7 +271,7 @@ fn sigterm_lets_requests_in_flight_finish_refuses_new_ones_and_exits_0() {
                     agent()
                         .post(format!("{base}/auth/register"))
                         .header("content-type", "application/json")
-                        .send(json!({ "email": format!("user{i}@example.com"), "password": "password1" }).to_string())
+                        .send(credentials(&format!("user{i}@example.com"), "password1").to_string())
                         .map(|response| response.status().as_u16())
                 })
             })
@@ -357,24 +384,18 @@ fn health_keeps_answering_while_a_client_holds_more_stalled_connections_than_the
 
 #[test]
 fn a_database_password_in_the_url_query_is_never_printed() {
-    let output = memlayer(&[
-        (
-            "DATABASE_URL",
-            "postgres://memlayer@127.0.0.1:1/memlayer?sslmode=disable&password=s3cret",
-        ),
-        ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
-        ("DATABASE_STARTUP_TIMEOUT_SECS", "1"),
-    ])
-    .output()
-    .unwrap();
-
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let printed = refused_at_start_up(
+        &[
+            (
+                "DATABASE_URL",
+                "postgres://memlayer@127.0.0.1:1/memlayer?sslmode=disable&password=s3cret",
+            ),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+            ("DATABASE_STARTUP_TIMEOUT_SECS", "1"),
+        ],
+        "password=***",
     );
-    assert!(!output.status.success());
-    assert!(printed.contains("password=***"), "{printed}");
+
     assert!(!printed.contains("s3cret"), "{printed}");
 }
 
@@ -384,22 +405,18 @@ fn a_postgres_without_the_database_stops_start_up_at_once_with_the_cause() {
         return;
     };
     let base = server.url().rsplit_once('/').unwrap().0.to_owned();
-    let mut child = memlayer(&[
-        ("DATABASE_URL", &format!("{base}/memlayer_no_such_database")),
-        ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
-        ("DATABASE_STARTUP_TIMEOUT_SECS", "3600"),
-    ])
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
 
-    // An hour of retries would be the old behaviour; this guard is only against a hang.
-    let status = wait_for_exit(&mut child, Duration::from_secs(60));
-    let mut printed = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut printed).unwrap();
+    // An hour of retries would be the old behaviour; the helper's guard is only against
+    // a hang.
+    let printed = refused_at_start_up(
+        &[
+            ("DATABASE_URL", &format!("{base}/memlayer_no_such_database")),
+            ("JWT_SECRET", "a-secret-that-is-long-enough-for-the-check"),
+            ("DATABASE_STARTUP_TIMEOUT_SECS", "3600"),
+        ],
+        "does not exist",
+    );
 
-    assert!(!status.success());
-    assert!(printed.contains("does not exist"), "{printed}");
     assert!(printed.matches("WARN").count() <= 1, "{printed}");
 }
 
@@ -526,22 +543,6 @@ fn malformed_requests_are_not_logged_as_errors() {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
-/// Runs `memlayer` with `vars` over an unused SQLite file and returns its exit status
-/// and everything it printed.
-fn run_with(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let db = TestDatabase::sqlite();
-    let output = memlayer(&[[("DATABASE_URL", db.url())].as_slice(), vars].concat())
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status, printed)
-}
-
 #[test]
 fn bad_logging_and_metrics_settings_stop_start_up_with_a_message_naming_them() {
     for (name, value) in [
@@ -550,41 +551,31 @@ fn bad_logging_and_metrics_settings_stop_start_up_with_a_message_naming_them() {
         ("LOG_FORMAT", "xml"),
         ("METRICS_ADDR", "localhost"),
     ] {
-        let (status, printed) = run_with(&[(name, value)]);
-
-        assert!(!status.success(), "{name}={value}: {printed}");
-        assert!(
-            printed.contains(&format!("invalid {name}=")),
-            "{name}={value}: {printed}"
+        // Over an unused SQLite file.
+        let db = TestDatabase::sqlite();
+        refused_at_start_up(
+            &[("DATABASE_URL", db.url()), (name, value)],
+            &format!("invalid {name}="),
         );
-        assert!(!printed.contains("MemLayer is ready"), "{printed}");
     }
 }
 
 #[test]
 fn a_database_url_of_an_unsupported_kind_is_reported_as_a_database_url_problem() {
-    let output = memlayer(&[("DATABASE_URL", "mysql://root:hunter2@db/x")])
-        .output()
-        .unwrap();
+    let printed = refused_at_start_up(
+        &[("DATABASE_URL", "mysql://root:hunter2@db/x")],
+        "invalid DATABASE_URL",
+    );
 
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success());
-    assert!(printed.contains("invalid DATABASE_URL"), "{printed}");
     assert!(!printed.contains("JWT_SECRET"), "{printed}");
     assert!(!printed.contains("hunter2"), "{printed}");
 }
 
 #[test]
 fn a_sqlite_url_without_its_slashes_is_answered_with_the_url_to_write() {
-    let output = memlayer(&[("DATABASE_URL", "sqlite:nc.db")])
-        .output()
-        .unwrap();
-
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{printed}");
-    assert!(
-        printed.contains(r#"invalid DATABASE_URL="sqlite:nc.db": write sqlite://nc.db "#),
-        "{printed}"
+    refused_at_start_up(
+        &[("DATABASE_URL", "sqlite:nc.db")],
+        r#"invalid DATABASE_URL="sqlite:nc.db": write sqlite://nc.db "#,
     );
 }
 
