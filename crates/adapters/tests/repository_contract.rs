@@ -9,12 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use memlayer_adapters::{Database, PoolOptions};
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role,
-    Session, User, UserId,
+    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus,
+    PasswordHash, PathEnd, Role, Session, User, UserId,
 };
 use memlayer_ports::{
-    AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck, MessageRepository,
-    Spent, UserRepository,
+    Activation, AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck,
+    MessageRepository, Spent, UserRepository,
 };
 use memlayer_testkit::TestDatabase;
 
@@ -88,7 +88,23 @@ memlayer_testkit::on_both_backends!(
     an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat,
     a_sessions_own_messages_are_listed_and_no_one_elses,
     many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none,
+    a_path_is_the_ancestors_of_its_end_with_every_siblings_ids,
+    a_reply_takes_the_active_path_only_while_its_question_holds_it,
+    an_exchange_follows_the_chats_active_leaf,
+    switching_to_a_message_activates_the_newest_leaf_below_it,
+    deleting_a_message_takes_its_subtree_and_moves_the_active_leaf_off_it,
+    a_message_is_found_only_in_its_own_chat,
 );
+
+/// A database of the previous release, filled, then migrated.
+mod previous_release {
+    memlayer_testkit::on_both_backends!(
+        crate::seeded_at_the_previous_release;
+        chats_and_messages_of_the_previous_release_become_one_path_each,
+    );
+
+    use super::chats_and_messages_of_the_previous_release_become_one_path_each;
+}
 
 fn at(micros: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap() + TimeDelta::microseconds(micros)
@@ -114,20 +130,67 @@ fn new_chat(db: &Database, owner: UserId, title: &str, created_at: DateTime<Utc>
         owner,
         title: ChatTitle::parse(title).unwrap(),
         created_at,
+        active_message_id: None,
     };
     assert!(ChatRepository::create(db, &chat, 0).unwrap());
     chat
 }
 
 fn message(chat: &Chat, role: Role, content: &str, created_at: DateTime<Utc>) -> Message {
+    let id = MessageId::generate();
     Message {
-        id: MessageId::generate(),
+        id,
         chat_id: chat.id,
         user_id: chat.owner,
         role,
         content: MessageContent::parse(content.into()).unwrap(),
         created_at,
+        parent_id: None,
+        status: MessageStatus::Complete,
+        sibling_ids: vec![id],
     }
+}
+
+/// `message`, following `parent`.
+fn reply_to(parent: &Message, role: Role, content: &str, created_at: DateTime<Utc>) -> Message {
+    let chat = Chat {
+        id: parent.chat_id,
+        owner: parent.user_id,
+        title: ChatTitle::parse("unused").unwrap(),
+        created_at,
+        active_message_id: None,
+    };
+    Message {
+        parent_id: Some(parent.id),
+        ..message(&chat, role, content, created_at)
+    }
+}
+
+/// Appends `message`, making it its chat's active leaf; whether it was stored.
+fn append(db: &Database, message: &Message) -> bool {
+    MessageRepository::append(db, message, Activation::Always)
+        .unwrap()
+        .is_some()
+}
+
+/// Every message of `chat`, newest first, each as if it had no siblings: what the
+/// tests of a chat's messages as one list compare.
+fn flat(db: &Database, chat: ChatId) -> Vec<Message> {
+    normalized(db.list_oldest_first(None, chat, None, 1_000).unwrap())
+        .into_iter()
+        .rev()
+        .collect()
+}
+
+/// `messages`, each as if it had no siblings.
+fn normalized(messages: Vec<Message>) -> Vec<Message> {
+    messages
+        .into_iter()
+        .map(|m| Message {
+            sibling_ids: vec![m.id],
+            ..m
+        })
+        .collect()
 }
 
 fn a_user_reads_back_as_stored(db: &Store) {
@@ -238,33 +301,28 @@ fn deleting_a_chat_deletes_its_messages(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "doomed", at(1));
     let kept = new_chat(db, ada.id, "kept", at(2));
-    db.append(&message(&chat, Role::User, "bye", at(3)))
-        .unwrap();
+    assert!(append(db, &message(&chat, Role::User, "bye", at(3))));
     let survivor = message(&kept, Role::User, "still here", at(4));
-    db.append(&survivor).unwrap();
+    assert!(append(db, &survivor));
 
     assert!(ChatRepository::delete(&**db, chat.id).unwrap());
 
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.latest_in_chat(chat.id, 100, 1_000).unwrap().is_empty());
-    assert_eq!(
-        db.latest_in_chat(kept.id, 100, 1_000).unwrap(),
-        vec![survivor]
-    );
+    assert!(flat(db, chat.id).is_empty());
+    assert_eq!(flat(db, kept.id), vec![survivor]);
 }
 
 fn deleting_a_user_deletes_their_chats_and_messages(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "mine", at(1));
-    db.append(&message(&chat, Role::User, "hello", at(2)))
-        .unwrap();
+    assert!(append(db, &message(&chat, Role::User, "hello", at(2))));
 
     db.raw
         .execute(&format!("DELETE FROM users WHERE id = '{}'", ada.id));
 
     assert!(!db.is_current(Session::new(ada.id, 0)).unwrap());
     assert_eq!(db.find(chat.id).unwrap(), None);
-    assert!(db.latest_in_chat(chat.id, 100, 1_000).unwrap().is_empty());
+    assert!(flat(db, chat.id).is_empty());
 }
 
 fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
@@ -275,12 +333,12 @@ fn messages_are_listed_newest_first_with_ties_broken_by_id(db: &Store) {
     let tie_b = message(&chat, Role::User, "tie b", at(10));
     let first = message(&chat, Role::User, "first", at(5));
     for m in [&later, &tie_b, &first, &tie_a] {
-        assert!(db.append(m).unwrap());
+        assert!(append(db, m));
     }
     let mut ties = [tie_a, tie_b];
     ties.sort_by_key(|m| std::cmp::Reverse(m.id));
 
-    let listed = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
+    let listed = flat(db, chat.id);
 
     let [t1, t2] = ties;
     assert_eq!(listed, vec![later, t1, t2, first]);
@@ -290,13 +348,13 @@ fn the_context_of_a_chat_is_its_latest_messages_each_cut_by_the_database(db: &St
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "talk", at(1));
     let oldest = message(&chat, Role::User, "left out", at(2));
-    let long = message(&chat, Role::Assistant, &"é🙂x".repeat(10_000), at(3));
-    let short = message(&chat, Role::User, "short", at(4));
+    let long = reply_to(&oldest, Role::Assistant, &"é🙂x".repeat(10_000), at(3));
+    let short = reply_to(&long, Role::User, "short", at(4));
     for m in [&oldest, &long, &short] {
-        assert!(db.append(m).unwrap());
+        assert!(append(db, m));
     }
 
-    let context = db.latest_in_chat(chat.id, 2, 7).unwrap();
+    let context = db.path(None, chat.id, None, 2, 7).unwrap();
 
     let contents: Vec<&str> = context.iter().map(|m| m.content.as_str()).collect();
     // Cut in characters, never inside one.
@@ -349,17 +407,16 @@ fn deleting_an_account_takes_its_chats_and_messages_and_frees_the_email(db: &Sto
     let bob = new_user(db, "bob@example.com");
     let chat = new_chat(db, ada.id, "mine", at(1));
     let bobs = new_chat(db, bob.id, "bob's", at(1));
-    db.append(&message(&chat, Role::User, "hello", at(2)))
-        .unwrap();
+    assert!(append(db, &message(&chat, Role::User, "hello", at(2))));
     let kept = message(&bobs, Role::User, "still here", at(2));
-    db.append(&kept).unwrap();
+    assert!(append(db, &kept));
 
     assert!(UserRepository::delete(&**db, Session::new(ada.id, 0)).unwrap());
 
     assert_eq!(db.find_by_id(ada.id).unwrap(), None);
     assert_eq!(db.find(chat.id).unwrap(), None);
     assert_eq!(db.raw_count("messages", &chat), 0);
-    assert_eq!(db.latest_in_chat(bobs.id, 10, 1_000).unwrap(), vec![kept]);
+    assert_eq!(flat(db, bobs.id), vec![kept]);
     new_user(db, "ada@example.com");
 }
 
@@ -375,15 +432,15 @@ fn messages_are_read_oldest_first_page_by_page_through_ties(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "talk", at(1));
     for t in [at(7), at(5), at(5), at(5), at(6)] {
-        db.append(&message(&chat, Role::User, "m", t)).unwrap();
+        assert!(append(db, &message(&chat, Role::User, "m", t)));
     }
-    let mut newest_first = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
-    newest_first.reverse();
+    let mut oldest_first = flat(db, chat.id);
+    oldest_first.reverse();
 
     let mut pages = vec![];
     let mut after = None;
     loop {
-        let page = db.list_for_chat_oldest_first(chat.id, after, 2).unwrap();
+        let page = normalized(db.list_oldest_first(None, chat.id, after, 2).unwrap());
         if page.is_empty() {
             break;
         }
@@ -392,7 +449,7 @@ fn messages_are_read_oldest_first_page_by_page_through_ties(db: &Store) {
     }
 
     assert_eq!(pages.len(), 3);
-    assert_eq!(pages.concat(), newest_first);
+    assert_eq!(pages.concat(), oldest_first);
 }
 
 fn chats_are_paged_after_a_cursor_through_ties(db: &Store) {
@@ -423,16 +480,18 @@ fn messages_are_paged_after_a_cursor_through_ties(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "talk", at(1));
     for t in [at(5), at(5), at(5), at(6), at(7)] {
-        db.append(&message(&chat, Role::User, "m", t)).unwrap();
+        assert!(append(db, &message(&chat, Role::User, "m", t)));
     }
-    let all = db.latest_in_chat(chat.id, 100, 1_000).unwrap();
+    let mut all = flat(db, chat.id);
+    all.reverse();
 
     let mut pages = vec![];
     let mut after = None;
     loop {
-        let page = db
-            .list_if_owned(Session::new(ada.id, 0), chat.id, after, 2)
-            .unwrap();
+        let page = normalized(
+            db.list_oldest_first(Some(Session::new(ada.id, 0)), chat.id, after, 2)
+                .unwrap(),
+        );
         if page.is_empty() {
             break;
         }
@@ -451,13 +510,11 @@ fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
         owner: ada.id,
         title: ChatTitle::parse("never stored").unwrap(),
         created_at: at(1),
+        active_message_id: None,
     };
 
-    assert!(
-        !db.append(&message(&ghost, Role::User, "hello?", at(2)))
-            .unwrap()
-    );
-    assert!(db.latest_in_chat(ghost.id, 100, 1_000).unwrap().is_empty());
+    assert!(!append(db, &message(&ghost, Role::User, "hello?", at(2))));
+    assert!(flat(db, ghost.id).is_empty());
 }
 
 fn a_chat_is_created_only_for_a_current_session_of_an_existing_account(db: &Store) {
@@ -467,6 +524,7 @@ fn a_chat_is_created_only_for_a_current_session_of_an_existing_account(db: &Stor
         owner,
         title: ChatTitle::parse("Plans").unwrap(),
         created_at: at(1),
+        active_message_id: None,
     };
     let stale = chat(ada.id);
     let nobodys = chat(UserId::generate());
@@ -490,10 +548,9 @@ fn an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat(db: &Stor
         ..chat.clone()
     };
     let pair = |chat: &Chat| {
-        (
-            message(chat, Role::User, "hello", at(2)),
-            message(chat, Role::Assistant, "Message received", at(3)),
-        )
+        let question = message(chat, Role::User, "hello", at(2));
+        let reply = reply_to(&question, Role::Assistant, "Message received", at(3));
+        (question, reply)
     };
     let refused = [
         (Session::new(bob.id, 0), &chat),  // another user's chat
@@ -513,10 +570,7 @@ fn an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat(db: &Stor
             .unwrap()
     );
 
-    assert_eq!(
-        db.latest_in_chat(chat.id, 10, 1_000).unwrap(),
-        vec![reply, question]
-    );
+    assert_eq!(flat(db, chat.id), vec![reply, question]);
 }
 
 fn a_sessions_own_messages_are_listed_and_no_one_elses(db: &Store) {
@@ -524,31 +578,20 @@ fn a_sessions_own_messages_are_listed_and_no_one_elses(db: &Store) {
     let bob = new_user(db, "bob@example.com");
     let chat = new_chat(db, ada.id, "mine", at(1));
     let first = message(&chat, Role::User, "first", at(2));
-    let second = message(&chat, Role::Assistant, "second", at(3));
-    db.append(&first).unwrap();
-    db.append(&second).unwrap();
+    let second = reply_to(&first, Role::Assistant, "second", at(3));
+    assert!(append(db, &first));
+    assert!(append(db, &second));
     let ada_now = Session::new(ada.id, 0);
+    let path = |session, end| {
+        db.path(Some(session), chat.id, end, 10, usize::MAX)
+            .unwrap()
+    };
 
-    assert_eq!(
-        db.list_if_owned(ada_now, chat.id, None, 10).unwrap(),
-        vec![second.clone(), first.clone()]
-    );
-    assert_eq!(
-        db.list_if_owned(ada_now, chat.id, Some(second.cursor()), 10)
-            .unwrap(),
-        vec![first]
-    );
-    assert!(
-        db.list_if_owned(Session::new(bob.id, 0), chat.id, None, 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(path(ada_now, None), vec![second.clone(), first.clone()]);
+    assert_eq!(path(ada_now, Some(PathEnd::Above(second.id))), vec![first]);
+    assert!(path(Session::new(bob.id, 0), None).is_empty());
     db.revoke_tokens(ada_now, None).unwrap();
-    assert!(
-        db.list_if_owned(ada_now, chat.id, None, 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(path(ada_now, None).is_empty());
 }
 
 fn any_unicode_text_round_trips(db: &Store) {
@@ -556,14 +599,11 @@ fn any_unicode_text_round_trips(db: &Store) {
     let chat = new_chat(db, ada.id, "Çà et là — 日本語 🚀", at(1));
     let text = "emoji 👩‍👩‍👧, RTL שלום, combining e\u{301}, tab\t, newline\n, quote \" and \\ backslash, \u{7f}";
     let stored = message(&chat, Role::User, text, at(2));
-    db.append(&stored).unwrap();
+    assert!(append(db, &stored));
 
     assert_eq!(db.find_by_email(&ada.email).unwrap().unwrap().id, ada.id);
     assert_eq!(db.find(chat.id).unwrap().unwrap().0.title, chat.title);
-    assert_eq!(
-        db.latest_in_chat(chat.id, 100, 1_000).unwrap(),
-        vec![stored]
-    );
+    assert_eq!(flat(db, chat.id), vec![stored]);
 }
 
 fn migrating_again_changes_nothing(db: &Store) {
@@ -591,16 +631,14 @@ fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
             scope.spawn(move || {
                 for i in 0..20 {
                     let stored = message(chat, Role::User, "kept", at(thread * 100 + i + 2));
-                    assert!(db.append(&stored).unwrap());
+                    assert!(append(db, &stored));
                     assert!(
-                        db.latest_in_chat(chat.id, 1000, 1_000)
-                            .unwrap()
-                            .contains(&stored),
+                        flat(db, chat.id).contains(&stored),
                         "a write that returned is readable"
                     );
                     if i % 5 == 0 {
                         let lost = message(ghost, Role::User, "no chat", at(2));
-                        assert!(!db.append(&lost).unwrap());
+                        assert!(!append(db, &lost));
                         let twin = User {
                             id: UserId::generate(),
                             ..ada.clone()
@@ -616,7 +654,7 @@ fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
     });
 
     assert_eq!(db.raw_count("messages", &chat), 16 * 20);
-    assert!(db.latest_in_chat(ghost.id, 10, 1_000).unwrap().is_empty());
+    assert!(flat(db, ghost.id).is_empty());
 }
 
 fn the_health_check_passes(db: &Store) {
@@ -865,4 +903,278 @@ fn attempts_spent_at_once_never_overspend_a_budget(db: &Store) {
 
     let admitted = spent.iter().filter(|s| **s == Spent::Admitted).count();
     assert_eq!(admitted, 3, "{spent:?}");
+}
+
+/// The active leaf of `chat`, as stored.
+fn active_leaf(db: &Database, chat: &Chat) -> Option<MessageId> {
+    ChatRepository::find(db, chat.id)
+        .unwrap()
+        .unwrap()
+        .0
+        .active_message_id
+}
+
+fn ids(messages: &[Message]) -> Vec<MessageId> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+fn a_path_is_the_ancestors_of_its_end_with_every_siblings_ids(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    let first = reply_to(&question, Role::Assistant, "a1", at(3));
+    let next = reply_to(&first, Role::User, "q2", at(4));
+    let second = reply_to(&question, Role::Assistant, "a2", at(5));
+    for m in [&question, &first, &next, &second] {
+        assert!(append(db, m));
+    }
+
+    let active = db.path(None, chat.id, None, 10, usize::MAX).unwrap();
+    let other = db
+        .path(None, chat.id, Some(PathEnd::At(next.id)), 10, usize::MAX)
+        .unwrap();
+
+    assert_eq!(ids(&active), [second.id, question.id]);
+    assert_eq!(active[0].sibling_ids, [first.id, second.id]);
+    assert_eq!(ids(&other), [next.id, first.id, question.id]);
+    assert_eq!(other[1].sibling_ids, [first.id, second.id]);
+    assert_eq!(other[2].sibling_ids, [question.id]);
+    let tree = db.list_oldest_first(None, chat.id, None, 10).unwrap();
+    assert_eq!(ids(&tree), [question.id, first.id, next.id, second.id]);
+    assert_eq!(tree[3].sibling_ids, [first.id, second.id]);
+}
+
+fn a_reply_takes_the_active_path_only_while_its_question_holds_it(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    let elsewhere = message(&chat, Role::User, "other", at(3));
+    assert!(append(db, &question));
+    let reply = reply_to(&question, Role::Assistant, "a", at(4));
+    let late = reply_to(&elsewhere, Role::Assistant, "b", at(5));
+
+    let taken = MessageRepository::append(&**db, &reply, Activation::IfActiveIs(question.id));
+    assert_eq!(taken.unwrap(), Some(vec![reply.id]));
+    assert_eq!(active_leaf(db, &chat), Some(reply.id));
+    assert!(append(db, &elsewhere));
+    let kept = MessageRepository::append(&**db, &late, Activation::IfActiveIs(question.id));
+
+    assert!(kept.unwrap().is_some());
+    assert_eq!(
+        active_leaf(db, &chat),
+        Some(elsewhere.id),
+        "the switch holds"
+    );
+}
+
+fn an_exchange_follows_the_chats_active_leaf(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let ada_now = Session::new(ada.id, 0);
+    let exchange = |seconds: i64| {
+        let question = message(&chat, Role::User, "q", at(seconds));
+        let reply = reply_to(&question, Role::Assistant, "a", at(seconds + 1));
+        assert!(db.append_exchange(ada_now, &question, &reply).unwrap());
+        (question, reply)
+    };
+
+    let (first_q, first_a) = exchange(2);
+    let (second_q, second_a) = exchange(4);
+
+    let path = db
+        .path(Some(ada_now), chat.id, None, 10, usize::MAX)
+        .unwrap();
+    assert_eq!(
+        ids(&path),
+        [second_a.id, second_q.id, first_a.id, first_q.id]
+    );
+    assert_eq!(path[1].parent_id, Some(first_a.id));
+    assert_eq!(path[3].parent_id, None);
+    assert_eq!(active_leaf(db, &chat), Some(second_a.id));
+}
+
+fn switching_to_a_message_activates_the_newest_leaf_below_it(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    let first = reply_to(&question, Role::Assistant, "a1", at(3));
+    let first_next = reply_to(&first, Role::User, "q2", at(4));
+    let second = reply_to(&question, Role::Assistant, "a2", at(5));
+    for m in [&question, &first, &first_next, &second] {
+        assert!(append(db, m));
+    }
+
+    assert_eq!(db.activate(chat.id, first.id).unwrap(), Some(first_next.id));
+    assert_eq!(active_leaf(db, &chat), Some(first_next.id));
+    assert_eq!(db.activate(chat.id, question.id).unwrap(), Some(second.id));
+    assert_eq!(db.activate(chat.id, MessageId::generate()).unwrap(), None);
+    assert_eq!(active_leaf(db, &chat), Some(second.id));
+}
+
+fn deleting_a_message_takes_its_subtree_and_moves_the_active_leaf_off_it(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    let first = reply_to(&question, Role::Assistant, "a1", at(3));
+    let second = reply_to(&question, Role::Assistant, "a2", at(4));
+    let second_next = reply_to(&second, Role::User, "q2", at(5));
+    for m in [&question, &first, &second, &second_next] {
+        assert!(append(db, m));
+    }
+
+    assert!(db.delete_subtree(chat.id, second.id).unwrap());
+    assert_eq!(ids(&flat(db, chat.id)), [first.id, question.id]);
+    assert_eq!(active_leaf(db, &chat), Some(first.id));
+    assert!(!db.delete_subtree(chat.id, second.id).unwrap());
+    assert!(db.delete_subtree(chat.id, question.id).unwrap());
+    assert!(flat(db, chat.id).is_empty());
+    assert_eq!(active_leaf(db, &chat), None);
+}
+
+fn a_message_is_found_only_in_its_own_chat(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let other = new_chat(db, ada.id, "other", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    assert!(append(db, &question));
+
+    assert_eq!(
+        db.find_message(chat.id, question.id).unwrap(),
+        Some(question.clone())
+    );
+    assert_eq!(db.find_message(other.id, question.id).unwrap(), None);
+}
+
+/// The migrations up to the one that made messages a tree (the previous release).
+fn previous_release(raw: &TestDatabase) -> &'static [(&'static str, &'static str)] {
+    if raw.url().starts_with("postgres") {
+        &[
+            (
+                "20261126000000",
+                include_str!(
+                    "../../../migrations/postgres/2026-11-26-000000_create_accounts_chats_messages/up.sql"
+                ),
+            ),
+            (
+                "20261127000000",
+                include_str!(
+                    "../../../migrations/postgres/2026-11-27-000000_add_token_generation/up.sql"
+                ),
+            ),
+            (
+                "20261128000000",
+                include_str!(
+                    "../../../migrations/postgres/2026-11-28-000000_add_attempt_budgets/up.sql"
+                ),
+            ),
+        ]
+    } else {
+        &[
+            (
+                "20261126000000",
+                include_str!(
+                    "../../../migrations/sqlite/2026-11-26-000000_create_accounts_chats_messages/up.sql"
+                ),
+            ),
+            (
+                "20261127000000",
+                include_str!(
+                    "../../../migrations/sqlite/2026-11-27-000000_add_token_generation/up.sql"
+                ),
+            ),
+            (
+                "20261128000000",
+                include_str!(
+                    "../../../migrations/sqlite/2026-11-28-000000_add_attempt_budgets/up.sql"
+                ),
+            ),
+        ]
+    }
+}
+
+/// A database at the previous release's migrations, with two chats of three messages
+/// (the last two written in the same instant, told apart by id) and an empty chat,
+/// then migrated: the store, the chats' ids and their messages' ids in order.
+struct PreviousRelease {
+    store: Store,
+    chats: Vec<uuid::Uuid>,
+    written: Vec<Vec<uuid::Uuid>>,
+}
+
+fn seeded_at_the_previous_release(raw: TestDatabase) -> PreviousRelease {
+    raw.execute(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    );
+    for (version, sql) in previous_release(&raw) {
+        raw.execute(sql);
+        raw.execute(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+        ));
+    }
+    let user = uuid::Uuid::now_v7();
+    raw.execute(&format!(
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES \
+         ('{user}', 'ada@example.com', 'x', '2026-11-26T09:00:00.000000Z')"
+    ));
+    let chats: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+    let mut written: Vec<Vec<uuid::Uuid>> = vec![];
+    for (n, chat) in chats.iter().enumerate() {
+        raw.execute(&format!(
+            "INSERT INTO chats (id, user_id, title, created_at) VALUES \
+             ('{chat}', '{user}', 'c{n}', '2026-11-26T09:00:0{n}.000000Z')"
+        ));
+        if n == 2 {
+            continue;
+        }
+        let mut ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+        ids[1..].sort();
+        for (i, (id, at)) in ids.iter().zip(["01", "02", "02"]).enumerate() {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            raw.execute(&format!(
+                "INSERT INTO messages (id, chat_id, user_id, role, content, created_at) VALUES \
+                 ('{id}', '{chat}', '{user}', '{role}', 'm{i}', '2026-11-26T09:01:{at}.000000Z')"
+            ));
+        }
+        written.push(ids);
+    }
+
+    PreviousRelease {
+        store: Store::new(raw),
+        chats,
+        written,
+    }
+}
+
+fn chats_and_messages_of_the_previous_release_become_one_path_each(seeded: &PreviousRelease) {
+    let PreviousRelease {
+        store,
+        chats,
+        written,
+    } = seeded;
+    for (chat, ids) in chats.iter().zip(written) {
+        let chat = ChatId::from_uuid(*chat);
+        let all = store.list_oldest_first(None, chat, None, 10).unwrap();
+        let expected: Vec<MessageId> = ids.iter().map(|id| MessageId::from_uuid(*id)).collect();
+        assert_eq!(ids_of(&all), expected);
+        let parents: Vec<Option<MessageId>> = all.iter().map(|m| m.parent_id).collect();
+        assert_eq!(parents, [None, Some(expected[0]), Some(expected[1])]);
+        assert!(all.iter().all(|m| m.status == MessageStatus::Complete));
+        let found = ChatRepository::find(&**store, chat).unwrap().unwrap().0;
+        assert_eq!(found.active_message_id, Some(expected[2]));
+        let path = store.path(None, chat, None, 10, usize::MAX).unwrap();
+        assert_eq!(
+            ids_of(&path),
+            expected.iter().rev().copied().collect::<Vec<_>>()
+        );
+    }
+    let empty = ChatRepository::find(&**store, ChatId::from_uuid(chats[2]))
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(empty.active_message_id, None);
+}
+
+fn ids_of(messages: &[Message]) -> Vec<MessageId> {
+    ids(messages)
 }

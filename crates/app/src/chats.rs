@@ -17,6 +17,7 @@ impl MemLayer {
             owner: session.user,
             title,
             created_at: now,
+            active_message_id: None,
         };
         // Stored only while the session is current: no account, or revoked tokens, get
         // 401 and nothing is stored.

@@ -24,6 +24,12 @@ pub enum AppError {
     /// The chat exists and belongs to another user.
     #[error("the chat belongs to another user")]
     NotChatOwner,
+    /// The chat has no such message.
+    #[error("no such message in the chat")]
+    MessageNotFound,
+    /// Only a user's message can be edited, not the assistant's.
+    #[error("the message to edit is the assistant's")]
+    NotAUserMessage,
     /// The client used up its budget of credential attempts.
     #[error("the client's budget of attempts is used up")]
     TooManyAttempts {

@@ -53,7 +53,7 @@ impl MemLayer {
         Ok(self
             .ports
             .messages
-            .list_for_chat_oldest_first(chat.id, after, EXPORT_MESSAGES_PAGE)?)
+            .list_oldest_first(None, chat.id, after, EXPORT_MESSAGES_PAGE)?)
     }
 }
 
@@ -144,9 +144,9 @@ mod tests {
         let session = Session::new(UserId::generate(), 0);
         let chat = chat_owned_by(session.user);
         fx.messages
-            .expect_list_for_chat_oldest_first()
-            .with(eq(chat.id), eq(None), eq(EXPORT_MESSAGES_PAGE))
-            .returning(|_, _, _| Ok(vec![]));
+            .expect_list_oldest_first()
+            .with(eq(None), eq(chat.id), eq(None), eq(EXPORT_MESSAGES_PAGE))
+            .returning(|_, _, _, _| Ok(vec![]));
 
         assert!(
             fx.app()

@@ -2,9 +2,10 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
-    ChatId, Message, MessageContent, MessageId, Page, PageRequest, Role, Session, reply_timestamp,
+    Chat, ChatId, Message, MessageContent, MessageId, MessageStatus, Page, PageRequest, PathEnd,
+    Role, Session, reply_timestamp,
 };
-use memlayer_ports::{ReplyRequest, ResponderError};
+use memlayer_ports::{Activation, ReplyRequest, ResponderError};
 
 use crate::{AppError, MemLayer};
 
@@ -17,15 +18,26 @@ use crate::{AppError, MemLayer};
 /// starts reading without waiting for the database's commit; then
 /// [`MemLayer::finish_reply`] or [`MemLayer::keep_partial_reply`] stores the reply
 /// (blocking). The reply is only stored after the question.
+///
+/// Regenerating an answer ([`MemLayer::regenerate`]) and editing a question
+/// ([`MemLayer::edit`]) take the same steps; a regenerated answer's question is stored
+/// already, and [`MemLayer::store_question`] only makes it the chat's active leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReply {
     request: ReplyRequest,
+    /// Whether the question is new (to be stored), not one stored before.
+    new_question: bool,
 }
 
 impl PendingReply {
-    /// The user's message, as stored.
+    /// The user's message the reply answers.
     pub fn question(&self) -> &Message {
         &self.request.question
+    }
+
+    /// Whether the question is new: posted or edited, not answered again.
+    pub fn has_new_question(&self) -> bool {
+        self.new_question
     }
 }
 
@@ -50,8 +62,9 @@ pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
 
 impl MemLayer {
     /// Checks the user's message to one of their chats and gathers what the assistant
-    /// will see: the chat's latest earlier messages that fit its context window, oldest
-    /// first. Nothing is stored yet.
+    /// will see: the path that ends at the chat's active leaf, newest messages first as
+    /// far as its context window goes, oldest first. The message follows that leaf.
+    /// Nothing is stored yet.
     pub fn ask(
         &self,
         session: Session,
@@ -59,15 +72,83 @@ impl MemLayer {
         content: MessageContent,
     ) -> Result<PendingReply, AppError> {
         let chat = self.owned_chat(session, chat)?;
+        let parent = chat.active_message_id;
+        let history = self.history(&chat, parent.map(PathEnd::At))?;
+        Ok(self.pending(chat, history, parent, content))
+    }
+
+    /// Checks a request for another answer to a message of one of the user's chats: on
+    /// an assistant's message, a sibling of it (an answer to the same question); on a
+    /// user's message, an answer to it. The assistant sees the question's ancestors.
+    /// Nothing is stored yet.
+    pub fn regenerate(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<PendingReply, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        let target = self.message_of(&chat, message)?;
+        let question = match (target.role, target.parent_id) {
+            (Role::User, _) => target,
+            (Role::Assistant, Some(parent)) => self.message_of(&chat, parent)?,
+            // An answer to nothing: there is no question to ask again.
+            (Role::Assistant, None) => return Err(AppError::NotAUserMessage),
+        };
+        let history = self.history(&chat, Some(PathEnd::Above(question.id)))?;
+        Ok(PendingReply {
+            request: ReplyRequest {
+                chat,
+                history,
+                question,
+            },
+            new_question: false,
+        })
+    }
+
+    /// Checks an edit of a user's message of one of their chats: a new message, a
+    /// sibling of it (same parent) with `content`, to be answered; the original and its
+    /// replies stay on their own branch. Nothing is stored yet.
+    pub fn edit(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+        content: MessageContent,
+    ) -> Result<PendingReply, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        let original = self.message_of(&chat, message)?;
+        if original.role != Role::User {
+            return Err(AppError::NotAUserMessage);
+        }
+        let parent = original.parent_id;
+        let history = self.history(&chat, parent.map(PathEnd::At))?;
+        Ok(self.pending(chat, history, parent, content))
+    }
+
+    /// The message `id` of `chat`, or [`AppError::MessageNotFound`].
+    fn message_of(&self, chat: &Chat, id: MessageId) -> Result<Message, AppError> {
+        self.ports
+            .messages
+            .find_message(chat.id, id)?
+            .ok_or(AppError::MessageNotFound)
+    }
+
+    /// What the assistant sees of `chat`: the path ending at `end` (none without an
+    /// end), its latest messages that fit the context window, oldest first.
+    fn history(&self, chat: &Chat, end: Option<PathEnd>) -> Result<Vec<Message>, AppError> {
         let window = self.ports.responder.context();
+        let Some(end) = end else {
+            return Ok(Vec::new());
+        };
+        if window.messages == 0 || window.chars == 0 {
+            return Ok(Vec::new());
+        }
         // Each message comes cut to the whole budget: the newest one alone may fill it.
-        let newest_first = if window.messages == 0 || window.chars == 0 {
-            Vec::new()
-        } else {
+        let newest_first =
             self.ports
                 .messages
-                .latest_in_chat(chat.id, window.messages, window.chars)?
-        };
+                .path(None, chat.id, Some(end), window.messages, window.chars)?;
         let mut room = window.chars;
         let mut history: Vec<Message> = newest_first
             .into_iter()
@@ -79,21 +160,41 @@ impl MemLayer {
             })
             .collect();
         history.reverse();
+        Ok(history)
+    }
+
+    /// A new question of the chat's owner, after `parent` (and stamped after the
+    /// newest message of `history`, which ends at it), waiting for its answer.
+    fn pending(
+        &self,
+        chat: Chat,
+        history: Vec<Message>,
+        parent: Option<MessageId>,
+        content: MessageContent,
+    ) -> PendingReply {
+        let now = self.ports.clock.now();
+        let id = MessageId::generate();
         let question = Message {
-            id: MessageId::generate(),
+            id,
             chat_id: chat.id,
-            user_id: session.user,
+            user_id: chat.owner,
             role: Role::User,
             content,
-            created_at: self.ports.clock.now(),
+            created_at: history
+                .last()
+                .map_or(now, |newest| reply_timestamp(newest.created_at, now)),
+            parent_id: parent,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![id],
         };
-        Ok(PendingReply {
+        PendingReply {
             request: ReplyRequest {
                 chat,
                 history,
                 question,
             },
-        })
+            new_question: true,
+        }
     }
 
     /// Whether the assistant answers without being asked (no model behind it), so
@@ -124,21 +225,29 @@ impl MemLayer {
             ))
         })?;
         let now = self.ports.clock.now();
+        let (question_id, reply_id) = (MessageId::generate(), MessageId::generate());
         let question = Message {
-            id: MessageId::generate(),
+            id: question_id,
             chat_id: chat,
             user_id: session.user,
             role: Role::User,
             content,
             created_at: now,
+            // Storage puts it after the chat's active leaf.
+            parent_id: None,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![question_id],
         };
         let reply = Message {
-            id: MessageId::generate(),
+            id: reply_id,
             chat_id: chat,
             user_id: session.user,
             role: Role::Assistant,
             content: reply_content,
             created_at: reply_timestamp(now, now),
+            parent_id: Some(question_id),
+            status: MessageStatus::Complete,
+            sibling_ids: vec![reply_id],
         };
         if self
             .ports
@@ -154,9 +263,22 @@ impl MemLayer {
         Err(AppError::ChatNotFound)
     }
 
-    /// Stores the user's message (`pending`'s question).
-    pub fn store_question(&self, question: &Message) -> Result<(), AppError> {
-        self.append(question)
+    /// Stores `pending`'s question, a new one, as the chat's active leaf, and returns
+    /// it as stored (with its siblings); a question answered again is made the active
+    /// leaf (its new answer takes over from it when stored).
+    pub fn store_question(&self, pending: &PendingReply) -> Result<Message, AppError> {
+        let question = &pending.request.question;
+        if !pending.new_question {
+            if !self.ports.chats.set_active(question.chat_id, question.id)? {
+                return Err(AppError::ChatNotFound);
+            }
+            return Ok(question.clone());
+        }
+        let sibling_ids = self.append(question, Activation::Always)?;
+        Ok(Message {
+            sibling_ids,
+            ..question.clone()
+        })
     }
 
     /// The assistant's answer to `pending`, as it is written. NUL characters (which no
@@ -234,32 +356,45 @@ impl MemLayer {
             return Ok(None);
         };
         let question = &pending.request.question;
+        let id = MessageId::generate();
         let reply = Message {
-            id: MessageId::generate(),
+            id,
             chat_id: question.chat_id,
             user_id: pending.request.chat.owner,
             role: Role::Assistant,
             content,
             created_at: reply_timestamp(question.created_at, at),
+            parent_id: Some(question.id),
+            status: MessageStatus::Complete,
+            sibling_ids: vec![id],
         };
-        self.append(&reply)?;
-        Ok(Some(reply))
+        // The reply takes over the active path only if its question still holds it: a
+        // client that switched branches meanwhile keeps its branch.
+        let sibling_ids = self.append(&reply, Activation::IfActiveIs(question.id))?;
+        Ok(Some(Message {
+            sibling_ids,
+            ..reply
+        }))
     }
 
-    /// A page of the messages of one of the user's chats, in the order they were
-    /// written. Pages go back in time: the first holds the latest messages (at most
-    /// the page's limit), so a long chat always shows its end; a page after a cursor
-    /// holds the messages before it.
+    /// A page of the chat's active path (from a first message down to its active
+    /// leaf), in the order written. Pages go back in time: the first holds the path's
+    /// latest messages (at most the page's limit), so a long chat always shows its end;
+    /// a page after a cursor holds the ancestors of the message it names, so a page
+    /// already read stays valid even if the active path changes meanwhile.
     pub fn list_messages(
         &self,
         session: Session,
         chat: ChatId,
         page: PageRequest,
     ) -> Result<Page<Message>, AppError> {
+        let end = page
+            .after()
+            .map(|cursor| PathEnd::Above(MessageId::from_uuid(cursor.id)));
         let newest_first =
             self.ports
                 .messages
-                .list_if_owned(session, chat, page.after(), page.limit() + 1)?;
+                .path(Some(session), chat, end, page.limit() + 1, usize::MAX)?;
         if newest_first.is_empty() {
             // Nothing may also mean not the user's chat, no such chat, or revoked
             // tokens: those get their errors.
@@ -270,13 +405,78 @@ impl MemLayer {
         Ok(page)
     }
 
-    fn append(&self, message: &Message) -> Result<(), AppError> {
-        if self.ports.messages.append(message)? {
+    /// A page of every message of one of the user's chats, all branches, oldest first
+    /// (the order written), each with its siblings.
+    pub fn list_tree(
+        &self,
+        session: Session,
+        chat: ChatId,
+        page: PageRequest,
+    ) -> Result<Page<Message>, AppError> {
+        let oldest_first = self.ports.messages.list_oldest_first(
+            Some(session),
+            chat,
+            page.after(),
+            page.limit() + 1,
+        )?;
+        if oldest_first.is_empty() {
+            self.owned_chat(session, chat)?;
+        }
+        Ok(Page::from_overfetch(
+            oldest_first,
+            page.limit(),
+            Message::cursor,
+        ))
+    }
+
+    /// Makes the path through `message` the active one in one of the user's chats: its
+    /// active leaf becomes the newest leaf below the message. The chat as it is then.
+    pub fn switch_branch(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<Chat, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        let leaf = self
+            .ports
+            .messages
+            .activate(chat.id, message)?
+            .ok_or(AppError::MessageNotFound)?;
+        Ok(Chat {
+            active_message_id: Some(leaf),
+            ..chat
+        })
+    }
+
+    /// Deletes a message of one of the user's chats and everything below it; the
+    /// active path moves off the deleted branch (see
+    /// [`memlayer_ports::MessageRepository::delete_subtree`]).
+    pub fn delete_message(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<(), AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        if self.ports.messages.delete_subtree(chat.id, message)? {
             Ok(())
         } else {
-            // The chat was deleted between the ownership check and the insert.
-            Err(AppError::ChatNotFound)
+            Err(AppError::MessageNotFound)
         }
+    }
+
+    /// Stores `message`; its sibling ids as stored.
+    fn append(
+        &self,
+        message: &Message,
+        activation: Activation,
+    ) -> Result<Vec<MessageId>, AppError> {
+        self.ports
+            .messages
+            .append(message, activation)?
+            // The chat (or the message answered) was deleted after it was checked.
+            .ok_or(AppError::ChatNotFound)
     }
 }
 
@@ -289,19 +489,23 @@ mod tests {
     use memlayer_domain::{Chat, ChatTitle, DEFAULT_MESSAGES_PAGE, UserId};
     use memlayer_ports::{ContextWindow, MockClock, ReplyStream, RepositoryError, ResponderError};
     use mockall::Sequence;
-    use mockall::predicate::eq;
+    use mockall::predicate::{always, eq};
 
     use super::*;
     use crate::testing::{Fixture, NOW, any_session, chat_owned_by, content, first_page};
 
     fn message(chat: &Chat, role: Role, text: &str, seconds: i64) -> Message {
+        let id = MessageId::generate();
         Message {
-            id: MessageId::generate(),
+            id,
             chat_id: chat.id,
             user_id: chat.owner,
             role,
             content: MessageContent::from_trusted(text.into()),
             created_at: NOW - chrono::TimeDelta::seconds(seconds),
+            parent_id: None,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![id],
         }
     }
 
@@ -319,9 +523,9 @@ mod tests {
             .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
-        fx.messages.expect_append().returning(move |m| {
+        fx.messages.expect_append().returning(move |m, _| {
             log.lock().unwrap().push(m.clone());
-            Ok(true)
+            Ok(Some(vec![m.id]))
         });
         (fx, stored)
     }
@@ -329,7 +533,7 @@ mod tests {
     /// Asks and stores the question, as the HTTP layer does.
     fn asked(app: &MemLayer, user: UserId, chat: ChatId, text: &str) -> PendingReply {
         let pending = app.ask(Session::new(user, 0), chat, content(text)).unwrap();
-        app.store_question(pending.question()).unwrap();
+        app.store_question(&pending).unwrap();
         pending
     }
 
@@ -354,21 +558,27 @@ mod tests {
         let oldest_first: Vec<Message> = newest_first.iter().rev().cloned().collect();
         let mut order = Sequence::new();
         fx.messages
-            .expect_latest_in_chat()
-            .with(eq(chat.id), eq(2), eq(1_000))
+            .expect_path()
+            .with(
+                eq(None),
+                eq(chat.id),
+                eq(chat.active_message_id.map(PathEnd::At)),
+                eq(2),
+                eq(1_000),
+            )
             .times(1)
             .in_sequence(&mut order)
-            .returning(move |_, _, _| Ok(newest_first.clone()));
+            .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
         fx.messages
             .expect_append()
-            .withf(|m| m.role == Role::User && m.content.as_str() == "And now?")
+            .withf(|m, _| m.role == Role::User && m.content.as_str() == "And now?")
             .times(1)
             .in_sequence(&mut order)
-            .returning(|_| Ok(true));
+            .returning(|m, _| Ok(Some(vec![m.id])));
 
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("And now?")).unwrap();
-        app.store_question(pending.question()).unwrap();
+        app.store_question(&pending).unwrap();
 
         assert_eq!(pending.request.history, oldest_first);
         assert_eq!(pending.request.chat, chat);
@@ -383,7 +593,7 @@ mod tests {
         let user = session.user;
         let chat = chat_owned_by(user);
         let (mut fx, stored) = posting_fixture(&chat);
-        fx.messages.expect_latest_in_chat().never();
+        fx.messages.expect_path().never();
 
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("hello")).unwrap();
@@ -393,7 +603,7 @@ mod tests {
             stored.lock().unwrap().is_empty(),
             "stored before store_question"
         );
-        app.store_question(pending.question()).unwrap();
+        app.store_question(&pending).unwrap();
         assert_eq!(
             stored.lock().unwrap().as_slice(),
             [pending.question().clone()]
@@ -561,9 +771,9 @@ mod tests {
         ];
         let fitting = vec![newest_first[1].clone(), newest_first[0].clone()];
         fx.messages
-            .expect_latest_in_chat()
-            .with(eq(chat.id), eq(3), eq(10))
-            .returning(move |_, _, _| Ok(newest_first.clone()));
+            .expect_path()
+            .with(always(), eq(chat.id), always(), eq(3), eq(10))
+            .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
 
         let pending = fx
             .app()
@@ -633,11 +843,11 @@ mod tests {
         fx.responder
             .expect_context()
             .return_const(ContextWindow::NONE);
-        fx.messages.expect_append().returning(|_| Ok(false));
+        fx.messages.expect_append().returning(|_, _| Ok(None));
 
         let app = fx.app();
         let pending = app.ask(session, id, content("hi")).unwrap();
-        let error = app.store_question(pending.question()).unwrap_err();
+        let error = app.store_question(&pending).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }
@@ -654,11 +864,11 @@ mod tests {
             .return_const(ContextWindow::NONE);
         fx.messages
             .expect_append()
-            .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+            .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
 
         let app = fx.app();
         let pending = app.ask(session, id, content("hi")).unwrap();
-        let error = app.store_question(pending.question()).unwrap_err();
+        let error = app.store_question(&pending).unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }
@@ -677,14 +887,23 @@ mod tests {
             role: Role::User,
             content: MessageContent::from_trusted("hi".into()),
             created_at: NOW,
+            parent_id: None,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![],
         };
         let expected = vec![message.clone()];
         // The ownership check rides on the read: no separate lookup.
         fx.chats.expect_find().never();
         fx.messages
-            .expect_list_if_owned()
-            .with(eq(session), eq(id), eq(None), eq(DEFAULT_MESSAGES_PAGE + 1))
-            .returning(move |_, _, _, _| Ok(vec![message.clone()]));
+            .expect_path()
+            .with(
+                eq(Some(session)),
+                eq(id),
+                eq(None),
+                eq(DEFAULT_MESSAGES_PAGE + 1),
+                eq(usize::MAX),
+            )
+            .returning(move |_, _, _, _, _| Ok(vec![message.clone()]));
 
         let page = fx
             .app()
@@ -708,13 +927,16 @@ mod tests {
             role: Role::User,
             content: MessageContent::from_trusted(format!("at {seconds}")),
             created_at: NOW + chrono::TimeDelta::seconds(seconds),
+            parent_id: None,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![],
         };
         let newest_first = vec![at(3), at(2), at(1)];
         let (third, second) = (newest_first[0].clone(), newest_first[1].clone());
         fx.messages
-            .expect_list_if_owned()
-            .with(eq(session), eq(id), eq(None), eq(3))
-            .returning(move |_, _, _, _| Ok(newest_first.clone()));
+            .expect_path()
+            .with(eq(Some(session)), eq(id), eq(None), eq(3), eq(usize::MAX))
+            .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
 
         let page = fx
             .app()
@@ -737,8 +959,8 @@ mod tests {
         fx.users.expect_is_current().returning(|_| Ok(true));
         // Not the session's chat: the read returns nothing, then the lookup tells why.
         fx.messages
-            .expect_list_if_owned()
-            .returning(|_, _, _, _| Ok(Vec::new()));
+            .expect_path()
+            .returning(|_, _, _, _, _| Ok(Vec::new()));
 
         let error = fx
             .app()
@@ -755,8 +977,8 @@ mod tests {
         let chat = chat_owned_by(session.user);
         let id = chat.id;
         fx.messages
-            .expect_list_if_owned()
-            .returning(|_, _, _, _| Ok(Vec::new()));
+            .expect_path()
+            .returning(|_, _, _, _, _| Ok(Vec::new()));
         fx.chats
             .expect_find()
             .times(1)
@@ -777,8 +999,8 @@ mod tests {
         let chat = chat_owned_by(session.user);
         let id = chat.id;
         fx.messages
-            .expect_list_if_owned()
-            .returning(|_, _, _, _| Ok(Vec::new()));
+            .expect_path()
+            .returning(|_, _, _, _, _| Ok(Vec::new()));
         // The owner's generation moved on since the token was issued.
         fx.chats
             .expect_find()

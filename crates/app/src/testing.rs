@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, MessageContent, PageRequest, Password, PasswordHash, Session,
-    User, UserId,
+    Chat, ChatId, ChatTitle, Email, MessageContent, MessageId, PageRequest, Password, PasswordHash,
+    Session, User, UserId,
 };
 use memlayer_ports::{
     MockAssistantResponder, MockChatRepository, MockClock, MockMessageRepository,
@@ -124,5 +124,7 @@ pub fn chat_owned_by(owner: UserId) -> Chat {
         owner,
         title: ChatTitle::from_trusted("A chat".into()),
         created_at: NOW,
+        // Its path ends somewhere: a new question follows it.
+        active_message_id: Some(MessageId::generate()),
     }
 }

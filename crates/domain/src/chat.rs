@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::error::{Field, Problem, ValidationError, reject_nul};
-use crate::ids::{ChatId, UserId};
+use crate::ids::{ChatId, MessageId, UserId};
 use crate::page::Cursor;
 
 const FIELD: Field = Field::Title;
@@ -20,6 +20,8 @@ pub struct Chat {
     pub title: ChatTitle,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The end of the path the chat shows (its active leaf); `None` while it is empty.
+    pub active_message_id: Option<MessageId>,
 }
 
 impl Chat {
@@ -175,6 +177,7 @@ mod tests {
             owner,
             title: ChatTitle::from_trusted("t".into()),
             created_at: at(0, 0, 0),
+            active_message_id: None,
         }
     }
 

@@ -10,16 +10,18 @@ mod ids;
 mod message;
 mod page;
 mod password;
+mod tree;
 mod user;
 
 pub use chat::{Chat, ChatAccessError, ChatTitle, authorize_chat_access};
 pub use email::Email;
 pub use error::{Field, Problem, ValidationError, ValidationErrors};
 pub use ids::{ChatId, MessageId, UserId};
-pub use message::{Message, MessageContent, Role, reply_timestamp};
+pub use message::{Message, MessageContent, MessageStatus, Role, reply_timestamp};
 pub use page::{
     Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, MAX_PAGE_SIZE, Page, PageRequest,
     PageSizeOutOfRange,
 };
 pub use password::{Password, PasswordHash};
+pub use tree::{Node, PathEnd, PathWalk, newest_leaf_below, newest_leaf_of_chat, subtree};
 pub use user::{Session, User};

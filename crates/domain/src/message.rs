@@ -36,7 +36,44 @@ impl Role {
     }
 }
 
-/// One message of a chat.
+/// How far a message got: a user's message is always complete; the assistant's reply
+/// may still be generating, or have been stopped or have failed part-way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// Written in full.
+    Complete,
+    /// The assistant is still writing it.
+    Generating,
+    /// Ended before the assistant finished (stopped, or cut at a limit): the text so far.
+    Stopped,
+    /// The assistant failed part-way: the text so far.
+    Failed,
+}
+
+impl MessageStatus {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Generating => "generating",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the storage name back.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "complete" => Some(Self::Complete),
+            "generating" => Some(Self::Generating),
+            "stopped" => Some(Self::Stopped),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One message of a chat: a node of the chat's tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The message's id.
@@ -49,8 +86,15 @@ pub struct Message {
     pub role: Role,
     /// The text.
     pub content: MessageContent,
-    /// When it was written; messages are read in this order.
+    /// When it was written; a message is always written after its parent.
     pub created_at: DateTime<Utc>,
+    /// The message it follows; `None` for a first message of its chat.
+    pub parent_id: Option<MessageId>,
+    /// How far it got.
+    pub status: MessageStatus,
+    /// Every message with the same parent, this one included, oldest first (the first
+    /// messages of a chat are siblings of each other); as read with the message.
+    pub sibling_ids: Vec<MessageId>,
 }
 
 impl Message {

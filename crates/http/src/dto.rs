@@ -4,7 +4,8 @@
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use memlayer_app::AccessToken;
 use memlayer_app::domain::{
-    Chat, ChatTitle, Email, Message, MessageContent, Password, Role, User, ValidationErrors,
+    Chat, ChatTitle, Email, Message, MessageContent, MessageStatus, Password, Role, User,
+    ValidationErrors,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -85,7 +86,9 @@ pub struct ChatExport {
     pub title: String,
     /// When it was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
-    /// Every message of the chat, oldest first.
+    /// The end of the path the chat shows; null while it is empty.
+    pub active_message_id: Option<Uuid>,
+    /// Every message of the chat, all branches, oldest first.
     pub messages: Vec<MessageResponse>,
 }
 
@@ -224,6 +227,8 @@ pub struct ChatResponse {
     /// When it was created (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
+    /// The end of the path the chat shows (its active leaf); null while it is empty.
+    pub active_message_id: Option<Uuid>,
 }
 
 impl From<Chat> for ChatResponse {
@@ -232,6 +237,7 @@ impl From<Chat> for ChatResponse {
             id: chat.id.as_uuid(),
             title: chat.title.as_str().to_owned(),
             created_at: chat.created_at,
+            active_message_id: chat.active_message_id.map(|id| id.as_uuid()),
         }
     }
 }
@@ -294,6 +300,14 @@ pub struct MessageResponse {
     /// When it was written (RFC 3339, UTC); messages are listed in this order.
     #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
+    /// The message it follows; null for a first message of its chat.
+    pub parent_id: Option<Uuid>,
+    /// How far it got: `complete`, or for the assistant's messages `generating`,
+    /// `stopped` or `failed`.
+    pub status: StatusDto,
+    /// Every message with the same parent, this one included, oldest first (the first
+    /// messages of a chat are siblings of each other): what "‹ 2/3 ›" needs.
+    pub sibling_ids: Vec<Uuid>,
 }
 
 impl From<Message> for MessageResponse {
@@ -305,8 +319,42 @@ impl From<Message> for MessageResponse {
             role: message.role.into(),
             content: message.content.as_str().to_owned(),
             created_at: message.created_at,
+            parent_id: message.parent_id.map(|id| id.as_uuid()),
+            status: message.status.into(),
+            sibling_ids: message.sibling_ids.iter().map(|id| id.as_uuid()).collect(),
         }
     }
+}
+
+/// How far a message got.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = MessageStatus)]
+pub enum StatusDto {
+    Complete,
+    Generating,
+    Stopped,
+    Failed,
+}
+
+impl From<MessageStatus> for StatusDto {
+    fn from(status: MessageStatus) -> Self {
+        match status {
+            MessageStatus::Complete => Self::Complete,
+            MessageStatus::Generating => Self::Generating,
+            MessageStatus::Stopped => Self::Stopped,
+            MessageStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// Which branch a chat shows.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetActiveRequest {
+    /// A message of the chat: the path through it becomes the active one, down to the
+    /// newest leaf below it.
+    pub message_id: Uuid,
 }
 
 /// A piece of the assistant's answer (`event: delta` of a streamed reply).

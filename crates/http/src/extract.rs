@@ -1,7 +1,7 @@
 //! Extractors the routes share (the bearer token's is in [`crate::auth`]).
 
 use actix_web::FromRequest;
-use memlayer_app::domain::ChatId;
+use memlayer_app::domain::{ChatId, MessageId};
 
 use crate::error::{ApiError, wire};
 
@@ -22,5 +22,36 @@ impl FromRequest for ChatPath {
                     ApiError::Invalid(vec![wire::bad_uuid("chat_id", &error.to_string())])
                 }),
         )
+    }
+}
+
+/// The `{chat_id}` and `{message_id}` of the path, both UUIDs (else 422, each where it
+/// is wrong).
+#[derive(Debug, Clone, Copy)]
+pub struct MessagePath {
+    /// The chat.
+    pub chat: ChatId,
+    /// The message.
+    pub message: MessageId,
+}
+
+impl FromRequest for MessagePath {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let uuid = |name: &str| {
+            uuid::Uuid::parse_str(req.match_info().get(name).unwrap_or_default())
+                .map_err(|error| wire::bad_uuid(name, &error.to_string()))
+        };
+        std::future::ready(match (uuid("chat_id"), uuid("message_id")) {
+            (Ok(chat), Ok(message)) => Ok(Self {
+                chat: ChatId::from_uuid(chat),
+                message: MessageId::from_uuid(message),
+            }),
+            (chat, message) => Err(ApiError::Invalid(
+                [chat.err(), message.err()].into_iter().flatten().collect(),
+            )),
+        })
     }
 }

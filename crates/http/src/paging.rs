@@ -70,6 +70,28 @@ impl ListQuery for MessageListQuery {
     const DEFAULT_LIMIT: u32 = DEFAULT_MESSAGES_PAGE;
 }
 
+/// The query of `GET /chats/{chat_id}/tree`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "documents the query; `Paged` reads it, to report problems as FastAPI does"
+)]
+pub struct TreeQuery {
+    /// Most messages to return (default 1000): the oldest ones
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The X-Next-Cursor of the page before this one: reads the messages after it
+    #[param(
+        pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    cursor: Option<String>,
+}
+
+impl ListQuery for TreeQuery {
+    const DEFAULT_LIMIT: u32 = DEFAULT_MESSAGES_PAGE;
+}
+
 /// The page a list request asks for, read from the query parameters of `Q`. Other
 /// parameters are ignored, as FastAPI does; a repeated one keeps its last value.
 #[derive(Debug)]

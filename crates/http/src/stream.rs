@@ -15,6 +15,7 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{self, CacheDirective};
 use actix_web::web::{Bytes, Data};
 use futures_util::{StreamExt, stream};
+use memlayer_app::domain::Message;
 use memlayer_app::{AnswerStream, AppError, Draft, MemLayer, PendingReply};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -107,16 +108,15 @@ impl Drop for EarlyAnswer {
     }
 }
 
-/// `200 text/event-stream`: the stored question as `message`, then `answer`.
+/// `200 text/event-stream`: the stored question as `message` (when the request stored
+/// one: not when an answer is asked for again), then `answer`.
 pub(crate) fn reply(
     state: Data<ApiState>,
     pending: PendingReply,
+    question: Option<Message>,
     answer: AnswerStream,
 ) -> HttpResponse {
-    let first = event(
-        "message",
-        &MessageResponse::from(pending.question().clone()),
-    );
+    let first = question.map(|question| event("message", &MessageResponse::from(question)));
     // One event in flight: what the client has been sent is, give or take one piece,
     // what the relay has seen go out.
     let (events, outbox) = mpsc::channel(1);
@@ -130,11 +130,7 @@ pub(crate) fn reply(
         .insert_header(header::CacheControl(vec![CacheDirective::NoCache]))
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(
-            stream::once(async { first })
-                .chain(rest)
-                .map(Ok::<_, Infallible>),
-        )
+        .streaming(stream::iter(first).chain(rest).map(Ok::<_, Infallible>))
 }
 
 /// How the assistant's answer ended.

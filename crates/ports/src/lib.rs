@@ -13,7 +13,9 @@ mod services;
 
 pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
-pub use repositories::{ChatRepository, HealthCheck, MessageRepository, UserRepository};
+pub use repositories::{
+    Activation, ChatRepository, HealthCheck, MessageRepository, UserRepository,
+};
 pub use services::{
     AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,
     ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,

@@ -1,5 +1,6 @@
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Cursor, Email, Message, PasswordHash, Session, User, UserId,
+    Chat, ChatId, ChatTitle, Cursor, Email, Message, MessageId, Node, PasswordHash, PathEnd,
+    Session, User, UserId,
 };
 
 use crate::error::{CreateUserError, RepositoryError};
@@ -54,55 +55,91 @@ pub trait ChatRepository: Send + Sync {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError>;
+    /// Makes `message` (of the chat) its active leaf; `false` if the chat no longer
+    /// exists.
+    fn set_active(&self, id: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
     /// Sets a chat's title; `false` if the chat no longer exists.
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError>;
     /// Deletes a chat and its messages; `false` if it no longer existed.
     fn delete(&self, id: ChatId) -> Result<bool, RepositoryError>;
 }
 
-/// Stores messages.
+/// How storing a message moves its chat's active leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// The message becomes the active leaf (a new question, an edit).
+    Always,
+    /// The message becomes the active leaf only while this one still is (a reply to
+    /// it): a client that switched branches meanwhile keeps its branch.
+    IfActiveIs(MessageId),
+}
+
+/// Stores messages: the nodes of each chat's tree.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait MessageRepository: Send + Sync {
-    /// Appends a message to its chat; `false` if the chat no longer exists (deleted
-    /// meanwhile), in which case nothing is stored.
-    fn append(&self, message: &Message) -> Result<bool, RepositoryError>;
+    /// Appends a message to its chat (its parent as given), moving the chat's active
+    /// leaf as `activation` says, in one unit of work. The message's sibling ids as
+    /// stored (oldest first, itself included), or `None` if the chat no longer exists
+    /// (deleted meanwhile), in which case nothing is stored.
+    fn append(
+        &self,
+        message: &Message,
+        activation: Activation,
+    ) -> Result<Option<Vec<MessageId>>, RepositoryError>;
     /// Appends a question and its reply to their chat together (both or neither), only
     /// if the chat is the session user's and the session is current (checked in the
-    /// same statement); `false` if not, and nothing is stored.
+    /// same unit of work). The question follows the chat's active leaf as it is then
+    /// (its `parent_id` is ignored), the reply follows the question, and the reply
+    /// becomes the active leaf. `false` if not, and nothing is stored.
     fn append_exchange(
         &self,
         owner: Session,
         question: &Message,
         reply: &Message,
     ) -> Result<bool, RepositoryError>;
-    /// The chat's latest `limit` messages, newest first (ties by id, descending), each
-    /// cut to its first `chars_each` characters by the database, so that a huge message
-    /// never leaves storage whole: what the assistant sees of a chat.
-    fn latest_in_chat(
+    /// At most `limit` messages of a path through the chat's tree, newest first, each
+    /// with its sibling ids and its text cut to its first `chars_each` characters by
+    /// the database (a huge message never leaves storage whole). The path ends at
+    /// `end`, or without one at the chat's active leaf. With `owner`, only if the chat is
+    /// the session user's and the session is current (checked in the same query);
+    /// none at all if not.
+    fn path(
         &self,
+        owner: Option<Session>,
         chat: ChatId,
+        end: Option<PathEnd>,
         limit: u32,
         chars_each: usize,
     ) -> Result<Vec<Message>, RepositoryError>;
-    /// At most `limit` of the chat's messages, newest first (ties by id, descending, so
-    /// two reads always agree), starting after `after` in that order, only if the chat
-    /// is the session user's and the session is current (checked in the same query);
-    /// none at all if not.
-    fn list_if_owned(
+    /// At most `limit` of the chat's messages, all branches, oldest first (ties by id),
+    /// starting after `after` in that order, each with its sibling ids: for reading a
+    /// whole chat page by page. With `owner`, only if the chat is the session user's and
+    /// the session is current; none at all if not.
+    fn list_oldest_first(
         &self,
-        owner: Session,
+        owner: Option<Session>,
         chat: ChatId,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, RepositoryError>;
-    /// At most `limit` of the chat's messages, oldest first (ties by id, ascending),
-    /// starting after `after` in that order: for reading a whole chat page by page.
-    fn list_for_chat_oldest_first(
+    /// The message `id` of `chat`, with its sibling ids; `None` if there is none there.
+    fn find_message(&self, chat: ChatId, id: MessageId)
+    -> Result<Option<Message>, RepositoryError>;
+    /// Makes the path through `message` the chat's active one: its active leaf becomes
+    /// the newest leaf below `message` ([`memlayer_domain::newest_leaf_below`]). The new
+    /// active leaf, or `None` if the message is not (or no longer) in the chat.
+    fn activate(
         &self,
         chat: ChatId,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError>;
+        message: MessageId,
+    ) -> Result<Option<MessageId>, RepositoryError>;
+    /// Deletes `message` and every message below it. When the active leaf was among
+    /// them, the newest leaf below the message's parent becomes active (for a first
+    /// message, the newest leaf of the chat; none when the chat is left empty). `false`
+    /// if the message was not in the chat.
+    fn delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
+    /// Every message of the chat as a node of its tree (no text).
+    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError>;
 }
 
 /// Whether storage can serve requests right now (the readiness probe).

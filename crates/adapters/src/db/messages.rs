@@ -1,13 +1,23 @@
+//! The messages of each chat, as a tree: storing them (and moving the chat's active
+//! leaf in the same unit of work), reading a path or the whole tree page by page, and
+//! deleting a subtree.
+
+use std::collections::HashMap;
+
+use diesel::connection::Connection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Integer, Text};
-use memlayer_domain::{ChatId, Cursor, Message, Session};
-use memlayer_ports::{MessageRepository, RepositoryError};
+use diesel::sql_types::{Integer, Nullable, Text};
+use memlayer_domain::{
+    ChatId, Cursor, Message, MessageId, Node, PathEnd, PathWalk, Session, newest_leaf_below,
+    newest_leaf_of_chat, subtree,
+};
+use memlayer_ports::{Activation, MessageRepository, RepositoryError};
 
 use super::position;
-use super::rows::MessageRow;
+use super::rows::{MessageRow, NodeRow};
 use super::schema::{chats, messages, users};
-use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
+use super::sql_types::{DbTimestamp, DbUuid, UtcTimestamp, Uuid};
 use super::{Database, DbError, with_connection, with_writer};
 
 diesel::define_sql_function! {
@@ -15,19 +25,63 @@ diesel::define_sql_function! {
     fn substr(text: Text, start: Integer, length: Integer) -> Text;
 }
 
+/// Rows read at a time while walking a path, beyond the page itself.
+const WALK_BATCH: u32 = 256;
+
+/// Ids deleted per statement: within SQLite's limit on bound parameters.
+const DELETE_CHUNK: usize = 500;
+
+fn db_id(id: MessageId) -> DbUuid {
+    DbUuid(id.as_uuid())
+}
+
+/// A row as a message, inside a query's closure (a bad row fails the query).
+fn to_message(row: MessageRow) -> QueryResult<Message> {
+    Message::try_from(row).map_err(|error| DieselError::DeserializationError(error.into()))
+}
+
+/// Whether a statement failed on a foreign key: the chat (or the parent) it refers to
+/// was deleted meanwhile.
+fn is_gone(error: &DbError) -> bool {
+    matches!(
+        error,
+        DbError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation,
+            _
+        ))
+    )
+}
+
 impl MessageRepository for Database {
-    fn append(&self, message: &Message) -> Result<bool, RepositoryError> {
+    fn append(
+        &self,
+        message: &Message,
+        activation: Activation,
+    ) -> Result<Option<Vec<MessageId>>, RepositoryError> {
         let row = MessageRow::from(message);
-        match with_writer!(self, |conn| diesel::insert_into(messages::table)
-            .values(&row)
-            .execute(conn))
-        {
-            Ok(_) => Ok(true),
-            // The chat (or its owner) was deleted after the caller checked it.
-            Err(DbError::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::ForeignKeyViolation,
-                _,
-            ))) => Ok(false),
+        let (chat, id, parent) = (row.chat_id, row.id, row.parent_id);
+        let stored = with_writer!(self, |conn| conn.transaction(|conn| {
+            diesel::insert_into(messages::table)
+                .values(&row)
+                .execute(conn)?;
+            let chat_row = chats::table.find(chat);
+            match activation {
+                Activation::Always => {
+                    diesel::update(chat_row)
+                        .set(chats::active_message_id.eq(Some(id)))
+                        .execute(conn)?;
+                }
+                Activation::IfActiveIs(active) => {
+                    diesel::update(chat_row.filter(chats::active_message_id.eq(db_id(active))))
+                        .set(chats::active_message_id.eq(Some(id)))
+                        .execute(conn)?;
+                }
+            }
+            conn.siblings(chat, parent)
+        }));
+        match stored {
+            Ok(siblings) => Ok(Some(siblings)),
+            Err(error) if is_gone(&error) => Ok(None),
             Err(error) => Err(error.into()),
         }
     }
@@ -41,9 +95,10 @@ impl MessageRepository for Database {
         let (question, reply) = (MessageRow::from(question), MessageRow::from(reply));
         let (user, generation) = (DbUuid(owner.user.as_uuid()), owner.generation);
         // Each row is an INSERT … SELECT from the chat joined to its owner, so both are
-        // stored only if the chat is the session's and its tokens are current: one
-        // statement, one commit.
-        let owned = |row: &MessageRow| {
+        // stored only if the chat is the session's and its tokens are current; the
+        // question follows the chat's active leaf as that row has it.
+        let owned = |row: &MessageRow, follows_active: bool| {
+            let parent = row.parent_id.into_sql::<Nullable<Uuid>>();
             chats::table
                 .inner_join(users::table)
                 .filter(chats::id.eq(row.chat_id))
@@ -56,105 +111,143 @@ impl MessageRepository for Database {
                     row.role.clone().into_sql::<Text>(),
                     row.content.clone().into_sql::<Text>(),
                     row.created_at.into_sql::<UtcTimestamp>(),
+                    diesel::dsl::case_when(
+                        follows_active.into_sql::<diesel::sql_types::Bool>(),
+                        chats::active_message_id,
+                    )
+                    .otherwise(parent),
+                    row.status.clone().into_sql::<Text>(),
                 ))
         };
-        match with_writer!(self, |conn| diesel::insert_into(messages::table)
-            .values(owned(&question).union_all(owned(&reply)))
-            .into_columns((
-                messages::id,
-                messages::chat_id,
-                messages::user_id,
-                messages::role,
-                messages::content,
-                messages::created_at,
-            ))
-            .execute(conn))
-        {
-            Ok(stored) => Ok(stored > 0),
-            // The chat was deleted while the statement ran.
-            Err(DbError::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::ForeignKeyViolation,
-                _,
-            ))) => Ok(false),
+        let reply_id = reply.id;
+        let chat = question.chat_id;
+        let stored = with_writer!(self, |conn| conn.transaction(|conn| {
+            let stored = diesel::insert_into(messages::table)
+                .values(owned(&question, true).union_all(owned(&reply, false)))
+                .into_columns((
+                    messages::id,
+                    messages::chat_id,
+                    messages::user_id,
+                    messages::role,
+                    messages::content,
+                    messages::created_at,
+                    messages::parent_id,
+                    messages::status,
+                ))
+                .execute(conn)?;
+            if stored > 0 {
+                diesel::update(chats::table.find(chat))
+                    .set(chats::active_message_id.eq(Some(reply_id)))
+                    .execute(conn)?;
+            }
+            Ok(stored > 0)
+        }));
+        match stored {
+            Ok(stored) => Ok(stored),
+            // The chat (or its active leaf) was deleted while the statement ran.
+            Err(error) if is_gone(&error) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }
 
-    fn latest_in_chat(
+    fn path(
         &self,
+        owner: Option<Session>,
         chat: ChatId,
+        end: Option<PathEnd>,
         limit: u32,
         chars_each: usize,
     ) -> Result<Vec<Message>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
         // Both databases count `substr`'s start and length in characters.
         let chars = i32::try_from(chars_each).unwrap_or(i32::MAX);
-        let rows: Vec<MessageRow> = with_connection!(self, |conn| messages::table
-            .filter(messages::chat_id.eq(chat))
-            .order((messages::created_at.desc(), messages::id.desc()))
-            .limit(i64::from(limit))
-            .select((
-                messages::id,
-                messages::chat_id,
-                messages::user_id,
-                messages::role,
-                substr(messages::content, 1, chars),
-                messages::created_at,
-            ))
-            .load(conn))?;
-        rows.into_iter().map(Message::try_from).collect()
+        let path = with_connection!(self, |conn| {
+            // From the chat's newest message down, in batches: the path's messages and
+            // every sibling of theirs are among what the walk meets before it is done.
+            let mut walk = end.map(|end| PathWalk::new(end, limit_of(limit)));
+            let mut after: Option<(DbTimestamp, DbUuid)> = None;
+            let mut batch = limit.saturating_add(2);
+            loop {
+                let mut query = messages::table
+                    .inner_join(chats::table.inner_join(users::table))
+                    .filter(messages::chat_id.eq(chat))
+                    .order((messages::created_at.desc(), messages::id.desc()))
+                    .limit(i64::from(batch))
+                    .select((
+                        (
+                            messages::id,
+                            messages::chat_id,
+                            messages::user_id,
+                            messages::role,
+                            substr(messages::content, 1, chars),
+                            messages::created_at,
+                            messages::parent_id,
+                            messages::status,
+                        ),
+                        chats::active_message_id,
+                    ))
+                    .into_boxed();
+                if let Some(owner) = owner {
+                    // The ownership and revocation checks ride on the read.
+                    query = query
+                        .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
+                        .filter(users::token_generation.eq(owner.generation));
+                }
+                if let Some((at, id)) = after {
+                    query = query.filter(
+                        messages::created_at
+                            .lt(at)
+                            .or(messages::created_at.eq(at).and(messages::id.lt(id))),
+                    );
+                }
+                let rows: Vec<(MessageRow, Option<DbUuid>)> = query.load(conn)?;
+                let read = rows.len();
+                for (row, active) in rows {
+                    after = Some((row.created_at, row.id));
+                    let walk = match &mut walk {
+                        Some(walk) => walk,
+                        None => match active {
+                            Some(active) => walk.insert(PathWalk::new(
+                                PathEnd::At(MessageId::from_uuid(active.0)),
+                                limit_of(limit),
+                            )),
+                            // No active leaf: an empty chat.
+                            None => return Ok(Vec::new()),
+                        },
+                    };
+                    if walk.is_done() {
+                        break;
+                    }
+                    walk.push(to_message(row)?);
+                }
+                let done = walk.as_ref().is_none_or(PathWalk::is_done);
+                if done || read < usize::try_from(batch).unwrap_or(usize::MAX) {
+                    break;
+                }
+                batch = WALK_BATCH.max(limit);
+            }
+            Ok(walk.map(PathWalk::finish).unwrap_or_default())
+        })?;
+        Ok(path)
     }
 
-    fn list_if_owned(
-        &self,
-        owner: Session,
-        chat: ChatId,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError> {
-        self.page_of_messages(Some(owner), chat, after, limit, Order::NewestFirst)
-    }
-
-    fn list_for_chat_oldest_first(
-        &self,
-        chat: ChatId,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError> {
-        self.page_of_messages(None, chat, after, limit, Order::OldestFirst)
-    }
-}
-
-/// Which way a page of messages runs.
-#[derive(Clone, Copy)]
-enum Order {
-    NewestFirst,
-    OldestFirst,
-}
-
-impl Database {
-    /// At most `limit` of a chat's messages in `order` by `(created_at, id)`, starting
-    /// after `after` in that order; with `owner`, only if the chat is the session
-    /// user's and the session is current.
-    fn page_of_messages(
+    fn list_oldest_first(
         &self,
         owner: Option<Session>,
         chat: ChatId,
         after: Option<Cursor>,
         limit: u32,
-        order: Order,
     ) -> Result<Vec<Message>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
         let after = after.map(position);
-        let rows = with_connection!(self, |conn| {
+        let page = with_connection!(self, |conn| {
             let mut query = messages::table
                 .filter(messages::chat_id.eq(chat))
+                .order((messages::created_at.asc(), messages::id.asc()))
                 .limit(i64::from(limit))
                 .select(MessageRow::as_select())
                 .into_boxed();
             if let Some(owner) = owner {
-                // The ownership and revocation checks ride on the read: a primary-key
-                // join, no extra round trip.
                 query = query.filter(diesel::dsl::exists(
                     chats::table
                         .inner_join(users::table)
@@ -163,30 +256,196 @@ impl Database {
                         .filter(users::token_generation.eq(owner.generation)),
                 ));
             }
-            query = match order {
-                Order::NewestFirst => {
-                    query.order((messages::created_at.desc(), messages::id.desc()))
-                }
-                Order::OldestFirst => query.order((messages::created_at.asc(), messages::id.asc())),
-            };
-            // The next page holds what sorts after the cursor in the page's order.
             if let Some((at, id)) = after {
-                let same_time = messages::created_at.eq(at);
-                query = match order {
-                    Order::NewestFirst => query.filter(
-                        messages::created_at
-                            .lt(at)
-                            .or(same_time.and(messages::id.lt(id))),
-                    ),
-                    Order::OldestFirst => query.filter(
-                        messages::created_at
-                            .gt(at)
-                            .or(same_time.and(messages::id.gt(id))),
-                    ),
-                };
+                query = query.filter(
+                    messages::created_at
+                        .gt(at)
+                        .or(messages::created_at.eq(at).and(messages::id.gt(id))),
+                );
             }
-            query.load(conn)
+            let rows: Vec<MessageRow> = query.load(conn)?;
+            let mut page = rows
+                .into_iter()
+                .map(to_message)
+                .collect::<QueryResult<Vec<_>>>()?;
+            conn.with_siblings(chat, &mut page)?;
+            Ok(page)
         })?;
-        rows.into_iter().map(Message::try_from).collect()
+        Ok(page)
+    }
+
+    fn find_message(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+    ) -> Result<Option<Message>, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        let found = with_connection!(self, |conn| {
+            let row: Option<MessageRow> = messages::table
+                .filter(messages::id.eq(db_id(id)))
+                .filter(messages::chat_id.eq(chat))
+                .select(MessageRow::as_select())
+                .first(conn)
+                .optional()?;
+            match row {
+                Some(row) => {
+                    let mut found = vec![to_message(row)?];
+                    conn.with_siblings(chat, &mut found)?;
+                    Ok(found.pop())
+                }
+                None => Ok(None),
+            }
+        })?;
+        Ok(found)
+    }
+
+    fn activate(
+        &self,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<Option<MessageId>, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        Ok(with_writer!(self, |conn| conn.transaction(|conn| {
+            let nodes = conn.nodes_of(chat)?;
+            if !nodes.iter().any(|node| node.id == message) {
+                return Ok(None);
+            }
+            let leaf = newest_leaf_below(message, &nodes);
+            diesel::update(chats::table.find(chat))
+                .set(chats::active_message_id.eq(Some(db_id(leaf))))
+                .execute(conn)?;
+            Ok(Some(leaf))
+        }))?)
+    }
+
+    fn delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        Ok(with_writer!(self, |conn| conn.transaction(|conn| {
+            let nodes = conn.nodes_of(chat)?;
+            let Some(root) = nodes.iter().find(|node| node.id == message).copied() else {
+                return Ok(false);
+            };
+            let doomed = subtree(message, &nodes);
+            // Children before their parents: each statement leaves no message whose
+            // parent is gone.
+            for chunk in doomed.rchunks(DELETE_CHUNK) {
+                let ids: Vec<DbUuid> = chunk.iter().rev().map(|&id| db_id(id)).collect();
+                diesel::delete(messages::table.filter(messages::id.eq_any(ids))).execute(conn)?;
+            }
+            let active: Option<Option<DbUuid>> = chats::table
+                .find(chat)
+                .select(chats::active_message_id)
+                .first(conn)
+                .optional()?;
+            let active = active.flatten().map(|id| MessageId::from_uuid(id.0));
+            if active.is_none_or(|active| doomed.contains(&active)) {
+                let left: Vec<Node> = nodes
+                    .into_iter()
+                    .filter(|node| !doomed.contains(&node.id))
+                    .collect();
+                let leaf = match root.parent_id {
+                    Some(parent) => Some(newest_leaf_below(parent, &left)),
+                    None => newest_leaf_of_chat(&left),
+                };
+                diesel::update(chats::table.find(chat))
+                    .set(chats::active_message_id.eq(leaf.map(db_id)))
+                    .execute(conn)?;
+            }
+            Ok(true)
+        }))?)
+    }
+
+    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        Ok(with_connection!(self, |conn| conn.nodes_of(chat))?)
     }
 }
+
+/// A page size as a count.
+fn limit_of(limit: u32) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+/// The tree queries the repository's operations share, written once for both
+/// backends (a connection of either runs them).
+trait TreeQueries {
+    /// Every message of `chat` as a node of its tree.
+    fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>>;
+    /// The ids of the children of `parent` in `chat` (its first messages for `None`),
+    /// oldest first.
+    fn siblings(&mut self, chat: DbUuid, parent: Option<DbUuid>) -> QueryResult<Vec<MessageId>>;
+    /// Fills in the sibling ids of `page`'s messages, all of `chat`.
+    fn with_siblings(&mut self, chat: DbUuid, page: &mut [Message]) -> QueryResult<()>;
+}
+
+macro_rules! tree_queries {
+    ($($connection:ty),+) => {$(
+        impl TreeQueries for $connection {
+            fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>> {
+                let rows: Vec<NodeRow> = messages::table
+                    .filter(messages::chat_id.eq(chat))
+                    .select(NodeRow::as_select())
+                    .load(self)?;
+                Ok(rows.into_iter().map(Node::from).collect())
+            }
+
+            fn siblings(
+                &mut self,
+                chat: DbUuid,
+                parent: Option<DbUuid>,
+            ) -> QueryResult<Vec<MessageId>> {
+                let query = messages::table
+                    .filter(messages::chat_id.eq(chat))
+                    .order((messages::created_at.asc(), messages::id.asc()))
+                    .select(messages::id)
+                    .into_boxed();
+                let query = match parent {
+                    Some(parent) => query.filter(messages::parent_id.eq(parent)),
+                    None => query.filter(messages::parent_id.is_null()),
+                };
+                let ids: Vec<DbUuid> = query.load(self)?;
+                Ok(ids.into_iter().map(|id| MessageId::from_uuid(id.0)).collect())
+            }
+
+            fn with_siblings(&mut self, chat: DbUuid, page: &mut [Message]) -> QueryResult<()> {
+                if page.is_empty() {
+                    return Ok(());
+                }
+                let mut parents: Vec<Option<DbUuid>> = page
+                    .iter()
+                    .filter_map(|message| message.parent_id.map(|id| Some(db_id(id))))
+                    .collect();
+                parents.sort_unstable_by_key(|id| id.map(|id| id.0));
+                parents.dedup();
+                let roots = page.iter().any(|message| message.parent_id.is_none());
+                let mut query = messages::table
+                    .filter(messages::chat_id.eq(chat))
+                    .order((messages::created_at.asc(), messages::id.asc()))
+                    .select(NodeRow::as_select())
+                    .into_boxed();
+                query = if roots {
+                    query.filter(
+                        messages::parent_id
+                            .eq_any(parents)
+                            .or(messages::parent_id.is_null()),
+                    )
+                } else {
+                    query.filter(messages::parent_id.eq_any(parents))
+                };
+                let rows: Vec<NodeRow> = query.load(self)?;
+                let mut children: HashMap<Option<MessageId>, Vec<MessageId>> = HashMap::new();
+                for node in rows.into_iter().map(Node::from) {
+                    children.entry(node.parent_id).or_default().push(node.id);
+                }
+                for message in page {
+                    if let Some(group) = children.get(&message.parent_id) {
+                        message.sibling_ids.clone_from(group);
+                    }
+                }
+                Ok(())
+            }
+        }
+    )+};
+}
+
+tree_queries!(diesel::PgConnection, diesel::SqliteConnection);

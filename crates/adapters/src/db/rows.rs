@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, PasswordHash, Role, User,
-    UserId,
+    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus, Node,
+    PasswordHash, Role, User, UserId,
 };
 use memlayer_ports::RepositoryError;
 
@@ -53,6 +53,7 @@ pub struct ChatRow {
     pub user_id: DbUuid,
     pub title: String,
     pub created_at: DbTimestamp,
+    pub active_message_id: Option<DbUuid>,
 }
 
 impl From<&Chat> for ChatRow {
@@ -62,6 +63,7 @@ impl From<&Chat> for ChatRow {
             user_id: DbUuid(chat.owner.as_uuid()),
             title: chat.title.as_str().to_owned(),
             created_at: DbTimestamp(chat.created_at),
+            active_message_id: chat.active_message_id.map(|id| DbUuid(id.as_uuid())),
         }
     }
 }
@@ -73,6 +75,7 @@ impl From<ChatRow> for Chat {
             owner: UserId::from_uuid(row.user_id.0),
             title: ChatTitle::from_trusted(row.title),
             created_at: row.created_at.0,
+            active_message_id: row.active_message_id.map(|id| MessageId::from_uuid(id.0)),
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct MessageRow {
     pub role: String,
     pub content: String,
     pub created_at: DbTimestamp,
+    pub parent_id: Option<DbUuid>,
+    pub status: String,
 }
 
 impl From<&Message> for MessageRow {
@@ -98,6 +103,8 @@ impl From<&Message> for MessageRow {
             role: message.role.as_str().to_owned(),
             content: message.content.as_str().to_owned(),
             created_at: DbTimestamp(message.created_at),
+            parent_id: message.parent_id.map(|id| DbUuid(id.as_uuid())),
+            status: message.status.as_str().to_owned(),
         }
     }
 }
@@ -105,19 +112,48 @@ impl From<&Message> for MessageRow {
 impl TryFrom<MessageRow> for Message {
     type Error = RepositoryError;
 
+    /// The message, its sibling ids not read yet (only itself).
     fn try_from(row: MessageRow) -> Result<Self, Self::Error> {
         let role = Role::parse(&row.role).ok_or_else(|| {
             RepositoryError::Internal(
                 format!("unknown role {:?} in message {}", row.role, row.id.0).into(),
             )
         })?;
+        let status = MessageStatus::parse(&row.status).ok_or_else(|| {
+            RepositoryError::Internal(
+                format!("unknown status {:?} in message {}", row.status, row.id.0).into(),
+            )
+        })?;
+        let id = MessageId::from_uuid(row.id.0);
         Ok(Self {
-            id: MessageId::from_uuid(row.id.0),
+            id,
             chat_id: ChatId::from_uuid(row.chat_id.0),
             user_id: UserId::from_uuid(row.user_id.0),
             role,
             content: MessageContent::from_trusted(row.content),
             created_at: row.created_at.0,
+            parent_id: row.parent_id.map(|id| MessageId::from_uuid(id.0)),
+            status,
+            sibling_ids: vec![id],
         })
+    }
+}
+
+/// A message's place in its chat's tree, as stored.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct NodeRow {
+    pub id: DbUuid,
+    pub parent_id: Option<DbUuid>,
+    pub created_at: DbTimestamp,
+}
+
+impl From<NodeRow> for Node {
+    fn from(row: NodeRow) -> Self {
+        Self {
+            id: MessageId::from_uuid(row.id.0),
+            parent_id: row.parent_id.map(|id| MessageId::from_uuid(id.0)),
+            created_at: row.created_at.0,
+        }
     }
 }

@@ -15,7 +15,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::Text;
+    use diesel::sql_types::{Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     chats (id) {
@@ -23,11 +23,12 @@ diesel::table! {
         user_id -> Uuid,
         title -> Text,
         created_at -> UtcTimestamp,
+        active_message_id -> Nullable<Uuid>,
     }
 }
 
 diesel::table! {
-    use diesel::sql_types::Text;
+    use diesel::sql_types::{Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     messages (id) {
@@ -37,6 +38,8 @@ diesel::table! {
         role -> Text,
         content -> Text,
         created_at -> UtcTimestamp,
+        parent_id -> Nullable<Uuid>,
+        status -> Text,
     }
 }
 

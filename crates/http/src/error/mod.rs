@@ -58,7 +58,12 @@ impl ApiError {
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
-        Self::App(error)
+        match error {
+            // A request that names the wrong kind of message: invalid input, as FastAPI
+            // reports it.
+            AppError::NotAUserMessage => Self::Invalid(vec![wire::not_a_user_message()]),
+            error => Self::App(error),
+        }
     }
 }
 
@@ -120,8 +125,9 @@ fn status(error: &ApiError) -> StatusCode {
         ApiError::App(error) => match error {
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::ChatNotFound => StatusCode::NOT_FOUND,
+            AppError::ChatNotFound | AppError::MessageNotFound => StatusCode::NOT_FOUND,
             AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
+            AppError::NotAUserMessage => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
@@ -149,6 +155,8 @@ pub(crate) fn detail(error: &ApiError) -> String {
             AppError::Unauthenticated => "Could not validate credentials",
             AppError::ChatNotFound => "Chat not found",
             AppError::NotChatOwner => "Not allowed to access this chat",
+            AppError::MessageNotFound => "Message not found",
+            AppError::NotAUserMessage => "Only a user's message can be edited",
             AppError::TooManyAttempts { retry_after } => {
                 return format!(
                     "Too many attempts: try again in {} seconds",

@@ -173,6 +173,15 @@ pub fn bad_uuid(name: &str, reason: &str) -> ValidationIssue {
     )
 }
 
+/// A `message_id` that names the assistant's message where a user's is needed.
+pub fn not_a_user_message() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Path.loc(), LocItem::from("message_id")],
+        "Only a user's message can be edited",
+        "value_error",
+    )
+}
+
 /// A body that is JSON but not an object.
 pub fn not_an_object() -> ValidationIssue {
     ValidationIssue::new(

@@ -3,11 +3,12 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::Data;
+use memlayer_app::domain::MessageId;
 
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
 use crate::body::JsonBody;
-use crate::dto::{ChatResponse, CreateChatRequest, RenameChatRequest};
+use crate::dto::{ChatResponse, CreateChatRequest, RenameChatRequest, SetActiveRequest};
 use crate::error::ApiError;
 use crate::error::wire::{ErrorBody, ValidationErrorBody};
 use crate::extract::ChatPath;
@@ -140,4 +141,36 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     blocking(&state, move |app| app.delete_chat(user, chat)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Show a branch
+///
+/// Makes the path through a message of the chat the active one: the active leaf
+/// becomes the newest leaf below that message (the message itself when nothing
+/// follows it). `GET /chats/{chat_id}/messages` then lists that path.
+#[utoipa::path(
+    put, path = "/active", tag = "chats", operation_id = "setActiveBranch",
+    security(("bearer" = [])),
+    params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
+    request_body = SetActiveRequest,
+    responses(
+        (status = 200, description = "The chat, with its new active leaf", body = ChatResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "A chat or message id that is not a UUID", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn set_active(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    ChatPath(chat): ChatPath,
+    JsonBody(body): JsonBody<SetActiveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let message = MessageId::from_uuid(body.message_id);
+    let chat = blocking(&state, move |app| app.switch_branch(user, chat, message)).await?;
+    Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
 }

@@ -35,7 +35,12 @@ pub fn table(cfg: &mut ServiceConfig) {
         .service(
             utoipa_actix_web::scope("/chats/{chat_id}")
                 .service(routes![chats::get, chats::rename, chats::delete])
-                .service(routes![messages::list, messages::post]),
+                .service(routes![chats::set_active])
+                .service(routes![messages::list, messages::post])
+                .service(routes![messages::delete])
+                .service(routes![messages::regenerate])
+                .service(routes![messages::edit])
+                .service(routes![messages::tree]),
         )
         .service(routes![health::live])
         .service(routes![health::ready]);
@@ -171,24 +176,27 @@ mod tests {
             .configure(table)
             .split_for_parts();
         let app = init_service(app).await;
-        assert_eq!(document.paths.paths.len(), 11);
+        assert_eq!(document.paths.paths.len(), 16);
         for (path, item) in &document.paths.paths {
             let documented: Vec<&str> = [
                 ("GET", item.get.is_some()),
                 ("HEAD", item.get.is_some()),
                 ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
                 ("PATCH", item.patch.is_some()),
                 ("DELETE", item.delete.is_some()),
             ]
             .into_iter()
             .filter_map(|(method, present)| present.then_some(method))
             .collect();
-            let concrete = path.replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000");
+            let concrete = path
+                .replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000")
+                .replace("{message_id}", "0194f4c2-0000-7000-8000-000000000001");
             for uri in [concrete.clone(), format!("{concrete}/")] {
                 let response = call_service(
                     &app,
                     TestRequest::default()
-                        .method(Method::PUT)
+                        .method(Method::TRACE)
                         .uri(&uri)
                         .to_request(),
                 )

@@ -229,18 +229,20 @@ fn insert_messages(api: &TestApp, chat: &str, user: &str, count: u32) {
     let sql = if url.starts_with("sqlite://") {
         format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) \
-             INSERT INTO messages (id, chat_id, user_id, role, content, created_at) \
+             INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id) \
              SELECT lower(printf('%08x-0000-7000-8000-%012x', 0, i)), '{chat}', '{user}', 'user', \
                     'message ' || i, \
-                    strftime('%Y-%m-%dT%H:%M:%S', '2026-01-01', '+' || i || ' seconds') || '.000000Z' \
+                    strftime('%Y-%m-%dT%H:%M:%S', '2026-01-01', '+' || i || ' seconds') || '.000000Z', \
+                    CASE WHEN i > 1 THEN lower(printf('%08x-0000-7000-8000-%012x', 0, i - 1)) END \
              FROM n"
         )
     } else {
         format!(
-            "INSERT INTO messages (id, chat_id, user_id, role, content, created_at) \
+            "INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id) \
              SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, '{chat}', \
                     '{user}', 'user', 'message ' || i, \
-                    timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second' \
+                    timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second', \
+                    CASE WHEN i > 1 THEN ('00000000-0000-7000-8000-' || lpad(to_hex(i - 1), 12, '0'))::uuid END \
              FROM generate_series(1, {count}) AS i"
         )
     };

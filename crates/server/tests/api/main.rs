@@ -22,5 +22,6 @@ mod protocol;
 mod resilience;
 mod scale_out;
 mod support;
+mod tree;
 mod upstream;
 mod zero_setup;

@@ -39,10 +39,23 @@ fn posting_answers_201_with_the_assistants_reply(api: &TestApp) {
     let keys: Vec<&String> = message.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["chat_id", "content", "created_at", "id", "role", "user_id"]
+        [
+            "chat_id",
+            "content",
+            "created_at",
+            "id",
+            "parent_id",
+            "role",
+            "sibling_ids",
+            "status",
+            "user_id"
+        ]
     );
     assert_eq!(message["role"], "assistant");
     assert_eq!(message["content"], "Message received");
+    assert_eq!(message["status"], "complete");
+    assert_eq!(message["sibling_ids"], json!([message["id"]]));
+    assert!(message["parent_id"].is_string(), "{message}");
     assert_eq!(message["chat_id"], json!(chat));
     assert_eq!(message["user_id"], user_id);
     assert!(message["created_at"].as_str().unwrap().ends_with('Z'));
@@ -117,9 +130,18 @@ fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
         }
     });
 
-    let listed = messages(api, &token, &chat);
-    assert_eq!(listed.len(), 160);
+    // Posts that raced on one leaf are siblings: every one is in the tree, and the
+    // active path is a chain from a first message to the active leaf.
+    let tree = api.get(&format!("/chats/{chat}/tree"), &token).json();
+    assert_eq!(tree.as_array().unwrap().len(), 160);
     assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 160);
+    let listed = messages(api, &token, &chat);
+    assert_eq!(listed[0]["parent_id"], Value::Null);
+    for pair in listed.windows(2) {
+        assert_eq!(pair[1]["parent_id"], pair[0]["id"], "{listed:?}");
+    }
+    let active = api.get(&format!("/chats/{chat}"), &token).json()["active_message_id"].clone();
+    assert_eq!(listed.last().unwrap()["id"], active);
     assert_eq!(listed, messages(api, &token, &chat));
 }
 

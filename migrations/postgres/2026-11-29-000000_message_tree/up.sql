@@ -1,0 +1,32 @@
+-- Conversations as a tree: every message follows a parent (NULL for a chat's first
+-- messages), and each chat has an active leaf, the end of the path its clients show.
+
+ALTER TABLE messages
+    ADD COLUMN parent_id uuid REFERENCES messages (id),
+    ADD COLUMN status text NOT NULL DEFAULT 'complete'
+        CHECK (status IN ('complete', 'generating', 'stopped', 'failed'));
+
+-- No foreign key: the active leaf is kept right by the statements that change the tree
+-- (a key would make every message deletion look the chats up).
+ALTER TABLE chats ADD COLUMN active_message_id uuid;
+
+-- Existing chats were lists: each message follows the one before it, and the last is
+-- the active leaf.
+UPDATE messages
+SET parent_id = ordered.previous
+FROM (
+    SELECT id, lag(id) OVER (PARTITION BY chat_id ORDER BY created_at, id) AS previous
+    FROM messages
+) AS ordered
+WHERE messages.id = ordered.id AND ordered.previous IS NOT NULL;
+
+UPDATE chats
+SET active_message_id = (
+    SELECT id FROM messages
+    WHERE messages.chat_id = chats.id
+    ORDER BY created_at DESC, id DESC
+    LIMIT 1
+);
+
+-- "The children of a message" (siblings, subtrees), first messages (parent NULL) too.
+CREATE INDEX messages_chat_id_parent_id_idx ON messages (chat_id, parent_id, created_at, id);
