@@ -239,6 +239,50 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     assert.deepEqual(listed.data.slice(-2), [streamed.question, streamed.reply]);
   });
 
+  test("regenerates an answer, edits a question, steps between the branches and reads the list each time", async () => {
+    const list = async () => (await call("listMessages", chatId)).data;
+    const before = await list();
+    const [question, answer] = before.slice(-2);
+
+    const regenerated = await call("regenerate", chatId, answer.id);
+    assert.equal(regenerated.status, 201);
+    assert.deepEqual(regenerated.data.sibling_ids, [answer.id, regenerated.data.id]);
+    assert.deepEqual((await list()).map(({ id }) => id), [...before.slice(0, -1).map(({ id }) => id), regenerated.data.id]);
+
+    const streamed = await call("streamRegenerate", chatId, answer.id);
+    assert.equal(streamed.status, 200);
+    assert.deepEqual(streamed.events.map(({ event }) => event).filter((name) => name !== "delta"), ["done"]);
+    assert.deepEqual(streamed.reply.sibling_ids, [answer.id, regenerated.data.id, streamed.reply.id]);
+
+    const edited = await call("edit", chatId, question.id, "Tell me about Porto instead.");
+    assert.equal(edited.status, 201);
+    const afterEdit = await list();
+    assert.equal(afterEdit.at(-2).content, "Tell me about Porto instead.");
+    assert.deepEqual(afterEdit.at(-2).sibling_ids, [question.id, afterEdit.at(-2).id]);
+    assert.equal(afterEdit.at(-1).id, edited.data.id);
+
+    // Back to the original question's branch: its newest answer is the streamed one.
+    const back = await call("setActive", chatId, question.id);
+    assert.equal(back.status, 200);
+    assert.equal(back.data.active_message_id, streamed.reply.id);
+    assert.deepEqual((await list()).slice(-2).map(({ id }) => id), [question.id, streamed.reply.id]);
+    // And to the first answer, "‹ 1/3 ›".
+    await call("setActive", chatId, answer.id);
+    const onFirst = await list();
+    assert.deepEqual(onFirst.map(({ id }) => id), before.map(({ id }) => id));
+    assert.deepEqual(onFirst.at(-1).sibling_ids, [answer.id, regenerated.data.id, streamed.reply.id]);
+
+    const tree = await call("tree", chatId);
+    assert.equal(tree.status, 200);
+    assert.equal(tree.data.length, before.length + 4);
+
+    const pruned = await call("deleteMessage", chatId, question.id);
+    assert.equal(pruned.status, 204);
+    const left = await list();
+    assert.equal(left.at(-1).id, edited.data.id);
+    assert.equal((await call("tree", chatId)).data.length, before.length);
+  });
+
   test("deletes a chat (204, no body) and it is gone", async () => {
     const deleted = await call("deleteChat", chatId);
     assert.equal(deleted.status, 204);
@@ -353,11 +397,13 @@ describe("Swagger UI at /docs", () => {
     assert.deepEqual(operations.sort(), [
       "DELETE /auth/me",
       "DELETE /chats/{chat_id}",
+      "DELETE /chats/{chat_id}/messages/{message_id}",
       "GET /auth/me",
       "GET /auth/me/export",
       "GET /chats",
       "GET /chats/{chat_id}",
       "GET /chats/{chat_id}/messages",
+      "GET /chats/{chat_id}/tree",
       "GET /health",
       "GET /health/ready",
       "PATCH /chats/{chat_id}",
@@ -367,6 +413,9 @@ describe("Swagger UI at /docs", () => {
       "POST /auth/register",
       "POST /chats",
       "POST /chats/{chat_id}/messages",
+      "POST /chats/{chat_id}/messages/{message_id}/edit",
+      "POST /chats/{chat_id}/messages/{message_id}/regenerate",
+      "PUT /chats/{chat_id}/active",
     ]);
 
     await docs.click("button.authorize");

@@ -3,7 +3,14 @@
  * client: JSON on every call, the token from localStorage, `detail` from error bodies)
  * and reports what it received. The browser test drives it through `window.memlayer`.
  */
-import { TOKEN_KEY, createMemLayerClient, errorDetail, streamMessage } from "../src/index";
+import {
+  TOKEN_KEY,
+  createMemLayerClient,
+  errorDetail,
+  streamEdit,
+  streamMessage,
+  streamRegenerate,
+} from "../src/index";
 
 const api = new URLSearchParams(location.search).get("api") ?? "http://localhost:8000";
 const client = createMemLayerClient(api);
@@ -32,6 +39,7 @@ function remember<T extends { access_token: string }>(result: Outcome<T>): Outco
 }
 
 const chat = (chat_id: string) => ({ params: { path: { chat_id } } });
+const message = (chat_id: string, message_id: string) => ({ params: { path: { chat_id, message_id } } });
 
 const page = {
   register: async (email: string, password: string) =>
@@ -49,6 +57,26 @@ const page = {
   postMessage: (id: string, content: string) =>
     outcome(client.POST("/chats/{chat_id}/messages", { ...chat(id), body: { content } })),
   listMessages: (id: string) => outcome(client.GET("/chats/{chat_id}/messages", chat(id))),
+  regenerate: (id: string, messageId: string) =>
+    outcome(client.POST("/chats/{chat_id}/messages/{message_id}/regenerate", message(id, messageId))),
+  edit: (id: string, messageId: string, content: string) =>
+    outcome(client.POST("/chats/{chat_id}/messages/{message_id}/edit", { ...message(id, messageId), body: { content } })),
+  setActive: (id: string, message_id: string) =>
+    outcome(client.PUT("/chats/{chat_id}/active", { ...chat(id), body: { message_id } })),
+  tree: (id: string) => outcome(client.GET("/chats/{chat_id}/tree", chat(id))),
+  deleteMessage: (id: string, messageId: string) =>
+    outcome(client.DELETE("/chats/{chat_id}/messages/{message_id}", message(id, messageId))),
+  /** Regenerates or edits with the answer streamed; reports the events. */
+  streamRegenerate: async (id: string, messageId: string) => {
+    const events: { event: string; data: unknown }[] = [];
+    const result = await streamRegenerate(api, id, messageId, ({ event, data }) => events.push({ event, data }));
+    return { ...result, events };
+  },
+  streamEdit: async (id: string, messageId: string, content: string) => {
+    const events: { event: string; data: unknown }[] = [];
+    const result = await streamEdit(api, id, messageId, content, ({ event, data }) => events.push({ event, data }));
+    return { ...result, events };
+  },
   /** Streams a reply; reports every event with the time it arrived (ms since the post). */
   streamMessage: async (id: string, content: string) => {
     const start = performance.now();

@@ -24,6 +24,8 @@ export type ChangePasswordRequest = Schemas["ChangePasswordRequest"];
 export type DeleteAccountRequest = Schemas["DeleteAccountRequest"];
 export type AccountExport = Schemas["AccountExport"];
 export type ChatExport = Schemas["ChatExport"];
+export type MessageStatus = Schemas["MessageStatus"];
+export type SetActiveRequest = Schemas["SetActiveRequest"];
 
 /** The localStorage key the access token is kept under. */
 export const TOKEN_KEY = "memlayer.access_token";
@@ -93,12 +95,54 @@ export interface StreamedReply {
  * with eventsource-parser. Aborting `signal` stops the assistant; what it had written
  * is kept as the reply.
  */
-export async function streamMessage(
+export function streamMessage(
   baseUrl: string,
   chatId: string,
   content: string,
   onEvent: (event: ReplyEvent) => void = () => {},
   options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+): Promise<StreamedReply> {
+  return streamReply(baseUrl, `/chats/${encodeURIComponent(chatId)}/messages`, { content }, onEvent, options);
+}
+
+/**
+ * Asks for another answer to a message and streams it, as {@link streamMessage} does: on an
+ * assistant's message a sibling answer, on a user's message an answer to it. No `message`
+ * event: the question is stored already.
+ */
+export function streamRegenerate(
+  baseUrl: string,
+  chatId: string,
+  messageId: string,
+  onEvent: (event: ReplyEvent) => void = () => {},
+  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+): Promise<StreamedReply> {
+  const path = `/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(messageId)}/regenerate`;
+  return streamReply(baseUrl, path, undefined, onEvent, options);
+}
+
+/**
+ * Edits a user's message (a new sibling with `content`) and streams its answer, as
+ * {@link streamMessage} does; `message` is the new user message.
+ */
+export function streamEdit(
+  baseUrl: string,
+  chatId: string,
+  messageId: string,
+  content: string,
+  onEvent: (event: ReplyEvent) => void = () => {},
+  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+): Promise<StreamedReply> {
+  const path = `/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(messageId)}/edit`;
+  return streamReply(baseUrl, path, { content }, onEvent, options);
+}
+
+async function streamReply(
+  baseUrl: string,
+  path: string,
+  body: { content: string } | undefined,
+  onEvent: (event: ReplyEvent) => void,
+  options: { tokens?: TokenStore; signal?: AbortSignal },
 ): Promise<StreamedReply> {
   const token = (options.tokens ?? localStorage).getItem(TOKEN_KEY);
   const headers: Record<string, string> = {
@@ -106,13 +150,14 @@ export async function streamMessage(
     Accept: "text/event-stream",
   };
   if (token) headers["Authorization"] = `Bearer ${token}`;
-  const init: RequestInit = { method: "POST", headers, body: JSON.stringify({ content }) };
+  const init: RequestInit = { method: "POST", headers };
+  if (body !== undefined) init.body = JSON.stringify(body);
   if (options.signal) init.signal = options.signal;
-  const response = await fetch(`${baseUrl}/chats/${encodeURIComponent(chatId)}/messages`, init);
+  const response = await fetch(`${baseUrl}${path}`, init);
   const result: StreamedReply = { status: response.status };
   if (!response.ok || !response.body) {
-    const body: unknown = await response.json().catch(() => undefined);
-    result.detail = errorDetail(body, response.status);
+    const failure: unknown = await response.json().catch(() => undefined);
+    result.detail = errorDetail(failure, response.status);
     return result;
   }
   const parser = createParser({

@@ -181,6 +181,28 @@ export interface paths {
         patch: operations["renameChat"];
         trace?: never;
     };
+    "/chats/{chat_id}/active": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Show a branch
+         * @description Makes the path through a message of the chat the active one: the active leaf
+         *     becomes the newest leaf below that message (the message itself when nothing
+         *     follows it). `GET /chats/{chat_id}/messages` then lists that path.
+         */
+        put: operations["setActiveBranch"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/messages": {
         parameters: {
             query?: never;
@@ -190,9 +212,11 @@ export interface paths {
         };
         /**
          * List a chat's messages
-         * @description The chat's latest messages (at most `limit`, 1000 by default), oldest first;
-         *     messages written in the same microsecond keep one order. When earlier messages
-         *     exist, the `X-Next-Cursor` header holds the `cursor` that reads the page before.
+         * @description The chat's active path (from a first message down to its active leaf): its latest
+         *     messages (at most `limit`, 1000 by default), oldest first. In a chat that never
+         *     branched that is every message. When earlier messages exist, the `X-Next-Cursor`
+         *     header holds the `cursor` that reads the page before: the ancestors of the oldest
+         *     message of this page, so a page read stays valid when the active path changes.
          */
         get: operations["listMessages"];
         put?: never;
@@ -212,6 +236,98 @@ export interface paths {
          *     ordinary JSON errors.
          */
         post: operations["postMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a message
+         * @description Deletes the message and everything below it. If the chat's active path ran through
+         *     it, the active leaf becomes the newest leaf below its parent (for a first message,
+         *     the newest leaf of the chat; none when the chat is left empty).
+         */
+        delete: operations["deleteMessage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/edit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Edit a message
+         * @description Adds a new user message with `content` next to a user's message (the same parent,
+         *     a sibling of it) and answers it; the original and its answers stay, on their own
+         *     branch. The new message's answer becomes the chat's active leaf. 201 with the
+         *     answer, or with `Accept: text/event-stream` Server-Sent Events as posting streams
+         *     them (`message` is the new user message).
+         */
+        post: operations["editMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for another answer
+         * @description On an assistant's message, adds a new answer to the same question, a sibling of it;
+         *     on a user's message, adds an answer to it (a retry after a failure). The assistant
+         *     sees the question's ancestors. The new answer becomes the chat's active leaf. 201
+         *     with the answer, or with `Accept: text/event-stream` the answer as Server-Sent
+         *     Events as posting streams it (no `message` event: the question is stored already).
+         */
+        post: operations["regenerateMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/tree": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The whole tree of a chat
+         * @description Every message of the chat, all branches, in the order written (oldest first), each
+         *     with its `parent_id` and `sibling_ids`: at most `limit` (1000 by default). When
+         *     more follow, the `X-Next-Cursor` header holds the `cursor` that reads them.
+         */
+        get: operations["getChatTree"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -290,6 +406,11 @@ export interface components {
         /** @description A chat in an export, with all its messages. */
         ChatExport: {
             /**
+             * Format: uuid
+             * @description The end of the path the chat shows; null while it is empty.
+             */
+            active_message_id?: string | null;
+            /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
              */
@@ -299,13 +420,18 @@ export interface components {
              * @description The chat's id.
              */
             id: string;
-            /** @description Every message of the chat, oldest first. */
+            /** @description Every message of the chat, all branches, oldest first. */
             messages: components["schemas"]["MessageResponse"][];
             /** @description The chat's title. */
             title: string;
         };
         /** @description A chat. */
         ChatResponse: {
+            /**
+             * Format: uuid
+             * @description The end of the path the chat shows (its active leaf); null while it is empty.
+             */
+            active_message_id?: string | null;
             /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
@@ -396,14 +522,34 @@ export interface components {
              * @description The message's id.
              */
             id: string;
+            /**
+             * Format: uuid
+             * @description The message it follows; null for a first message of its chat.
+             */
+            parent_id?: string | null;
             /** @description `user` or `assistant`. */
             role: components["schemas"]["Role"];
+            /**
+             * @description Every message with the same parent, this one included, oldest first (the first
+             *     messages of a chat are siblings of each other): what "‹ 2/3 ›" needs.
+             */
+            sibling_ids: string[];
+            /**
+             * @description How far it got: `complete`, or for the assistant's messages `generating`,
+             *     `stopped` or `failed`.
+             */
+            status: components["schemas"]["MessageStatus"];
             /**
              * Format: uuid
              * @description The chat owner's id (on the assistant's messages too).
              */
             user_id: string;
         };
+        /**
+         * @description How far a message got.
+         * @enum {string}
+         */
+        MessageStatus: "complete" | "generating" | "stopped" | "failed";
         /** @description A message to post. */
         PostMessageRequest: {
             /**
@@ -428,6 +574,15 @@ export interface components {
          * @enum {string}
          */
         Role: "user" | "assistant";
+        /** @description Which branch a chat shows. */
+        SetActiveRequest: {
+            /**
+             * Format: uuid
+             * @description A message of the chat: the path through it becomes the active one, down to the
+             *     newest leaf below it.
+             */
+            message_id: string;
+        };
         /** @description A logged-in session: send `Authorization: Bearer <access_token>` with every call. */
         TokenResponse: {
             /** @description The JWT (HS256). */
@@ -1283,6 +1438,96 @@ export interface operations {
             };
         };
     };
+    setActiveBranch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetActiveRequest"];
+            };
+        };
+        responses: {
+            /** @description The chat, with its new active leaf */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A chat or message id that is not a UUID */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listMessages: {
         parameters: {
             query?: {
@@ -1463,6 +1708,347 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+                /** @description The message to delete, with everything below it */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with everything below it */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A chat or message id that is not a UUID */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    editMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+                /** @description The user's message to edit */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostMessageRequest"];
+            };
+        };
+        responses: {
+            /** @description With `Accept: text/event-stream`: `message` (the new user message), `delta`…, then `done` or `error` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The answer to the edited message */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Blank or too long content, an id that is not a UUID, or the assistant's message */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description The assistant failed; the edited message was saved */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    regenerateMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+                /** @description The message to answer again (an answer) or to answer (a question) */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description With `Accept: text/event-stream`: the answer as Server-Sent Events (`delta`…, then `done` or `error`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The new answer */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A chat or message id that is not a UUID */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description The assistant failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getChatTree: {
+        parameters: {
+            query?: {
+                /** @description The X-Next-Cursor of the page before this one: reads the messages after it */
+                cursor?: string;
+                /** @description Most messages to return (default 1000): the oldest ones */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The messages, oldest first */
+            200: {
+                headers: {
+                    /** @description Present when later messages exist: pass it as `cursor` */
+                    "X-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"][];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat id is not a UUID, or an invalid limit or cursor */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
             /** @description Database unavailable; retry later */
