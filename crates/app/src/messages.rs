@@ -1114,4 +1114,175 @@ mod tests {
 
         assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
     }
+
+    /// A fixture whose user owns `chat` with a question and its answer in it, whose
+    /// assistant wants two messages of history: the session, the question and the answer.
+    fn with_an_exchange(fx: &mut Fixture, chat: &Chat) -> (Session, Message, Message) {
+        let session = Session::new(chat.owner, 0);
+        let earlier = message(chat, Role::Assistant, "earlier", 3);
+        let question = Message {
+            parent_id: Some(earlier.id),
+            ..message(chat, Role::User, "Hi", 2)
+        };
+        let answer = Message {
+            parent_id: Some(question.id),
+            ..message(chat, Role::Assistant, "Hello!", 1)
+        };
+        for found in [question.clone(), answer.clone()] {
+            fx.messages
+                .expect_find_message()
+                .with(eq(chat.id), eq(found.id))
+                .returning(move |_, _| Ok(Some(found.clone())));
+        }
+        fx.responder.expect_context().return_const(ContextWindow {
+            messages: 2,
+            chars: 1_000,
+        });
+        fx.messages
+            .expect_path()
+            .with(eq(None), eq(chat.id), always(), eq(2), eq(1_000))
+            .returning(move |_, _, _, _, _| Ok(vec![earlier.clone()]));
+        (session, question, answer)
+    }
+
+    #[test]
+    fn an_answer_asked_again_answers_its_question_after_the_questions_ancestors() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let (session, question, answer) = with_an_exchange(&mut fx, &chat);
+        fx.messages.expect_append().never();
+        fx.chats
+            .expect_set_active()
+            .with(eq(chat.id), eq(question.id))
+            .times(1)
+            .returning(|_, _| Ok(true));
+
+        let app = fx.app();
+        let pending = app.regenerate(session, chat.id, answer.id).unwrap();
+        let stored = app.store_question(&pending).unwrap();
+
+        assert!(!pending.has_new_question());
+        assert_eq!(pending.question(), &question);
+        assert_eq!(stored, question);
+        assert_eq!(pending.request.history.len(), 1);
+    }
+
+    #[test]
+    fn a_question_asked_again_is_answered_again() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let (session, question, _) = with_an_exchange(&mut fx, &chat);
+
+        let pending = fx.app().regenerate(session, chat.id, question.id).unwrap();
+
+        assert_eq!(pending.question(), &question);
+    }
+
+    #[test]
+    fn an_edit_is_a_new_question_with_the_originals_parent_and_the_new_text() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let (session, question, _) = with_an_exchange(&mut fx, &chat);
+
+        let pending = fx
+            .app()
+            .edit(session, chat.id, question.id, content("Hi again"))
+            .unwrap();
+
+        let edited = pending.question();
+        assert!(pending.has_new_question());
+        assert_ne!(edited.id, question.id);
+        assert_eq!(edited.parent_id, question.parent_id);
+        assert_eq!(edited.content.as_str(), "Hi again");
+        assert_eq!(edited.role, Role::User);
+    }
+
+    #[test]
+    fn editing_the_assistants_message_is_refused() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let (session, _, answer) = with_an_exchange(&mut fx, &chat);
+
+        let error = fx
+            .app()
+            .edit(session, chat.id, answer.id, content("No"))
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::NotAUserMessage), "{error:?}");
+    }
+
+    #[test]
+    fn a_message_the_chat_does_not_have_is_not_found_on_every_tree_operation() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let session = Session::new(chat.owner, 0);
+        let missing = MessageId::generate();
+        fx.messages.expect_find_message().returning(|_, _| Ok(None));
+        fx.messages.expect_activate().returning(|_, _| Ok(None));
+        fx.messages
+            .expect_delete_subtree()
+            .returning(|_, _| Ok(false));
+        let app = fx.app();
+
+        let errors = [
+            app.regenerate(session, chat.id, missing).err(),
+            app.edit(session, chat.id, missing, content("x")).err(),
+            app.switch_branch(session, chat.id, missing).err(),
+            app.delete_message(session, chat.id, missing).err(),
+        ];
+
+        for error in errors {
+            assert!(
+                matches!(error, Some(AppError::MessageNotFound)),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn switching_branches_answers_the_chat_with_its_new_active_leaf() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        let (message, leaf) = (MessageId::generate(), MessageId::generate());
+        fx.messages
+            .expect_activate()
+            .with(eq(chat.id), eq(message))
+            .returning(move |_, _| Ok(Some(leaf)));
+
+        let switched = fx
+            .app()
+            .switch_branch(Session::new(chat.owner, 0), chat.id, message)
+            .unwrap();
+
+        assert_eq!(switched.active_message_id, Some(leaf));
+        assert_eq!(switched.id, chat.id);
+    }
+
+    #[test]
+    fn a_reply_takes_the_active_path_only_while_its_question_holds_it() {
+        let user = UserId::generate();
+        let chat = chat_owned_by(user);
+        let (mut fx, stored) = posting_fixture(&chat);
+        fx.responder
+            .expect_reply()
+            .returning(|_| answering(vec![Ok("Hi")]));
+        fx.messages.checkpoint();
+        let log = stored.clone();
+        fx.messages.expect_append().returning(move |m, activation| {
+            log.lock().unwrap().push(m.clone());
+            let expected = match m.role {
+                Role::User => Activation::Always,
+                Role::Assistant => Activation::IfActiveIs(m.parent_id.unwrap()),
+            };
+            assert_eq!(activation, expected);
+            Ok(Some(vec![m.id]))
+        });
+        let app = fx.app();
+        let pending = asked(&app, user, chat.id, "hi");
+
+        let reply = app.finish_reply(&pending, "Hi").unwrap();
+
+        assert_eq!(reply.parent_id, Some(pending.question().id));
+        assert_eq!(stored.lock().unwrap().len(), 2);
+    }
 }
