@@ -14,6 +14,7 @@ use memlayer_domain::{
 };
 use memlayer_ports::{Activation, MessageRepository, RepositoryError};
 
+use super::connection::{self, Pool};
 use super::position;
 use super::rows::{MessageRow, NodeRow};
 use super::schema::{chats, messages, users};
@@ -24,6 +25,27 @@ diesel::define_sql_function! {
     /// SQL's `substr(text, start, length)`, in characters on PostgreSQL and SQLite.
     fn substr(text: Text, start: Integer, length: Integer) -> Text;
 }
+
+/// A question and its reply stored in one statement on PostgreSQL, only in the session
+/// user's chat while the session is current (`$1` chat, `$2` user, `$3` token
+/// generation, `$4`–`$6` the question's id, text and time, `$7`–`$9` the reply's): the
+/// question follows the chat's active leaf, the reply follows the question and becomes
+/// the active leaf. One row updated if stored, none if not.
+const EXCHANGE_POSTGRES: &str = "\
+WITH chat AS (
+    SELECT chats.id, chats.active_message_id FROM chats
+    JOIN users ON users.id = chats.user_id
+    WHERE chats.id = $1 AND chats.user_id = $2 AND users.token_generation = $3
+), question AS (
+    INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status)
+    SELECT $4, chat.id, $2, 'user', $5, $6, chat.active_message_id, 'complete' FROM chat
+    RETURNING id
+), reply AS (
+    INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status)
+    SELECT $7, $1, $2, 'assistant', $8, $9, question.id, 'complete' FROM question
+    RETURNING id
+)
+UPDATE chats SET active_message_id = reply.id FROM reply WHERE chats.id = $1";
 
 /// Rows read at a time while walking a path, beyond the page itself.
 const WALK_BATCH: u32 = 256;
@@ -119,29 +141,51 @@ impl MessageRepository for Database {
                     row.status.clone().into_sql::<Text>(),
                 ))
         };
-        let reply_id = reply.id;
-        let chat = question.chat_id;
-        let stored = with_writer!(self, |conn| conn.transaction(|conn| {
-            let stored = diesel::insert_into(messages::table)
-                .values(owned(&question, true).union_all(owned(&reply, false)))
-                .into_columns((
-                    messages::id,
-                    messages::chat_id,
-                    messages::user_id,
-                    messages::role,
-                    messages::content,
-                    messages::created_at,
-                    messages::parent_id,
-                    messages::status,
-                ))
-                .execute(conn)?;
-            if stored > 0 {
-                diesel::update(chats::table.find(chat))
-                    .set(chats::active_message_id.eq(Some(reply_id)))
-                    .execute(conn)?;
-            }
-            Ok(stored > 0)
-        }));
+        let (reply_id, chat) = (reply.id, question.chat_id);
+        let stored = match self.pool() {
+            // One statement, one round trip: the question follows the chat's active leaf,
+            // the reply follows the question and becomes the active leaf. Two racing
+            // posts both read the same leaf (siblings); the one stored last is active.
+            Pool::Postgres(pool) => connection::run(pool, |conn| {
+                diesel::sql_query(EXCHANGE_POSTGRES)
+                    .bind::<Uuid, _>(chat)
+                    .bind::<Uuid, _>(user)
+                    .bind::<diesel::sql_types::BigInt, _>(generation)
+                    .bind::<Uuid, _>(question.id)
+                    .bind::<Text, _>(&question.content)
+                    .bind::<UtcTimestamp, _>(question.created_at)
+                    .bind::<Uuid, _>(reply.id)
+                    .bind::<Text, _>(&reply.content)
+                    .bind::<UtcTimestamp, _>(reply.created_at)
+                    .execute(conn)
+                    .map(|updated| updated > 0)
+            }),
+            // One writer, in-process: a transaction of two statements costs no round
+            // trip.
+            Pool::Sqlite { writer, .. } => writer.write(|conn| {
+                conn.transaction(|conn| {
+                    let stored = diesel::insert_into(messages::table)
+                        .values(owned(&question, true).union_all(owned(&reply, false)))
+                        .into_columns((
+                            messages::id,
+                            messages::chat_id,
+                            messages::user_id,
+                            messages::role,
+                            messages::content,
+                            messages::created_at,
+                            messages::parent_id,
+                            messages::status,
+                        ))
+                        .execute(conn)?;
+                    if stored > 0 {
+                        diesel::update(chats::table.find(chat))
+                            .set(chats::active_message_id.eq(Some(reply_id)))
+                            .execute(conn)?;
+                    }
+                    Ok(stored > 0)
+                })
+            }),
+        };
         match stored {
             Ok(stored) => Ok(stored),
             // The chat (or its active leaf) was deleted while the statement ran.
