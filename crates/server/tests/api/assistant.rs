@@ -9,43 +9,28 @@ use memlayer_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::support::{SPA_ORIGIN, TestApp, event_names};
-use crate::upstream::{Script, Upstream};
+use crate::upstream::{Script, Upstream, WithScriptedModel};
 
 const SYSTEM_PROMPT: &str = "You are MemLayer's test assistant.";
 const API_KEY: &str = "sk-test-key-never-shown";
 
 /// The service with a scripted model behind it.
-pub struct WithModel {
-    upstream: Upstream,
-    api: TestApp,
+pub type WithModel = WithScriptedModel;
+
+/// The service and its model with the settings these tests share.
+fn with_model(db: TestDatabase) -> WithModel {
+    WithScriptedModel::start(
+        db,
+        &[
+            ("ASSISTANT_API_KEY", API_KEY),
+            ("ASSISTANT_SYSTEM_PROMPT", SYSTEM_PROMPT),
+            ("ASSISTANT_CONTEXT_MESSAGES", "3"),
+            ("ASSISTANT_TIMEOUT_SECS", "2"),
+        ],
+    )
 }
 
-impl WithModel {
-    fn start(db: TestDatabase) -> Self {
-        let upstream = Upstream::scripted(vec![]);
-        let api = TestApp::start_with(
-            db,
-            &[
-                ("ASSISTANT_URL", &upstream.url),
-                ("ASSISTANT_MODEL", "test-model"),
-                ("ASSISTANT_API_KEY", API_KEY),
-                ("ASSISTANT_SYSTEM_PROMPT", SYSTEM_PROMPT),
-                ("ASSISTANT_CONTEXT_MESSAGES", "3"),
-                ("ASSISTANT_TIMEOUT_SECS", "2"),
-            ],
-        );
-        Self { upstream, api }
-    }
-
-    /// A new user with a new chat: the token and the messages path.
-    fn chat(&self) -> (String, String) {
-        let token = self.api.new_user();
-        let chat = self.api.new_chat(&token);
-        (token, format!("/chats/{chat}/messages"))
-    }
-}
-
-memlayer_testkit::on_both_backends!(crate::assistant::WithModel::start;
+memlayer_testkit::on_both_backends!(crate::assistant::with_model;
     a_json_post_returns_the_models_whole_answer_and_stores_it,
     a_streamed_post_sends_the_question_then_each_piece_then_the_stored_reply,
     the_model_sees_the_system_prompt_the_latest_history_in_order_then_the_new_message,

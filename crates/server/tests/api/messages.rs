@@ -21,12 +21,6 @@ api_tests!(
     without_a_model_a_streamed_reply_is_one_delta_then_done,
 );
 
-fn messages(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
-    let reply = api.list_messages(token, chat);
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json().as_array().unwrap().clone()
-}
-
 fn posting_answers_201_with_the_assistants_reply(api: &TestApp) {
     let token = api.new_user();
     let user_id = api.get("/auth/me", &token).json()["id"].clone();
@@ -67,7 +61,7 @@ fn the_users_message_is_stored_before_its_reply(api: &TestApp) {
     let chat = api.new_chat(&token);
     let reply = api.post_message(&token, &chat, "question").json();
 
-    let listed = messages(api, &token, &chat);
+    let listed = api.listed_messages(&token, &chat);
 
     assert_eq!(listed.len(), 2);
     let (question, answer) = (&listed[0], &listed[1]);
@@ -91,8 +85,8 @@ fn many_quick_posts_read_back_in_order_every_time(api: &TestApp) {
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
 
-    let first_read = messages(api, &token, &chat);
-    let second_read = messages(api, &token, &chat);
+    let first_read = api.listed_messages(&token, &chat);
+    let second_read = api.listed_messages(&token, &chat);
 
     assert_eq!(first_read, second_read);
     let contents: Vec<&str> = first_read
@@ -135,14 +129,14 @@ fn concurrent_posts_to_one_chat_are_all_kept(api: &TestApp) {
     let tree = api.get(&format!("/chats/{chat}/tree"), &token).json();
     assert_eq!(tree.as_array().unwrap().len(), 160);
     assert_eq!(api.count("messages", &format!("chat_id = '{chat}'")), 160);
-    let listed = messages(api, &token, &chat);
+    let listed = api.listed_messages(&token, &chat);
     assert_eq!(listed[0]["parent_id"], Value::Null);
     for pair in listed.windows(2) {
         assert_eq!(pair[1]["parent_id"], pair[0]["id"], "{listed:?}");
     }
     let active = api.get(&format!("/chats/{chat}"), &token).json()["active_message_id"].clone();
     assert_eq!(listed.last().unwrap()["id"], active);
-    assert_eq!(listed, messages(api, &token, &chat));
+    assert_eq!(listed, api.listed_messages(&token, &chat));
 }
 
 fn content_is_stored_exactly_as_written(api: &TestApp) {
@@ -152,7 +146,7 @@ fn content_is_stored_exactly_as_written(api: &TestApp) {
 
     api.post_message(&token, &chat, content);
 
-    assert_eq!(messages(api, &token, &chat)[0]["content"], content);
+    assert_eq!(api.listed_messages(&token, &chat)[0]["content"], content);
 }
 
 fn blank_content_is_422(api: &TestApp) {
@@ -163,7 +157,7 @@ fn blank_content_is_422(api: &TestApp) {
         api.post_message(&token, &chat, content)
             .assert_invalid(json!(["body", "content"]), "string_too_short");
     }
-    assert!(messages(api, &token, &chat).is_empty());
+    assert!(api.listed_messages(&token, &chat).is_empty());
 }
 
 fn content_over_32000_characters_is_422(api: &TestApp) {
@@ -184,7 +178,7 @@ fn a_body_over_the_size_limit_is_413(api: &TestApp) {
     let reply = api.post_message(&token, &chat, &"x".repeat(600 * 1024));
 
     reply.assert_detail(413, "Request body too large: the limit is 524288 bytes");
-    assert!(messages(api, &token, &chat).is_empty());
+    assert!(api.listed_messages(&token, &chat).is_empty());
 }
 
 fn content_with_a_nul_character_is_422_on_every_backend(api: &TestApp) {
@@ -200,7 +194,7 @@ fn a_new_chat_has_no_messages(api: &TestApp) {
     let token = api.new_user();
     let chat = api.new_chat(&token);
 
-    assert!(messages(api, &token, &chat).is_empty());
+    assert!(api.listed_messages(&token, &chat).is_empty());
 }
 
 fn messages_are_read_page_by_page_in_order(api: &TestApp) {
@@ -209,7 +203,7 @@ fn messages_are_read_page_by_page_in_order(api: &TestApp) {
     for i in 0..4 {
         api.post_message(&token, &chat, &format!("m{i}"));
     }
-    let everything = messages(api, &token, &chat);
+    let everything = api.listed_messages(&token, &chat);
 
     // Pages go back in time, each in the order the messages were written.
     let mut pages = vec![];
@@ -281,7 +275,7 @@ fn without_a_model_a_streamed_reply_is_one_delta_then_done(api: &TestApp) {
     assert_eq!(events[1].1, json!({ "content": "Message received" }));
     assert_eq!(events[2].1["content"], "Message received");
     assert_eq!(
-        messages(api, &token, &chat),
+        api.listed_messages(&token, &chat),
         [events[0].1.clone(), events[2].1.clone()]
     );
 }

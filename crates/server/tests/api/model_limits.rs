@@ -7,8 +7,8 @@ use std::time::Duration;
 use memlayer_testkit::TestDatabase;
 use serde_json::json;
 
-use crate::support::{TestApp, event_names, messages_path};
-use crate::upstream::{Script, Upstream};
+use crate::support::event_names;
+use crate::upstream::{Script, WithScriptedModel};
 
 /// The reply limit these tests set (`ASSISTANT_MAX_REPLY_CHARS`).
 const MAX_REPLY_CHARS: usize = 1_000;
@@ -16,37 +16,31 @@ const MAX_REPLY_CHARS: usize = 1_000;
 const CONTEXT_CHARS: usize = 50;
 
 /// The service with a scripted model behind it, and small limits.
-pub struct Bounded {
-    upstream: Upstream,
-    api: TestApp,
-}
+pub struct Bounded(WithScriptedModel);
 
 impl Bounded {
     fn start(db: TestDatabase) -> Self {
-        let upstream = Upstream::scripted(vec![]);
-        let api = TestApp::start_with(
+        Self(WithScriptedModel::start(
             db,
             &[
-                ("ASSISTANT_URL", &upstream.url),
-                ("ASSISTANT_MODEL", "test-model"),
                 ("ASSISTANT_TIMEOUT_SECS", "5"),
                 ("ASSISTANT_MAX_REPLY_CHARS", &MAX_REPLY_CHARS.to_string()),
                 ("ASSISTANT_CONTEXT_CHARS", &CONTEXT_CHARS.to_string()),
             ],
-        );
-        Self { upstream, api }
-    }
-
-    /// A new user with a new chat: the token and the messages path.
-    fn chat(&self) -> (String, String) {
-        let token = self.api.new_user();
-        let chat = self.api.new_chat(&token);
-        (token, messages_path(&chat))
+        ))
     }
 
     /// Whether the service closed the model's connection (within ten seconds).
     fn model_connection_closed(&self) -> bool {
-        self.upstream.closed(Duration::from_secs(10))
+        self.0.upstream.closed(Duration::from_secs(10))
+    }
+}
+
+impl std::ops::Deref for Bounded {
+    type Target = WithScriptedModel;
+
+    fn deref(&self) -> &WithScriptedModel {
+        &self.0
     }
 }
 

@@ -239,6 +239,14 @@ impl TestApp {
         self.get(&messages_path(chat), token)
     }
 
+    /// The messages `GET /chats/{chat}/messages` lists (the active path's latest page),
+    /// which must answer 200.
+    pub fn listed_messages(&self, token: &str, chat: &str) -> Vec<Value> {
+        let reply = self.list_messages(token, chat);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json().as_array().expect("a list").clone()
+    }
+
     /// Counts rows with raw SQL, behind the service's back.
     pub fn count(&self, table: &str, filter: &str) -> i64 {
         use diesel::prelude::*;

@@ -21,11 +21,9 @@ api_tests!(
     the_export_carries_the_tree,
 );
 
-/// The active path of `chat`.
+/// The active path of `chat` (its latest page).
 fn path(api: &TestApp, token: &str, chat: &str) -> Vec<Value> {
-    let reply = api.list_messages(token, chat);
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json().as_array().unwrap().clone()
+    api.listed_messages(token, chat)
 }
 
 /// The contents of `messages`, in order.

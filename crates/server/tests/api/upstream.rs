@@ -15,6 +15,36 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// The service over a database with a scripted model behind it.
+pub struct WithScriptedModel {
+    /// The model server.
+    pub upstream: Upstream,
+    /// The service.
+    pub api: crate::support::TestApp,
+}
+
+impl WithScriptedModel {
+    /// The service over `db`, asking a scripted model (no scripts yet), with `vars` on
+    /// top of the test settings.
+    pub fn start(db: memlayer_testkit::TestDatabase, vars: &[(&str, &str)]) -> Self {
+        let upstream = Upstream::scripted(vec![]);
+        let mut all = vec![
+            ("ASSISTANT_URL", upstream.url.as_str()),
+            ("ASSISTANT_MODEL", "test-model"),
+        ];
+        all.extend_from_slice(vars);
+        let api = crate::support::TestApp::start_with(db, &all);
+        Self { upstream, api }
+    }
+
+    /// A new user with a new chat: the token and the messages path.
+    pub fn chat(&self) -> (String, String) {
+        let token = self.api.new_user();
+        let chat = self.api.new_chat(&token);
+        (token, crate::support::messages_path(&chat))
+    }
+}
+
 /// How the scripted server answers one request.
 #[derive(Debug, Clone)]
 pub enum Script {
