@@ -75,6 +75,7 @@ def seed(path: Path, users: int) -> None:
                     for i in range(length)
                 ],
             )
+        db.executescript(bench.TREE_SQL)
         db.execute("ANALYZE")
     db.close()
 

@@ -129,6 +129,16 @@ HISTORY_CHAT = ID.format(prefix=HISTORY_CHAT_ID[:24])
 SHORT_CHAT = ID.format(prefix=SHORT_CHAT_ID[:24])
 PROLOGUE = "\\set k :client_id + 1\n"
 MESSAGE_COLUMNS = '"messages"."id", "messages"."chat_id", "messages"."user_id", "messages"."role", "messages"."content", "messages"."created_at"'
+# The seeded chats as the service keeps them (and as its migration turns a list into):
+# each message follows the one before it, the last is the chat's active leaf. Valid SQL
+# for PostgreSQL and SQLite alike.
+TREE_SQL = """
+        UPDATE messages SET parent_id = ordered.previous
+        FROM (SELECT id, lag(id) OVER (PARTITION BY chat_id ORDER BY created_at, id) AS previous FROM messages) AS ordered
+        WHERE messages.id = ordered.id AND ordered.previous IS NOT NULL;
+        UPDATE chats SET active_message_id = (
+            SELECT id FROM messages WHERE messages.chat_id = chats.id ORDER BY created_at DESC, id DESC LIMIT 1);
+"""
 
 
 def original(*statements: str) -> str:
@@ -159,23 +169,34 @@ def owned(chat: str) -> str:
 
 
 def own_history(chat: str) -> str:
+    """The service's first read of a chat's active path: the chat's newest messages with
+    the chat's active leaf, the ownership and revocation check joined in (a page of
+    1,000 and the walk's two extra rows)."""
     return (
         PROLOGUE
-        + f'SELECT {MESSAGE_COLUMNS} FROM "messages" WHERE (("messages"."chat_id" = {chat}) AND EXISTS ({owned(chat)})) '
-        + 'ORDER BY "messages"."created_at" DESC, "messages"."id" DESC LIMIT 1001;\n'
+        + f'SELECT {MESSAGE_COLUMNS}, "messages"."parent_id", "messages"."status", "chats"."active_message_id" '
+        + 'FROM ("messages" INNER JOIN ("chats" INNER JOIN "users" ON ("chats"."user_id" = "users"."id")) '
+        + 'ON ("messages"."chat_id" = "chats"."id")) '
+        + f'WHERE ((("messages"."chat_id" = {chat}) AND ("chats"."user_id" = {USER})) AND ("users"."token_generation" = 0)) '
+        + 'ORDER BY "messages"."created_at" DESC, "messages"."id" DESC LIMIT 1003;\n'
     )
 
 
 QUESTION = "Remember that I prefer window seats."
 INSERT_QUESTION = f"INSERT INTO \"messages\" (\"id\", \"chat_id\", \"user_id\", \"role\", \"content\", \"created_at\") VALUES (gen_random_uuid(), {POST_CHAT}, {USER}, 'user', '{QUESTION}', now());\n"
 INSERT_REPLY = f"INSERT INTO \"messages\" (\"id\", \"chat_id\", \"user_id\", \"role\", \"content\", \"created_at\") VALUES (gen_random_uuid(), {POST_CHAT}, {USER}, 'assistant', 'Message received', now() + interval '1 microsecond');\n"
-OWNED_POST_CHAT = owned(POST_CHAT).replace('SELECT "chats"."id", "chats"."user_id" FROM', "SELECT {values} FROM")
+# The service's post with the fixed reply on PostgreSQL: one statement that stores the
+# question after the chat's active leaf, the reply after the question, and makes the
+# reply the active leaf (crates/adapters/src/db/messages.rs, EXCHANGE_POSTGRES).
 INSERT_EXCHANGE = (
-    'INSERT INTO "messages" ("id", "chat_id", "user_id", "role", "content", "created_at") ('
-    + OWNED_POST_CHAT.format(values=f"""gen_random_uuid(), "chats"."id", "chats"."user_id", 'user', '{QUESTION}', now()""")
-    + ") UNION ALL ("
-    + OWNED_POST_CHAT.format(values="""gen_random_uuid(), "chats"."id", "chats"."user_id", 'assistant', 'Message received', now() + interval '1 microsecond'""")
-    + ");\n"
+    f"WITH chat AS (SELECT chats.id, chats.active_message_id FROM chats JOIN users ON users.id = chats.user_id "
+    f"WHERE chats.id = {POST_CHAT} AND chats.user_id = {USER} AND users.token_generation = 0), "
+    "question AS (INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status) "
+    f"SELECT gen_random_uuid(), chat.id, {USER}, 'user', '{QUESTION}', now(), chat.active_message_id, 'complete' FROM chat RETURNING id), "
+    "reply AS (INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status) "
+    f"SELECT gen_random_uuid(), {POST_CHAT}, {USER}, 'assistant', 'Message received', now() + interval '1 microsecond', question.id, 'complete' "
+    "FROM question RETURNING id) "
+    f"UPDATE chats SET active_message_id = reply.id FROM reply WHERE chats.id = {POST_CHAT};\n"
 )
 
 SCENARIOS = [
@@ -420,6 +441,7 @@ def seed(url: str, users: int) -> None:
                    CASE WHEN i % 2 = 0 THEN 'A question about the trip, number ' || i ELSE 'Message received' END,
                    now() - interval '1 hour' + i * interval '1 second'
             FROM generate_series(1, {users}) AS k, generate_series(0, {SHORT - 1}) AS i;
+        {TREE_SQL}
         ANALYZE;
         """,
     )
