@@ -94,6 +94,7 @@ memlayer_testkit::on_both_backends!(
     switching_to_a_message_activates_the_newest_leaf_below_it,
     deleting_a_message_takes_its_subtree_and_moves_the_active_leaf_off_it,
     a_message_is_found_only_in_its_own_chat,
+    a_chat_with_messages_but_no_active_leaf_shows_the_path_of_its_newest,
 );
 
 /// A database of the previous release, filled, then migrated.
@@ -1177,4 +1178,22 @@ fn chats_and_messages_of_the_previous_release_become_one_path_each(seeded: &Prev
 
 fn ids_of(messages: &[Message]) -> Vec<MessageId> {
     ids(messages)
+}
+
+fn a_chat_with_messages_but_no_active_leaf_shows_the_path_of_its_newest(db: &Store) {
+    let ada = new_user(db, "ada@example.com");
+    let chat = new_chat(db, ada.id, "talk", at(1));
+    let question = message(&chat, Role::User, "q", at(2));
+    let answer = reply_to(&question, Role::Assistant, "a", at(3));
+    for m in [&question, &answer] {
+        assert!(append(db, m));
+    }
+    db.raw.execute(&format!(
+        "UPDATE chats SET active_message_id = NULL WHERE id = '{}'",
+        chat.id
+    ));
+
+    let path = db.path(None, chat.id, None, 10, usize::MAX).unwrap();
+
+    assert_eq!(ids(&path), [answer.id, question.id]);
 }

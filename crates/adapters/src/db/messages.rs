@@ -250,14 +250,12 @@ impl MessageRepository for Database {
                     after = Some((row.created_at, row.id));
                     let walk = match &mut walk {
                         Some(walk) => walk,
-                        None => match active {
-                            Some(active) => walk.insert(PathWalk::new(
-                                PathEnd::At(MessageId::from_uuid(active.0)),
-                                limit_of(limit),
-                            )),
-                            // No active leaf: an empty chat.
-                            None => return Ok(Vec::new()),
-                        },
+                        // Without an active leaf the chat should be empty; if it is not,
+                        // its newest message is the best end there is.
+                        None => walk.insert(PathWalk::new(
+                            PathEnd::At(MessageId::from_uuid(active.unwrap_or(row.id).0)),
+                            limit_of(limit),
+                        )),
                     };
                     if walk.is_done() {
                         break;
@@ -363,8 +361,29 @@ impl MessageRepository for Database {
     }
 
     fn delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
+        // A reply stored below the branch while it was being read makes the deletion of
+        // its parent fail on the foreign key: read the branch again and retry.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_delete_subtree(chat, message) {
+                Err(error) if tries < 3 && is_gone(&error) => continue,
+                deleted => return Ok(deleted?),
+            }
+        }
+    }
+
+    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
-        Ok(with_writer!(self, |conn| conn.transaction(|conn| {
+        Ok(with_connection!(self, |conn| conn.nodes_of(chat))?)
+    }
+}
+
+impl Database {
+    /// One attempt at [`MessageRepository::delete_subtree`].
+    fn try_delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, DbError> {
+        let chat = DbUuid(chat.as_uuid());
+        with_writer!(self, |conn| conn.transaction(|conn| {
             let nodes = conn.nodes_of(chat)?;
             let Some(root) = nodes.iter().find(|node| node.id == message).copied() else {
                 return Ok(false);
@@ -396,12 +415,7 @@ impl MessageRepository for Database {
                     .execute(conn)?;
             }
             Ok(true)
-        }))?)
-    }
-
-    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError> {
-        let chat = DbUuid(chat.as_uuid());
-        Ok(with_connection!(self, |conn| conn.nodes_of(chat))?)
+        }))
     }
 }
 
