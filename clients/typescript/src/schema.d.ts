@@ -409,7 +409,7 @@ export interface components {
              * Format: uuid
              * @description The end of the path the chat shows; null while it is empty.
              */
-            active_message_id?: string | null;
+            active_message_id: string | null;
             /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
@@ -431,7 +431,7 @@ export interface components {
              * Format: uuid
              * @description The end of the path the chat shows (its active leaf); null while it is empty.
              */
-            active_message_id?: string | null;
+            active_message_id: string | null;
             /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
@@ -526,7 +526,7 @@ export interface components {
              * Format: uuid
              * @description The message it follows; null for a first message of its chat.
              */
-            parent_id?: string | null;
+            parent_id: string | null;
             /** @description `user` or `assistant`. */
             role: components["schemas"]["Role"];
             /**

@@ -269,8 +269,12 @@ impl MemLayer {
     pub fn store_question(&self, pending: &PendingReply) -> Result<Message, AppError> {
         let question = &pending.request.question;
         if !pending.new_question {
-            if !self.ports.chats.set_active(question.chat_id, question.id)? {
-                return Err(AppError::ChatNotFound);
+            if !self
+                .ports
+                .messages
+                .make_active(question.chat_id, question.id)?
+            {
+                return Err(self.gone(question.chat_id)?);
             }
             return Ok(question.clone());
         }
@@ -472,11 +476,19 @@ impl MemLayer {
         message: &Message,
         activation: Activation,
     ) -> Result<Vec<MessageId>, AppError> {
-        self.ports
-            .messages
-            .append(message, activation)?
-            // The chat (or the message answered) was deleted after it was checked.
-            .ok_or(AppError::ChatNotFound)
+        match self.ports.messages.append(message, activation)? {
+            Some(siblings) => Ok(siblings),
+            None => Err(self.gone(message.chat_id)?),
+        }
+    }
+
+    /// What was deleted from under a request that found `chat` and a message of it a
+    /// moment before: the chat, or only the message (a branch deleted meanwhile).
+    fn gone(&self, chat: ChatId) -> Result<AppError, AppError> {
+        Ok(match self.ports.chats.find(chat)? {
+            Some(_) => AppError::MessageNotFound,
+            None => AppError::ChatNotFound,
+        })
     }
 }
 
@@ -837,19 +849,42 @@ mod tests {
     fn posting_to_a_chat_deleted_after_the_check_is_not_found() {
         let mut fx = Fixture::new();
         let session = any_session();
-        let user = session.user;
-        let chat = fx.stored_chat(user);
-        let id = chat.id;
+        let chat = chat_owned_by(session.user);
+        let found = chat.clone();
+        // Found when asked, gone when the question is stored.
+        let mut finds = 0;
+        fx.chats.expect_find().returning(move |_| {
+            finds += 1;
+            Ok((finds == 1).then(|| (found.clone(), 0)))
+        });
         fx.responder
             .expect_context()
             .return_const(ContextWindow::NONE);
         fx.messages.expect_append().returning(|_, _| Ok(None));
 
         let app = fx.app();
-        let pending = app.ask(session, id, content("hi")).unwrap();
+        let pending = app.ask(session, chat.id, content("hi")).unwrap();
         let error = app.store_question(&pending).unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
+    }
+
+    #[test]
+    fn posting_after_a_message_deleted_since_the_check_is_a_missing_message() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = fx.stored_chat(session.user);
+        fx.responder
+            .expect_context()
+            .return_const(ContextWindow::NONE);
+        // The chat is still there; the leaf the question follows is not.
+        fx.messages.expect_append().returning(|_, _| Ok(None));
+
+        let app = fx.app();
+        let pending = app.ask(session, chat.id, content("hi")).unwrap();
+        let error = app.store_question(&pending).unwrap_err();
+
+        assert!(matches!(error, AppError::MessageNotFound), "{error:?}");
     }
 
     #[test]
@@ -1151,8 +1186,8 @@ mod tests {
         let chat = fx.stored_chat(UserId::generate());
         let (session, question, answer) = with_an_exchange(&mut fx, &chat);
         fx.messages.expect_append().never();
-        fx.chats
-            .expect_set_active()
+        fx.messages
+            .expect_make_active()
             .with(eq(chat.id), eq(question.id))
             .times(1)
             .returning(|_, _| Ok(true));

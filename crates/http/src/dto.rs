@@ -87,6 +87,7 @@ pub struct ChatExport {
     /// When it was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// The end of the path the chat shows; null while it is empty.
+    #[schema(required = true)]
     pub active_message_id: Option<Uuid>,
     /// Every message of the chat, all branches, oldest first.
     pub messages: Vec<MessageResponse>,
@@ -228,6 +229,7 @@ pub struct ChatResponse {
     #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
     /// The end of the path the chat shows (its active leaf); null while it is empty.
+    #[schema(required = true)]
     pub active_message_id: Option<Uuid>,
 }
 
@@ -301,6 +303,7 @@ pub struct MessageResponse {
     #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
     /// The message it follows; null for a first message of its chat.
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
     /// How far it got: `complete`, or for the assistant's messages `generating`,
     /// `stopped` or `failed`.

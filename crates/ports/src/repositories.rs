@@ -55,9 +55,6 @@ pub trait ChatRepository: Send + Sync {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError>;
-    /// Makes `message` (of the chat) its active leaf; `false` if the chat no longer
-    /// exists.
-    fn set_active(&self, id: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
     /// Sets a chat's title; `false` if the chat no longer exists.
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError>;
     /// Deletes a chat and its messages; `false` if it no longer existed.
@@ -133,6 +130,9 @@ pub trait MessageRepository: Send + Sync {
         chat: ChatId,
         message: MessageId,
     ) -> Result<Option<MessageId>, RepositoryError>;
+    /// Makes `message` the chat's active leaf, if it is (still) a message of the chat;
+    /// `false` if not, and nothing changes.
+    fn make_active(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
     /// Deletes `message` and every message below it. When the active leaf was among
     /// them, the newest leaf below the message's parent becomes active (for a first
     /// message, the newest leaf of the chat; none when the chat is left empty). `false`

@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, MessageId, Session};
+use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Session};
 use memlayer_ports::{ChatRepository, RepositoryError};
 
 use super::position;
@@ -74,14 +74,6 @@ impl ChatRepository for Database {
             query.load(conn)
         })?;
         Ok(rows.into_iter().map(Chat::from).collect())
-    }
-
-    fn set_active(&self, id: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
-        let (id, message) = (DbUuid(id.as_uuid()), DbUuid(message.as_uuid()));
-        let updated = with_writer!(self, |conn| diesel::update(chats::table.find(id))
-            .set(chats::active_message_id.eq(Some(message)))
-            .execute(conn))?;
-        Ok(updated > 0)
     }
 
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError> {

@@ -74,6 +74,31 @@ fn is_gone(error: &DbError) -> bool {
     )
 }
 
+/// Whether a unit of work lost a race with another on the same chat, and is worth
+/// doing again from the start: a row it refers to was deleted meanwhile, or PostgreSQL
+/// chose it to break a deadlock or a serialization conflict.
+fn lost_a_race(error: &DbError) -> bool {
+    is_gone(error)
+        || matches!(error, DbError::Query(DieselError::DatabaseError(kind, info))
+            if matches!(kind, DatabaseErrorKind::SerializationFailure)
+                || info.message().contains("deadlock detected"))
+}
+
+/// How many times a unit of work that lost a race ([`lost_a_race`]) is tried in all.
+const TRIES: u32 = 3;
+
+/// Runs `work` until it does not lose a race, at most [`TRIES`] times.
+fn retried<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match work() {
+            Err(error) if tries < TRIES && lost_a_race(&error) => continue,
+            done => return done,
+        }
+    }
+}
+
 impl MessageRepository for Database {
     fn append(
         &self,
@@ -82,25 +107,28 @@ impl MessageRepository for Database {
     ) -> Result<Option<Vec<MessageId>>, RepositoryError> {
         let row = MessageRow::from(message);
         let (chat, id, parent) = (row.chat_id, row.id, row.parent_id);
-        let stored = with_writer!(self, |conn| conn.transaction(|conn| {
-            diesel::insert_into(messages::table)
-                .values(&row)
-                .execute(conn)?;
-            let chat_row = chats::table.find(chat);
-            match activation {
-                Activation::Always => {
-                    diesel::update(chat_row)
-                        .set(chats::active_message_id.eq(Some(id)))
-                        .execute(conn)?;
+        let stored = retried(|| {
+            with_writer!(self, |conn| conn.transaction(|conn| {
+                conn.lock_chat(chat)?;
+                diesel::insert_into(messages::table)
+                    .values(&row)
+                    .execute(conn)?;
+                let chat_row = chats::table.find(chat);
+                match activation {
+                    Activation::Always => {
+                        diesel::update(chat_row)
+                            .set(chats::active_message_id.eq(Some(id)))
+                            .execute(conn)?;
+                    }
+                    Activation::IfActiveIs(active) => {
+                        diesel::update(chat_row.filter(chats::active_message_id.eq(db_id(active))))
+                            .set(chats::active_message_id.eq(Some(id)))
+                            .execute(conn)?;
+                    }
                 }
-                Activation::IfActiveIs(active) => {
-                    diesel::update(chat_row.filter(chats::active_message_id.eq(db_id(active))))
-                        .set(chats::active_message_id.eq(Some(id)))
-                        .execute(conn)?;
-                }
-            }
-            conn.siblings(chat, parent)
-        }));
+                conn.siblings(chat, parent)
+            }))
+        });
         match stored {
             Ok(siblings) => Ok(Some(siblings)),
             Err(error) if is_gone(&error) => Ok(None),
@@ -142,7 +170,7 @@ impl MessageRepository for Database {
                 ))
         };
         let (reply_id, chat) = (reply.id, question.chat_id);
-        let stored = match self.pool() {
+        let stored = retried(|| match self.pool() {
             // One statement, one round trip: the question follows the chat's active leaf,
             // the reply follows the question and becomes the active leaf. Two racing
             // posts both read the same leaf (siblings); the one stored last is active.
@@ -185,7 +213,7 @@ impl MessageRepository for Database {
                     Ok(stored > 0)
                 })
             }),
-        };
+        });
         match stored {
             Ok(stored) => Ok(stored),
             // The chat (or its active leaf) was deleted while the statement ran.
@@ -347,30 +375,48 @@ impl MessageRepository for Database {
         message: MessageId,
     ) -> Result<Option<MessageId>, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
-        Ok(with_writer!(self, |conn| conn.transaction(|conn| {
-            let nodes = conn.nodes_of(chat)?;
-            if !nodes.iter().any(|node| node.id == message) {
-                return Ok(None);
-            }
-            let leaf = newest_leaf_below(message, &nodes);
-            diesel::update(chats::table.find(chat))
-                .set(chats::active_message_id.eq(Some(db_id(leaf))))
-                .execute(conn)?;
-            Ok(Some(leaf))
-        }))?)
+        Ok(retried(|| {
+            with_writer!(self, |conn| conn.transaction(|conn| {
+                conn.lock_chat(chat)?;
+                let nodes = conn.nodes_of(chat)?;
+                if !nodes.iter().any(|node| node.id == message) {
+                    return Ok(None);
+                }
+                let leaf = newest_leaf_below(message, &nodes);
+                diesel::update(chats::table.find(chat))
+                    .set(chats::active_message_id.eq(Some(db_id(leaf))))
+                    .execute(conn)?;
+                Ok(Some(leaf))
+            }))
+        })?)
+    }
+
+    fn make_active(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
+        let chat = DbUuid(chat.as_uuid());
+        let message = db_id(message);
+        Ok(retried(|| {
+            with_writer!(self, |conn| conn.transaction(|conn| {
+                conn.lock_chat(chat)?;
+                let exists: i64 = messages::table
+                    .filter(messages::id.eq(message))
+                    .filter(messages::chat_id.eq(chat))
+                    .count()
+                    .get_result(conn)?;
+                if exists == 0 {
+                    return Ok(false);
+                }
+                diesel::update(chats::table.find(chat))
+                    .set(chats::active_message_id.eq(Some(message)))
+                    .execute(conn)?;
+                Ok(true)
+            }))
+        })?)
     }
 
     fn delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
         // A reply stored below the branch while it was being read makes the deletion of
         // its parent fail on the foreign key: read the branch again and retry.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.try_delete_subtree(chat, message) {
-                Err(error) if tries < 3 && is_gone(&error) => continue,
-                deleted => return Ok(deleted?),
-            }
-        }
+        Ok(retried(|| self.try_delete_subtree(chat, message))?)
     }
 
     fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError> {
@@ -384,6 +430,7 @@ impl Database {
     fn try_delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, DbError> {
         let chat = DbUuid(chat.as_uuid());
         with_writer!(self, |conn| conn.transaction(|conn| {
+            conn.lock_chat(chat)?;
             let nodes = conn.nodes_of(chat)?;
             let Some(root) = nodes.iter().find(|node| node.id == message).copied() else {
                 return Ok(false);
@@ -427,6 +474,10 @@ fn limit_of(limit: u32) -> usize {
 /// The tree queries the repository's operations share, written once for both
 /// backends (a connection of either runs them).
 trait TreeQueries {
+    /// Takes the chat's row lock (PostgreSQL) for the rest of the transaction, so the
+    /// tree operations of one chat take turns and each reads the tree as the one before
+    /// left it (SQLite's writes take turns already).
+    fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
     /// Every message of `chat` as a node of its tree.
     fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>>;
     /// The ids of the children of `parent` in `chat` (its first messages for `None`),
@@ -439,6 +490,13 @@ trait TreeQueries {
 macro_rules! tree_queries {
     ($($connection:ty),+) => {$(
         impl TreeQueries for $connection {
+            fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()> {
+                diesel::update(chats::table.filter(chats::id.eq(chat)))
+                    .set(chats::active_message_id.eq(chats::active_message_id))
+                    .execute(self)
+                    .map(drop)
+            }
+
             fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>> {
                 let rows: Vec<NodeRow> = messages::table
                     .filter(messages::chat_id.eq(chat))

@@ -19,6 +19,7 @@ api_tests!(
     a_regenerated_answer_streams_without_a_message_event_an_edit_with_one,
     the_routes_of_a_message_answer_401_403_404_and_422_as_every_route_does,
     the_export_carries_the_tree,
+    racing_changes_to_one_branch_leave_the_active_leaf_a_message_of_the_chat,
 );
 
 /// The active path of `chat` (its latest page).
@@ -447,4 +448,50 @@ fn the_model_sees_the_new_messages_ancestors_never_another_branch() {
     assert_eq!(sent, &json!([{ "role": "user", "content": "Q1" }]));
     // The new answer is active: the second exchange is on the other branch now.
     assert_eq!(contents(&path(&api, &token, &chat)), ["Q1", "A1 again"]);
+}
+
+/// Whether the chat's active leaf is one of its messages (null only when it has none),
+/// and the listed path a chain that ends there.
+fn assert_consistent(api: &TestApp, token: &str, chat: &str) {
+    let tree = api.get(&format!("/chats/{chat}/tree"), token).json();
+    let tree = tree.as_array().unwrap();
+    let active = api.get(&format!("/chats/{chat}"), token).json()["active_message_id"].clone();
+    let listed = path(api, token, chat);
+    if tree.is_empty() {
+        assert_eq!(active, Value::Null);
+        assert!(listed.is_empty());
+        return;
+    }
+    assert!(
+        tree.iter().any(|m| m["id"] == active),
+        "{active} not in {tree:?}"
+    );
+    assert_eq!(listed.last().unwrap()["id"], active);
+    assert_eq!(listed[0]["parent_id"], Value::Null);
+    for pair in listed.windows(2) {
+        assert_eq!(pair[1]["parent_id"], pair[0]["id"]);
+    }
+}
+
+fn racing_changes_to_one_branch_leave_the_active_leaf_a_message_of_the_chat(api: &TestApp) {
+    for _ in 0..10 {
+        let (token, chat, question, answer) = one_exchange(api);
+        let delete = format!(
+            "/chats/{chat}/messages/{}",
+            question["id"].as_str().unwrap()
+        );
+
+        let (regenerated, deleted) = std::thread::scope(|scope| {
+            let regenerated = scope.spawn(|| regenerate(api, &token, &chat, &answer).status);
+            let deleted =
+                scope.spawn(|| api.request("DELETE", &delete).token(&token).send().status);
+            (regenerated.join().unwrap(), deleted.join().unwrap())
+        });
+
+        assert!([201, 404].contains(&regenerated), "{regenerated}");
+        assert_eq!(deleted, 204);
+        assert_consistent(api, &token, &chat);
+        assert_eq!(api.post_message(&token, &chat, "still works").status, 201);
+        assert_consistent(api, &token, &chat);
+    }
 }
