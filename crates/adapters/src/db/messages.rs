@@ -474,10 +474,6 @@ fn limit_of(limit: u32) -> usize {
 /// The tree queries the repository's operations share, written once for both
 /// backends (a connection of either runs them).
 trait TreeQueries {
-    /// Takes the chat's row lock (PostgreSQL) for the rest of the transaction, so the
-    /// tree operations of one chat take turns and each reads the tree as the one before
-    /// left it (SQLite's writes take turns already).
-    fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
     /// Every message of `chat` as a node of its tree.
     fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>>;
     /// The ids of the children of `parent` in `chat` (its first messages for `None`),
@@ -490,13 +486,6 @@ trait TreeQueries {
 macro_rules! tree_queries {
     ($($connection:ty),+) => {$(
         impl TreeQueries for $connection {
-            fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()> {
-                diesel::update(chats::table.filter(chats::id.eq(chat)))
-                    .set(chats::active_message_id.eq(chats::active_message_id))
-                    .execute(self)
-                    .map(drop)
-            }
-
             fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>> {
                 let rows: Vec<NodeRow> = messages::table
                     .filter(messages::chat_id.eq(chat))
@@ -565,3 +554,29 @@ macro_rules! tree_queries {
 }
 
 tree_queries!(diesel::PgConnection, diesel::SqliteConnection);
+
+/// Serialising the tree operations of one chat.
+trait LockChat {
+    /// Takes the chat's row lock for the rest of the transaction, so the tree operations
+    /// of one chat take turns and each reads the tree as the one before left it.
+    fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
+}
+
+impl LockChat for diesel::PgConnection {
+    fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()> {
+        chats::table
+            .find(chat)
+            .select(chats::id)
+            .for_update()
+            .first::<DbUuid>(self)
+            .optional()
+            .map(drop)
+    }
+}
+
+impl LockChat for diesel::SqliteConnection {
+    /// Nothing to take: SQLite's writes run one after the other on its one writer.
+    fn lock_chat(&mut self, _chat: DbUuid) -> QueryResult<()> {
+        Ok(())
+    }
+}
