@@ -69,6 +69,10 @@ impl PathWalk {
         if self.above == Some(message.id) {
             self.above = None;
             self.want = message.parent_id;
+        } else if self.want == Some(message.id) && self.path.len() < self.limit {
+            // The usual case: the next message read is the next one of the path.
+            self.want = message.parent_id;
+            self.path.push(message);
         } else {
             self.met.insert(message.id, message);
         }

@@ -240,8 +240,13 @@ impl MessageRepository for Database {
             let mut after: Option<(DbTimestamp, DbUuid)> = None;
             let mut batch = limit.saturating_add(2);
             loop {
+                // The chat's active leaf and the ownership check are subqueries of their
+                // own, evaluated once, not joined to every row.
+                let active = chats::table
+                    .filter(chats::id.eq(chat))
+                    .select(chats::active_message_id)
+                    .single_value();
                 let mut query = messages::table
-                    .inner_join(chats::table.inner_join(users::table))
                     .filter(messages::chat_id.eq(chat))
                     .order((messages::created_at.desc(), messages::id.desc()))
                     .limit(i64::from(batch))
@@ -256,14 +261,18 @@ impl MessageRepository for Database {
                             messages::parent_id,
                             messages::status,
                         ),
-                        chats::active_message_id,
+                        active,
                     ))
                     .into_boxed();
                 if let Some(owner) = owner {
                     // The ownership and revocation checks ride on the read.
-                    query = query
-                        .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
-                        .filter(users::token_generation.eq(owner.generation));
+                    query = query.filter(diesel::dsl::exists(
+                        chats::table
+                            .inner_join(users::table)
+                            .filter(chats::id.eq(chat))
+                            .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
+                            .filter(users::token_generation.eq(owner.generation)),
+                    ));
                 }
                 if let Some((at, id)) = after {
                     query = query.filter(
@@ -489,6 +498,7 @@ macro_rules! tree_queries {
             fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>> {
                 let rows: Vec<NodeRow> = messages::table
                     .filter(messages::chat_id.eq(chat))
+                    .order((messages::created_at.asc(), messages::id.asc()))
                     .select(NodeRow::as_select())
                     .load(self)?;
                 Ok(rows.into_iter().map(Node::from).collect())
