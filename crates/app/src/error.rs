@@ -24,6 +24,15 @@ pub enum AppError {
     /// The chat exists and belongs to another user.
     #[error("the chat belongs to another user")]
     NotChatOwner,
+    /// The folder does not exist.
+    #[error("no such folder")]
+    FolderNotFound,
+    /// The folder exists and belongs to another user.
+    #[error("the folder belongs to another user")]
+    NotFolderOwner,
+    /// A chat was to be filed in a folder that does not exist or is not the user's.
+    #[error("no such folder of the user's to file the chat in")]
+    FolderNotUsable,
     /// The client used up its budget of credential attempts.
     #[error("the client's budget of attempts is used up")]
     TooManyAttempts {

@@ -107,6 +107,8 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         token_verifier: tokens,
         clock: clock.clone(),
         responder: responder(config)?,
+        folders: db.clone(),
+        search: db.clone(),
     });
     // Built once, outside the per-worker factory: the pool, the keys, the OpenAPI document.
     // The budgets live in the database, so every instance on it spends from the same.

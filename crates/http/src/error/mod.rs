@@ -58,7 +58,11 @@ impl ApiError {
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
-        Self::App(error)
+        match error {
+            // A body naming a folder the user cannot use is invalid input (422).
+            AppError::FolderNotUsable => Self::Invalid(vec![wire::folder_not_usable()]),
+            error => Self::App(error),
+        }
     }
 }
 
@@ -120,8 +124,11 @@ fn status(error: &ApiError) -> StatusCode {
         ApiError::App(error) => match error {
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::ChatNotFound => StatusCode::NOT_FOUND,
-            AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
+            AppError::ChatNotFound | AppError::FolderNotFound => StatusCode::NOT_FOUND,
+            AppError::NotChatOwner | AppError::NotFolderOwner | AppError::WrongPassword => {
+                StatusCode::FORBIDDEN
+            }
+            AppError::FolderNotUsable => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
@@ -149,6 +156,9 @@ pub(crate) fn detail(error: &ApiError) -> String {
             AppError::Unauthenticated => "Could not validate credentials",
             AppError::ChatNotFound => "Chat not found",
             AppError::NotChatOwner => "Not allowed to access this chat",
+            AppError::FolderNotFound => "Folder not found",
+            AppError::NotFolderOwner => "Not allowed to access this folder",
+            AppError::FolderNotUsable => "No folder of yours has this id",
             AppError::TooManyAttempts { retry_after } => {
                 return format!(
                     "Too many attempts: try again in {} seconds",
@@ -253,6 +263,12 @@ mod tests {
                 "Not allowed to access this chat",
             ),
             (AppError::WrongPassword, 403, "Incorrect password"),
+            (AppError::FolderNotFound, 404, "Folder not found"),
+            (
+                AppError::NotFolderOwner,
+                403,
+                "Not allowed to access this folder",
+            ),
             (
                 AppError::Unavailable("down".into()),
                 503,
@@ -275,6 +291,14 @@ mod tests {
                 (status(&error).as_u16(), detail(&error).as_str()),
                 (code, text)
             );
+        }
+    }
+
+    #[test]
+    fn filing_a_chat_in_a_folder_one_cannot_use_is_invalid_at_the_folder_id() {
+        match ApiError::from(AppError::FolderNotUsable) {
+            ApiError::Invalid(issues) => assert_eq!(issues, [wire::folder_not_usable()]),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -6,8 +6,10 @@
 pub mod accounts;
 pub mod chats;
 mod export;
+pub mod folders;
 pub mod health;
 pub mod messages;
+pub mod search;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -34,9 +36,12 @@ pub fn table(cfg: &mut ServiceConfig) {
         // once, then plain strings.
         .service(
             utoipa_actix_web::scope("/chats/{chat_id}")
-                .service(routes![chats::get, chats::rename, chats::delete])
+                .service(routes![chats::get, chats::update, chats::delete])
                 .service(routes![messages::list, messages::post]),
         )
+        .service(routes![folders::list, folders::create])
+        .service(routes![folders::rename, folders::delete])
+        .service(routes![search::search])
         .service(routes![health::live])
         .service(routes![health::ready]);
 }
@@ -171,7 +176,7 @@ mod tests {
             .configure(table)
             .split_for_parts();
         let app = init_service(app).await;
-        assert_eq!(document.paths.paths.len(), 11);
+        assert_eq!(document.paths.paths.len(), 14);
         for (path, item) in &document.paths.paths {
             let documented: Vec<&str> = [
                 ("GET", item.get.is_some()),
@@ -183,7 +188,9 @@ mod tests {
             .into_iter()
             .filter_map(|(method, present)| present.then_some(method))
             .collect();
-            let concrete = path.replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000");
+            let concrete = path
+                .replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000")
+                .replace("{folder_id}", "0194f4c2-0000-7000-8000-000000000001");
             for uri in [concrete.clone(), format!("{concrete}/")] {
                 let response = call_service(
                     &app,

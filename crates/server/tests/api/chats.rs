@@ -28,7 +28,18 @@ api_tests!(
 
 fn assert_chat_shape(chat: &Value) {
     let keys: Vec<&String> = chat.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["created_at", "id", "title"], "{chat}");
+    assert_eq!(
+        keys,
+        [
+            "archived",
+            "created_at",
+            "folder_id",
+            "id",
+            "pinned",
+            "title"
+        ],
+        "{chat}"
+    );
     assert!(uuid::Uuid::parse_str(chat["id"].as_str().unwrap()).is_ok());
     assert!(
         chat["created_at"].as_str().unwrap().ends_with('Z'),
