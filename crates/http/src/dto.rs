@@ -93,6 +93,7 @@ pub struct ChatExport {
     /// Whether it is archived.
     pub archived: bool,
     /// The folder it is filed in, if any.
+    #[schema(required = true)]
     pub folder_id: Option<Uuid>,
     /// Every message of the chat, oldest first.
     pub messages: Vec<MessageResponse>,
@@ -282,6 +283,7 @@ pub struct ChatResponse {
     /// Whether it is archived (left out of the chat list unless `archived=true`).
     pub archived: bool,
     /// The folder it is filed in, or null.
+    #[schema(required = true)]
     pub folder_id: Option<Uuid>,
 }
 
@@ -345,8 +347,10 @@ pub struct SearchHitResponse {
     /// The chat's title.
     pub chat_title: String,
     /// The message that matched; null when the chat's title matched.
+    #[schema(required = true)]
     pub message_id: Option<Uuid>,
     /// Who wrote the message; null for a title.
+    #[schema(required = true)]
     pub role: Option<RoleDto>,
     /// When the message (or, for a title, the chat) was created (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339_micros")]
