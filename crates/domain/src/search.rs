@@ -3,6 +3,9 @@
 //! snippet with highlights a hit shows. Pure: storage finds the hits, this module says
 //! what a client reads of them.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 
 use crate::chat::ChatTitle;
@@ -26,10 +29,18 @@ pub const FOLD_FROM: &str = "àáâãäåāăąÀÁÂÃÄÅĀĂĄçćĉċčÇĆ�
 /// The plain letters of [`FOLD_FROM`], position by position.
 pub const FOLD_TO: &str = "aaaaaaaaaaaaaaaaaaccccccccccddddeeeeeeeeeeeeeeeeeegggggggghhhhiiiiiiiiiiiiiiiiiijjkkllllllllllnnnnnnnnoooooooooooooooooorrrrrrssssssssttttttuuuuuuuuuuuuuuuuuuuuwwyyyyyyzzzzzz";
 
+/// [`FOLD_FROM`] to [`FOLD_TO`], letter by letter.
+static FOLDS: LazyLock<HashMap<char, char>> =
+    LazyLock::new(|| FOLD_FROM.chars().zip(FOLD_TO.chars()).collect());
+
 /// Appends `c` folded for search (accents off, lower case) to `out`.
 fn fold_into(c: char, out: &mut String) {
-    match FOLD_FROM.chars().position(|from| from == c) {
-        Some(at) => out.extend(FOLD_TO.chars().nth(at)),
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    match FOLDS.get(&c) {
+        Some(plain) => out.push(*plain),
         None => out.extend(c.to_lowercase()),
     }
 }
