@@ -308,18 +308,19 @@ class Postgres:
             (SELECT sum(pg_column_size(content)) FROM messages), pg_relation_size('chats_search_tsv_idx')""")
         heap, total, gin, tsv, content, chats_gin = (int(v or 0) for v in row.split("|"))
         return {"messages table (heap, with the tsvector column)": heap, "messages total (heap, TOAST, all indexes)": total,
-                "GIN index on messages.search_tsv": gin, "tsvector column values (inside the heap)": tsv,
+                "GIN index on messages.search_tsv": gin, "tsvector column values (inside the heap and TOAST)": tsv,
                 "message text values": content, "GIN index on chats.search_tsv": chats_gin}
 
     def explain(self, user: str, word: str) -> str:
-        words = f"'{word}':*"
-        owner = "'~" + user.replace("-", "") + "'"
+        """The plan of the messages half of the service's search query (the titles half
+        reads a few rows of the user's chats)."""
+        query = f"memlayer_search_query('{user}', $w${word}$w$)"
         plans = []
-        for label, rank, order in (("newest first", "0::real", ""), ("relevance", "ts_rank(m.search_tsv, to_tsquery('simple', '" + words.replace("'", "''") + "'))", "rank DESC, ")):
+        for label, rank, order in (("newest first", "0::real", ""), ("relevance", f"ts_rank(m.search_tsv, {query})", "rank DESC, ")):
             sql = f"""EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
             SELECT m.chat_id, c.title, m.id, m.role, m.created_at, m.content, {rank} AS rank
             FROM messages m JOIN chats c ON c.id = m.chat_id
-            WHERE m.user_id = '{user}' AND m.search_tsv @@ (to_tsquery('simple', $q${words}$q$) && $o${owner}$o$::tsquery)
+            WHERE m.user_id = '{user}' AND m.search_tsv @@ {query}
             ORDER BY {order}m.created_at DESC, m.id DESC LIMIT 51"""
             plans.append(f"-- {label}, q={word}\n" + psql(self.url, sql))
         return "\n\n".join(plans)

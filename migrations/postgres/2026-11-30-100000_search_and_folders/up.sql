@@ -36,16 +36,36 @@ CREATE FUNCTION memlayer_fold(text) RETURNS text
         'àáâãäåāăąÀÁÂÃÄÅĀĂĄçćĉċčÇĆĈĊČďđĎĐèéêëēĕėęěÈÉÊËĒĔĖĘĚĝğġģĜĞĠĢĥħĤĦìíîïĩīĭįıÌÍÎÏĨĪĬĮİĵĴķĶĺļľŀłĹĻĽĿŁñńņňÑŃŅŇòóôõöøōŏőÒÓÔÕÖØŌŎŐŕŗřŔŖŘśŝşšŚŜŞŠţťŧŢŤŦùúûüũūŭůűųÙÚÛÜŨŪŬŮŰŲŵŴýÿŷÝŸŶźżžŹŻŽ!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~‘’“”«»–—…',
         'aaaaaaaaaaaaaaaaaaccccccccccddddeeeeeeeeeeeeeeeeeegggggggghhhhiiiiiiiiiiiiiiiiiijjkkllllllllllnnnnnnnnoooooooooooooooooorrrrrrssssssssttttttuuuuuuuuuuuuuuuuuuuuwwyyyyyyzzzzzz                                         ') $$;
 
--- Each message's words, plus one lexeme naming its owner ('~' and the user id's hex:
--- no query word can match it, as a query word holds letters and digits only). A search
--- asks for the owner's lexeme AND the words, so the GIN index intersects the user's
--- posting list with the words' before any row is read: the cost of a search follows
--- the user's own data, not the table's. Generated, so inserting, editing and deleting a
--- message keep it right in the same statement; existing messages get it here.
-ALTER TABLE messages ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (
-    to_tsvector('simple'::regconfig, memlayer_fold(content))
-    || array_to_tsvector(ARRAY['~' || replace(user_id::text, '-', '')])
-) STORED;
+-- Each message's words, each prefixed with its owner's tag (the last 12 hex digits of
+-- the user id, random in a UUIDv7, and a dot): `0a1b2c3d4e5f.lisbon`, with the word's
+-- positions (for ranking). A search asks for the caller's tag and each word as a prefix
+-- ('0a1b2c3d4e5f.lisb':*), so the GIN index reads only the caller's own entries, even
+-- for a prefix: the cost of a search follows the caller's data, not the table's. (A
+-- rare shared tag costs only time: the query also filters on user_id.) IMMUTABLE: the
+-- result depends only on the arguments.
+CREATE FUNCTION memlayer_search_vector(owner uuid, body text) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(string_agg(
+            '''' || right(replace(owner::text, '-', ''), 12) || '.' || lexeme || ''':'
+                || array_to_string(positions, ','),
+            ' ')::tsvector, ''::tsvector)
+        FROM unnest(to_tsvector('simple'::regconfig, memlayer_fold(body))) $$;
+
+-- The query for `words` (plain words, from the application) in `owner`'s messages: every
+-- word's lexemes, tagged, as prefixes, all required; NULL (matching nothing) when the
+-- words hold no lexeme. User text is never read as tsquery syntax: the words go through
+-- the same parser as the messages, and only their lexemes are quoted into the query.
+CREATE FUNCTION memlayer_search_query(owner uuid, words text) RETURNS tsquery
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT string_agg(
+            '''' || right(replace(owner::text, '-', ''), 12) || '.' || lexeme || ''':*',
+            ' & ')::tsquery
+        FROM unnest(to_tsvector('simple'::regconfig, memlayer_fold(words))) $$;
+
+-- Generated, so inserting, editing and deleting a message keep it right in the same
+-- statement; existing messages get it here.
+ALTER TABLE messages ADD COLUMN search_tsv tsvector
+    GENERATED ALWAYS AS (memlayer_search_vector(user_id, content)) STORED;
 CREATE INDEX messages_search_tsv_idx ON messages USING gin (search_tsv);
 
 -- Chat titles: a user has few chats, so their own rows are read through

@@ -1,8 +1,9 @@
 //! Search: the one query each backend writes in its own SQL, over its own index
 //! (PostgreSQL: the generated `search_tsv` columns and their GIN indexes; SQLite: the
 //! `search_fts` FTS5 table and `search_docs`). Both restrict the index to the user's own
-//! documents first (an owner term AND the words), check the session in the same query,
-//! and read the text of the page's hits only.
+//! documents first (PostgreSQL: lexemes tagged with their owner; SQLite: an owner term
+//! AND the words), check the session in the same query, and read the text of the page's
+//! hits only.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -76,10 +77,13 @@ fn fts_match(owner: uuid::Uuid, query: &SearchQuery) -> String {
 }
 
 /// PostgreSQL: the newest-first (or best-first) hits among the user's messages (through
-/// the GIN index, owner lexeme AND words) and chat titles. `$1` user, `$2` generation,
-/// `$3` words, `$4` owner lexeme, `$5` limit, then `$6`, `$7` the cursor if any.
+/// the GIN index, on lexemes tagged with their owner: `memlayer_search_query` asks for
+/// the caller's only) and chat titles. `$1` user, `$2` generation, `$3` the words as a
+/// `tsquery` text (titles), `$4` the words as plain text (messages), `$5` limit, then
+/// `$6`, `$7` the cursor if any.
 fn pg_sql(order: SearchOrder, paged: bool) -> String {
     let words = "to_tsquery('simple', $3)";
+    let owned = "memlayer_search_query($1, $4)";
     let (after_m, after_c) = if paged {
         (
             "AND (m.created_at, m.id) < ($6, $7)",
@@ -91,7 +95,7 @@ fn pg_sql(order: SearchOrder, paged: bool) -> String {
     let (rank_m, rank_c, rank_first) = match order {
         SearchOrder::Newest => ("0::real", "0::real", ""),
         SearchOrder::Relevance => (
-            "ts_rank(m.search_tsv, to_tsquery('simple', $3))",
+            "ts_rank(m.search_tsv, memlayer_search_query($1, $4))",
             "ts_rank(c.search_tsv, to_tsquery('simple', $3))",
             "rank DESC, ",
         ),
@@ -102,7 +106,7 @@ fn pg_sql(order: SearchOrder, paged: bool) -> String {
                     m.role AS role, m.created_at AS created_at, m.content AS text,
                     m.id AS pos, {rank_m} AS rank
              FROM messages m JOIN chats c ON c.id = m.chat_id
-             WHERE m.user_id = $1 AND m.search_tsv @@ ({words} && $4::tsquery) {after_m}
+             WHERE m.user_id = $1 AND m.search_tsv @@ {owned} {after_m}
              ORDER BY {rank_first}m.created_at DESC, m.id DESC LIMIT $5)
             UNION ALL
             (SELECT c.id AS chat_id, c.title AS chat_title, NULL::uuid AS message_id,
@@ -118,32 +122,42 @@ fn pg_sql(order: SearchOrder, paged: bool) -> String {
     )
 }
 
-/// SQLite: the hits through FTS5, restricted to the owner's token, paged on
-/// `search_docs`. `?1` match, `?2` user, `?3` generation, `?4` limit, then `?5`, `?6`
-/// the cursor if any.
+/// SQLite: the hits through FTS5, restricted to the owner's token; the page is chosen on
+/// `search_docs` alone (its time and key), and only its hits are joined to their chat and
+/// message text. `?1` match, `?2` user, `?3` generation, `?4` limit, then `?5`, `?6` the
+/// cursor if any.
 fn sqlite_sql(order: SearchOrder, paged: bool) -> String {
     let after = if paged {
         "AND (d.created_at, d.item_id) < (?5, ?6)"
     } else {
         ""
     };
-    let order_by = match order {
-        SearchOrder::Newest => "d.created_at DESC, d.item_id DESC",
+    let (score, inner, outer) = match order {
+        SearchOrder::Newest => (
+            "0.0",
+            "d.created_at DESC, d.item_id DESC",
+            "page.created_at DESC, page.item_id DESC",
+        ),
         // bm25: lower is better; the owner column weighs nothing.
-        SearchOrder::Relevance => "bm25(search_fts, 1.0, 0.0), d.created_at DESC, d.item_id DESC",
+        SearchOrder::Relevance => (
+            "bm25(search_fts, 1.0, 0.0)",
+            "score, d.created_at DESC, d.item_id DESC",
+            "page.score, page.created_at DESC, page.item_id DESC",
+        ),
     };
     format!(
         "SELECT c.id AS chat_id, c.title AS chat_title, m.id AS message_id, m.role AS role,
-                d.created_at AS created_at, COALESCE(m.content, c.title) AS text
-         FROM search_fts
-         JOIN search_docs d ON d.doc = search_fts.rowid
-         JOIN chats c ON c.id = d.chat_id
-         LEFT JOIN messages m ON NOT d.is_title AND m.id = d.item_id
-         WHERE search_fts MATCH ?1 AND c.user_id = ?2
+                page.created_at AS created_at, COALESCE(m.content, c.title) AS text
+         FROM (SELECT d.item_id, d.chat_id, d.is_title, d.created_at, {score} AS score
+               FROM search_fts JOIN search_docs d ON d.doc = search_fts.rowid
+               WHERE search_fts MATCH ?1 {after}
+               ORDER BY {inner}
+               LIMIT ?4) AS page
+         JOIN chats c ON c.id = page.chat_id
+         LEFT JOIN messages m ON NOT page.is_title AND m.id = page.item_id
+         WHERE c.user_id = ?2
            AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND token_generation = ?3)
-           {after}
-         ORDER BY {order_by}
-         LIMIT ?4"
+         ORDER BY {outer}"
     )
 }
 
@@ -168,13 +182,13 @@ impl SearchIndex for Database {
         let rows: Vec<HitRow> = match self.pool() {
             Pool::Postgres(pool) => {
                 let sql = pg_sql(order, after.is_some());
-                let (words, owner_term) = (pg_words(query), format!("'~{}'", user.simple()));
+                let (words, plain) = (pg_words(query), query.words().join(" "));
                 run(pool, |conn| {
                     let base = diesel::sql_query(sql)
                         .bind::<Uuid, _>(DbUuid(user))
                         .bind::<BigInt, _>(owner.generation)
                         .bind::<Text, _>(words)
-                        .bind::<Text, _>(owner_term)
+                        .bind::<Text, _>(plain)
                         .bind::<BigInt, _>(limit);
                     match after {
                         Some((at, id)) => base
