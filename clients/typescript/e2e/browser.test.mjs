@@ -239,6 +239,61 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     assert.deepEqual(listed.data.slice(-2), [streamed.question, streamed.reply]);
   });
 
+  test("searches from the page, shows the matches, and opens a hit", async () => {
+    const found = await call("search", "LISB");
+    assert.equal(found.status, 200);
+    const question = found.data.find((hit) => hit.snippet === "Tell me about Lisbon in one sentence.");
+    assert.ok(question, JSON.stringify(found.data));
+    assert.equal(question.role, "user");
+    assert.equal(question.chat_id, chatId);
+    assert.equal(question.chat_title, "Lisbon, day 2");
+    const title = found.data.find((hit) => hit.message_id === null);
+    assert.equal(title.snippet, "Lisbon, day 2");
+    // The page shows each match in <mark>, cut with the code-point offsets.
+    const marks = await page.$$eval("#hits li mark", (nodes) => nodes.map((node) => node.textContent));
+    assert.ok(marks.length >= 2 && marks.every((text) => text === "Lisb"), JSON.stringify(marks));
+
+    // Opening a hit (a click): its chat, with the message found marked.
+    await page.click(`#hits li[data-message-id="${question.message_id}"]`);
+    await page.waitForSelector(`#opened[data-chat-id="${chatId}"]`);
+    assert.equal(await page.textContent("#opened h2"), "Lisbon, day 2");
+    assert.equal(await page.textContent("#opened p.hit"), "user: Tell me about Lisbon in one sentence.");
+
+    const punctuation = await call("search", "lisbon & (one | !sentence)");
+    assert.equal(punctuation.status, 200);
+    const blank = await call("search", "   ");
+    assert.equal(blank.status, 422);
+  });
+
+  test("pins, archives and files a chat in a folder", async () => {
+    const other = await call("createChat", "Groceries");
+    const trips = await call("createFolder", "Trips");
+    assert.equal(trips.status, 201);
+    assert.equal(trips.data.name, "Trips");
+
+    const pinned = await call("updateChat", chatId, { pinned: true, folder_id: trips.data.id });
+    assert.equal(pinned.status, 200);
+    assert.deepEqual([pinned.data.pinned, pinned.data.folder_id], [true, trips.data.id]);
+    const listed = await call("listChats");
+    assert.equal(listed.data[0].id, chatId, "pinned first");
+    assert.deepEqual((await call("listChats", { folder_id: trips.data.id })).data.map((chat) => chat.id), [chatId]);
+
+    const archived = await call("updateChat", other.data.id, { archived: true });
+    assert.equal(archived.data.archived, true);
+    assert.ok(!(await call("listChats")).data.some((chat) => chat.id === other.data.id));
+    assert.deepEqual((await call("listChats", { archived: true })).data.map((chat) => chat.id), [other.data.id]);
+    // Archived chats are still found.
+    assert.ok((await call("search", "grocer")).data.some((hit) => hit.chat_id === other.data.id));
+
+    const foreign = await call("updateChat", chatId, { folder_id: "0194f4c2-0000-7000-8000-000000000000" });
+    assert.equal(foreign.status, 422);
+    assert.match(foreign.detail, /folder_id/);
+
+    assert.deepEqual((await call("listFolders")).data.map((folder) => folder.name), ["Trips"]);
+    const deleted = await call("deleteFolder", trips.data.id);
+    assert.equal(deleted.status, 204);
+    assert.equal((await call("getChat", chatId)).data.folder_id, null);
+
   test("regenerates an answer, edits a question, steps between the branches and reads the list each time", async () => {
     const list = async () => (await call("listMessages", chatId)).data;
     const before = await list();
@@ -398,15 +453,19 @@ describe("Swagger UI at /docs", () => {
       "DELETE /auth/me",
       "DELETE /chats/{chat_id}",
       "DELETE /chats/{chat_id}/messages/{message_id}",
+      "DELETE /folders/{folder_id}",
       "GET /auth/me",
       "GET /auth/me/export",
       "GET /chats",
       "GET /chats/{chat_id}",
       "GET /chats/{chat_id}/messages",
       "GET /chats/{chat_id}/tree",
+      "GET /folders",
       "GET /health",
       "GET /health/ready",
+      "GET /search",
       "PATCH /chats/{chat_id}",
+      "PATCH /folders/{folder_id}",
       "POST /auth/login",
       "POST /auth/logout-all",
       "POST /auth/password",
@@ -415,6 +474,7 @@ describe("Swagger UI at /docs", () => {
       "POST /chats/{chat_id}/messages",
       "POST /chats/{chat_id}/messages/{message_id}/edit",
       "POST /chats/{chat_id}/messages/{message_id}/regenerate",
+      "POST /folders",
       "PUT /chats/{chat_id}/active",
     ]);
 

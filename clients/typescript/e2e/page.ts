@@ -5,8 +5,10 @@
  */
 import {
   TOKEN_KEY,
+  type UpdateChatRequest,
   createMemLayerClient,
   errorDetail,
+  highlightedPieces,
   streamEdit,
   streamMessage,
   streamRegenerate,
@@ -40,6 +42,47 @@ function remember<T extends { access_token: string }>(result: Outcome<T>): Outco
 
 const chat = (chat_id: string) => ({ params: { path: { chat_id } } });
 const message = (chat_id: string, message_id: string) => ({ params: { path: { chat_id, message_id } } });
+const folder = (folder_id: string) => ({ params: { path: { folder_id } } });
+
+/** Shows search hits as a user sees them: each snippet with its matches in <mark>. */
+function showHits(hits: { chat_id: string; message_id?: string | null; snippet: string; highlights: number[][] }[]) {
+  const list = document.getElementById("hits");
+  if (!list) return;
+  list.replaceChildren(
+    ...hits.map((hit) => {
+      const item = document.createElement("li");
+      item.dataset["chatId"] = hit.chat_id;
+      item.dataset["messageId"] = hit.message_id ?? "";
+      for (const piece of highlightedPieces(hit)) {
+        const node = piece.match ? document.createElement("mark") : document.createElement("span");
+        node.textContent = piece.text;
+        item.append(node);
+      }
+      item.addEventListener("click", () => void openHit(hit.chat_id, hit.message_id ?? null));
+      return item;
+    }),
+  );
+}
+
+/** Opens a hit as a user would: its chat's title and messages, the hit's message marked. */
+async function openHit(chatId: string, messageId: string | null) {
+  const opened = document.getElementById("opened");
+  if (!opened) return;
+  const [{ data: found }, { data: messages }] = await Promise.all([
+    client.GET("/chats/{chat_id}", chat(chatId)),
+    client.GET("/chats/{chat_id}/messages", chat(chatId)),
+  ]);
+  const heading = document.createElement("h2");
+  heading.textContent = found?.title ?? "";
+  const lines = (messages ?? []).map((message) => {
+    const line = document.createElement("p");
+    line.textContent = `${message.role}: ${message.content}`;
+    if (message.id === messageId) line.className = "hit";
+    return line;
+  });
+  opened.replaceChildren(heading, ...lines);
+  opened.dataset["chatId"] = chatId;
+}
 
 const page = {
   register: async (email: string, password: string) =>
@@ -49,11 +92,25 @@ const page = {
   me: () => outcome(client.GET("/auth/me")),
   createChat: (title?: string | null) =>
     outcome(client.POST("/chats", { body: title === undefined ? {} : { title } })),
-  listChats: () => outcome(client.GET("/chats")),
+  listChats: (query: { archived?: boolean; folder_id?: string; limit?: number; cursor?: string } = {}) =>
+    outcome(client.GET("/chats", { params: { query } })),
   getChat: (id: string) => outcome(client.GET("/chats/{chat_id}", chat(id))),
   renameChat: (id: string, title: string) =>
     outcome(client.PATCH("/chats/{chat_id}", { ...chat(id), body: { title } })),
+  updateChat: (id: string, body: UpdateChatRequest) =>
+    outcome(client.PATCH("/chats/{chat_id}", { ...chat(id), body })),
   deleteChat: (id: string) => outcome(client.DELETE("/chats/{chat_id}", chat(id))),
+  listFolders: () => outcome(client.GET("/folders")),
+  createFolder: (name: string) => outcome(client.POST("/folders", { body: { name } })),
+  renameFolder: (id: string, name: string) =>
+    outcome(client.PATCH("/folders/{folder_id}", { ...folder(id), body: { name } })),
+  deleteFolder: (id: string) => outcome(client.DELETE("/folders/{folder_id}", folder(id))),
+  /** Searches, shows the hits on the page (matches in <mark>), and reports them. */
+  search: async (q: string, sort?: "newest" | "relevance") => {
+    const result = await outcome(client.GET("/search", { params: { query: sort ? { q, sort } : { q } } }));
+    if (result.data) showHits(result.data);
+    return result;
+  },
   postMessage: (id: string, content: string) =>
     outcome(client.POST("/chats/{chat_id}/messages", { ...chat(id), body: { content } })),
   listMessages: (id: string) => outcome(client.GET("/chats/{chat_id}/messages", chat(id))),

@@ -26,6 +26,29 @@ export type AccountExport = Schemas["AccountExport"];
 export type ChatExport = Schemas["ChatExport"];
 export type MessageStatus = Schemas["MessageStatus"];
 export type SetActiveRequest = Schemas["SetActiveRequest"];
+export type UpdateChatRequest = Schemas["UpdateChatRequest"];
+export type FolderRequest = Schemas["FolderRequest"];
+export type FolderResponse = Schemas["FolderResponse"];
+export type SearchHitResponse = Schemas["SearchHitResponse"];
+
+/**
+ * A search hit's snippet cut into plain and highlighted pieces, in order (the
+ * `highlights` are `[start, end)` offsets in code points, not UTF-16 units, so a page
+ * must not slice the string with them directly).
+ */
+export function highlightedPieces(hit: Pick<SearchHitResponse, "snippet" | "highlights">): { text: string; match: boolean }[] {
+  const chars = Array.from(hit.snippet);
+  const pieces: { text: string; match: boolean }[] = [];
+  let at = 0;
+  for (const [start, end] of hit.highlights) {
+    if (start === undefined || end === undefined || start < at) continue;
+    if (start > at) pieces.push({ text: chars.slice(at, start).join(""), match: false });
+    pieces.push({ text: chars.slice(start, end).join(""), match: true });
+    at = end;
+  }
+  if (at < chars.length) pieces.push({ text: chars.slice(at).join(""), match: false });
+  return pieces;
+}
 
 /** The localStorage key the access token is kept under. */
 export const TOKEN_KEY = "memlayer.access_token";

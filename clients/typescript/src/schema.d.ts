@@ -142,8 +142,10 @@ export interface paths {
         };
         /**
          * List my chats
-         * @description The user's own chats, newest first, at most `limit` (200 by default). When more
-         *     follow, the `X-Next-Cursor` header holds the `cursor` that reads the next page.
+         * @description The user's own chats: pinned ones first, then the others, each group newest first,
+         *     at most `limit` (200 by default). Archived chats are left out (`archived=true` lists
+         *     only them); `folder_id` keeps one folder's. When more follow, the `X-Next-Cursor`
+         *     header holds the `cursor` that reads the next page.
          */
         get: operations["listChats"];
         put?: never;
@@ -177,8 +179,12 @@ export interface paths {
         delete: operations["deleteChat"];
         options?: never;
         head?: never;
-        /** Rename a chat */
-        patch: operations["renameChat"];
+        /**
+         * Change a chat: rename, pin, archive, file in a folder
+         * @description Sets every field given (at least one): `title`, `pinned`, `archived`, `folder_id`
+         *     (one of your folders, or `null` to take the chat out of its folder).
+         */
+        patch: operations["updateChat"];
         trace?: never;
     };
     "/chats/{chat_id}/active": {
@@ -334,6 +340,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/folders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my folders
+         * @description Every folder of the user's, oldest first.
+         */
+        get: operations["listFolders"];
+        put?: never;
+        /** Create a folder */
+        post: operations["createFolder"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/folders/{folder_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a folder
+         * @description Its chats stay, in no folder.
+         */
+        delete: operations["deleteFolder"];
+        options?: never;
+        head?: never;
+        /** Rename a folder */
+        patch: operations["renameFolder"];
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -374,6 +422,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search my chats
+         * @description The user's own messages (in every chat, archived ones too) and chat titles holding
+         *     every word of `q`, case and accents aside; each word also matches as the start of a
+         *     longer one. `q` is plain words: punctuation and operators only separate them. Newest
+         *     first, paged with `cursor` and `X-Next-Cursor` like the lists; or with
+         *     `sort=relevance` the best matches first, one page (no cursor). Each hit carries a
+         *     plain-text `snippet` and the `[start, end)` character offsets of the matches in it.
+         */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -387,6 +460,8 @@ export interface components {
             account: components["schemas"]["UserResponse"];
             /** @description Every chat of the account, newest first. */
             chats: components["schemas"]["ChatExport"][];
+            /** @description Every folder of the account, oldest first. */
+            folders: components["schemas"]["FolderResponse"][];
         };
         /** @description A password change: the current password, to prove it is you, and the new one. */
         ChangePasswordRequest: {
@@ -410,6 +485,8 @@ export interface components {
              * @description The end of the path the chat shows; null while it is empty.
              */
             active_message_id: string | null;
+            /** @description Whether it is archived. */
+            archived: boolean;
             /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
@@ -417,11 +494,18 @@ export interface components {
             created_at: string;
             /**
              * Format: uuid
+             * @description The folder it is filed in, if any.
+             */
+            folder_id: string | null;
+            /**
+             * Format: uuid
              * @description The chat's id.
              */
             id: string;
             /** @description Every message of the chat, all branches, oldest first. */
             messages: components["schemas"]["MessageResponse"][];
+            /** @description Whether it is pinned. */
+            pinned: boolean;
             /** @description The chat's title. */
             title: string;
         };
@@ -432,6 +516,8 @@ export interface components {
              * @description The end of the path the chat shows (its active leaf); null while it is empty.
              */
             active_message_id: string | null;
+            /** @description Whether it is archived (left out of the chat list unless `archived=true`). */
+            archived: boolean;
             /**
              * Format: date-time
              * @description When it was created (RFC 3339, UTC).
@@ -439,9 +525,16 @@ export interface components {
             created_at: string;
             /**
              * Format: uuid
+             * @description The folder it is filed in, or null.
+             */
+            folder_id: string | null;
+            /**
+             * Format: uuid
              * @description The chat's id.
              */
             id: string;
+            /** @description Whether it is pinned (listed before the others). */
+            pinned: boolean;
             /** @description The chat's title. */
             title: string;
         };
@@ -495,6 +588,29 @@ export interface components {
              * @example Chat not found
              */
             detail: string;
+        };
+        /** @description A new folder, or a folder's new name. */
+        FolderRequest: {
+            /**
+             * @description The name: 1 to 100 characters after trimming, no NUL character.
+             * @example Travel
+             */
+            name: string;
+        };
+        /** @description A folder of chats. */
+        FolderResponse: {
+            /**
+             * Format: date-time
+             * @description When it was created (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The folder's id.
+             */
+            id: string;
+            /** @description Its name. */
+            name: string;
         };
         /** @description A probe's answer. */
         HealthResponse: {
@@ -560,20 +676,48 @@ export interface components {
              */
             content: string;
         };
-        /** @description A new title for a chat. */
-        RenameChatRequest: {
-            /**
-             * @description The title: not blank, at most 200 characters (as given), no NUL character;
-             *     trimmed.
-             * @example Lisbon, day 2
-             */
-            title: string;
-        };
         /**
          * @description Who wrote a message: the chat's owner (`user`) or the assistant.
          * @enum {string}
          */
         Role: "user" | "assistant";
+        /** @description A message or a chat title that matched a search. */
+        SearchHitResponse: {
+            /**
+             * Format: uuid
+             * @description The chat of the hit (open it with `GET /chats/{chat_id}`).
+             */
+            chat_id: string;
+            /** @description The chat's title. */
+            chat_title: string;
+            /**
+             * Format: date-time
+             * @description When the message (or, for a title, the chat) was created (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * @description Where the query's words are in `snippet`: `[start, end)` offsets in characters
+             *     (Unicode code points), in order.
+             * @example [
+             *       [
+             *         14,
+             *         21
+             *       ]
+             *     ]
+             */
+            highlights: number[][];
+            /**
+             * Format: uuid
+             * @description The message that matched; null when the chat's title matched.
+             */
+            message_id: string | null;
+            role: components["schemas"]["Role"] | null;
+            /**
+             * @description Plain text around the first match (no markup); `…` where the text was cut.
+             * @example …the best pastéis de nata in Lisbon are…
+             */
+            snippet: string;
+        };
         /** @description Which branch a chat shows. */
         SetActiveRequest: {
             /**
@@ -592,6 +736,24 @@ export interface components {
              * @example bearer
              */
             token_type: string;
+        };
+        /** @description A change to a chat: any of `title`, `pinned`, `archived`, `folder_id`, at least one. */
+        UpdateChatRequest: {
+            /** @description Archive (left out of the chat list, still searched) or bring back. Not null. */
+            archived?: boolean | null;
+            /**
+             * Format: uuid
+             * @description File the chat in one of your folders, or `null` to take it out of its folder.
+             */
+            folder_id?: string | null;
+            /** @description Pin (listed first) or unpin. Not null. */
+            pinned?: boolean | null;
+            /**
+             * @description A new title: not blank, at most 200 characters (as given), no NUL character;
+             *     trimmed. Not null.
+             * @example Lisbon, day 2
+             */
+            title?: string | null;
         };
         /** @description The logged-in account. */
         UserResponse: {
@@ -1093,8 +1255,12 @@ export interface operations {
     listChats: {
         parameters: {
             query?: {
+                /** @description `true`: only the archived chats; else (default) only those not archived */
+                archived?: boolean;
                 /** @description The previous page's X-Next-Cursor */
                 cursor?: string;
+                /** @description Only the chats in this folder of yours */
+                folder_id?: string;
                 /** @description Most chats to return (default 200) */
                 limit?: number;
             };
@@ -1104,7 +1270,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The chats, newest first */
+            /** @description The chats, pinned first, each group newest first */
             200: {
                 headers: {
                     /** @description Present when more chats follow: pass it as `cursor` */
@@ -1124,7 +1290,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid limit, cursor, archived or folder_id */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1348,7 +1514,7 @@ export interface operations {
             };
         };
     };
-    renameChat: {
+    updateChat: {
         parameters: {
             query?: never;
             header?: never;
@@ -1360,11 +1526,11 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RenameChatRequest"];
+                "application/json": components["schemas"]["UpdateChatRequest"];
             };
         };
         responses: {
-            /** @description The renamed chat */
+            /** @description The changed chat */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1418,7 +1584,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid title or chat id */
+            /** @description Invalid title, no field given, a folder_id that is not one of your folders, or a chat id that is not a UUID */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2062,6 +2228,269 @@ export interface operations {
             };
         };
     };
+    listFolders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The folders, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderResponse"][];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createFolder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FolderRequest"];
+            };
+        };
+        responses: {
+            /** @description The new folder */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteFolder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The folder's id */
+                folder_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted; its chats are in no folder now */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The folder belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such folder */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The folder id is not a UUID */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    renameFolder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The folder's id */
+                folder_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FolderRequest"];
+            };
+        };
+        responses: {
+            /** @description The renamed folder */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The folder belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such folder */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid name or folder id */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -2101,6 +2530,68 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query: {
+                /** @description The previous page's X-Next-Cursor (newest first only) */
+                cursor?: string;
+                /** @description Most hits to return (default 50) */
+                limit?: number;
+                /**
+                 * @description The words to find (plain text: punctuation and operators only separate words);
+                 *     not blank, at most 200 characters
+                 * @example lisbon trip
+                 */
+                q: string;
+                /** @description `newest` (default: newest first, paged) or `relevance` (best first, one page) */
+                sort?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hits, newest (or best) first */
+            200: {
+                headers: {
+                    /** @description Present when more hits follow (newest first): pass it as `cursor` */
+                    "X-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchHitResponse"][];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, blank or too long q; invalid limit, cursor or sort */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
             503: {
                 headers: {
                     [name: string]: unknown;

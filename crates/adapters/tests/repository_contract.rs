@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use memlayer_adapters::{Database, PoolOptions};
 use memlayer_domain::{
     Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus,
-    PasswordHash, PathEnd, Role, Session, User, UserId,
+    Organisation, PasswordHash, PathEnd, Role, Session, User, UserId,
 };
 use memlayer_ports::{
     Activation, AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck,
@@ -132,6 +132,7 @@ fn new_chat(db: &Database, owner: UserId, title: &str, created_at: DateTime<Utc>
         title: ChatTitle::parse(title).unwrap(),
         created_at,
         active_message_id: None,
+        organisation: Organisation::default(),
     };
     assert!(ChatRepository::create(db, &chat, 0).unwrap());
     chat
@@ -160,6 +161,7 @@ fn reply_to(parent: &Message, role: Role, content: &str, created_at: DateTime<Ut
         title: ChatTitle::parse("unused").unwrap(),
         created_at,
         active_message_id: None,
+        organisation: Organisation::default(),
     };
     Message {
         parent_id: Some(parent.id),
@@ -507,6 +509,7 @@ fn messages_are_paged_after_a_cursor_through_ties(db: &Store) {
 fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let ghost = Chat {
+        organisation: Organisation::default(),
         id: ChatId::generate(),
         owner: ada.id,
         title: ChatTitle::parse("never stored").unwrap(),
@@ -521,6 +524,7 @@ fn appending_to_a_missing_chat_stores_nothing(db: &Store) {
 fn a_chat_is_created_only_for_a_current_session_of_an_existing_account(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = |owner| Chat {
+        organisation: Organisation::default(),
         id: ChatId::generate(),
         owner,
         title: ChatTitle::parse("Plans").unwrap(),
@@ -545,6 +549,7 @@ fn an_exchange_is_stored_whole_and_only_in_a_current_sessions_own_chat(db: &Stor
     let bob = new_user(db, "bob@example.com");
     let chat = new_chat(db, ada.id, "mine", at(1));
     let ghost = Chat {
+        organisation: Organisation::default(),
         id: ChatId::generate(),
         ..chat.clone()
     };
@@ -623,6 +628,7 @@ fn many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none(db: &Store) {
     let ada = new_user(db, "ada@example.com");
     let chat = new_chat(db, ada.id, "Busy", at(1));
     let ghost = Chat {
+        organisation: Organisation::default(),
         id: ChatId::generate(),
         ..chat.clone()
     };
@@ -1196,4 +1202,526 @@ fn a_chat_with_messages_but_no_active_leaf_shows_the_path_of_its_newest(db: &Sto
     let path = db.path(None, chat.id, None, 10, usize::MAX).unwrap();
 
     assert_eq!(ids(&path), [answer.id, question.id]);
+}
+
+/// Folders, pinned and archived chats, and search: the repositories of issue 20.
+mod organising {
+    use memlayer_domain::{
+        ChatCursor, ChatFilter, ChatUpdate, Folder, FolderId, FolderName, SearchOrder, SearchQuery,
+        StoredHit,
+    };
+    use memlayer_ports::{FolderRepository, SearchIndex, UpdateChatError};
+
+    use super::*;
+
+    memlayer_testkit::on_both_backends!(
+        crate::Store::new;
+        folders_read_back_and_list_oldest_first_and_only_the_owners,
+        deleting_a_folder_keeps_its_chats_in_no_folder,
+        a_chat_update_sets_only_what_it_gives,
+        filing_a_chat_in_a_folder_deleted_meanwhile_changes_nothing,
+        the_organised_list_puts_pinned_first_leaves_archived_out_and_pages_across_groups,
+        the_organised_list_keeps_one_folder_or_the_archived_chats,
+        search_finds_the_owners_messages_and_titles_whatever_the_case_and_accents,
+        search_follows_deleted_messages_chats_accounts_and_renamed_titles,
+        search_pages_newest_first_after_a_cursor,
+        search_by_relevance_puts_the_best_match_first,
+        a_revoked_session_finds_nothing,
+        a_search_without_words_finds_nothing,
+        deleting_an_account_deletes_its_folders,
+    );
+
+    fn folder(db: &Database, owner: UserId, name: &str, created_at: DateTime<Utc>) -> Folder {
+        let folder = Folder {
+            id: FolderId::generate(),
+            owner,
+            name: FolderName::parse(name).unwrap(),
+            created_at,
+        };
+        assert!(FolderRepository::create(db, &folder, 0).unwrap());
+        folder
+    }
+
+    fn post(db: &Database, chat: &Chat, content: &str, created_at: DateTime<Utc>) -> Message {
+        let message = message(chat, Role::User, content, created_at);
+        assert!(append(db, &message));
+        message
+    }
+
+    fn search(db: &Database, user: UserId, q: &str) -> Vec<StoredHit> {
+        let query = SearchQuery::parse(q).unwrap();
+        db.search(
+            Session::new(user, 0),
+            &query,
+            SearchOrder::Newest,
+            None,
+            100,
+        )
+        .unwrap()
+    }
+
+    fn texts(hits: &[StoredHit]) -> Vec<&str> {
+        hits.iter().map(|hit| hit.text.as_str()).collect()
+    }
+
+    fn update(db: &Database, chat: &Chat, change: ChatUpdate) {
+        assert!(ChatRepository::update(db, chat.id, &change).unwrap());
+    }
+
+    fn organised(db: &Database, user: UserId, filter: ChatFilter) -> Vec<ChatId> {
+        db.list_organised(Session::new(user, 0), filter, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|chat| chat.id)
+            .collect()
+    }
+
+    fn folders_read_back_and_list_oldest_first_and_only_the_owners(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let bob = new_user(db, "bob@example.com");
+        let later = folder(db, ada.id, "Work", at(2));
+        let first = folder(db, ada.id, "Home", at(1));
+        folder(db, bob.id, "Bob's", at(0));
+
+        assert_eq!(
+            FolderRepository::find(&**db, first.id).unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(
+            FolderRepository::list_for_owner(&**db, Session::new(ada.id, 0)).unwrap(),
+            [first.clone(), later]
+        );
+        assert!(
+            FolderRepository::rename(&**db, first.id, &FolderName::parse("House").unwrap())
+                .unwrap()
+        );
+        assert_eq!(
+            FolderRepository::find(&**db, first.id)
+                .unwrap()
+                .unwrap()
+                .name
+                .as_str(),
+            "House"
+        );
+        assert!(
+            FolderRepository::list_for_owner(&**db, Session::new(ada.id, 1))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn deleting_a_folder_keeps_its_chats_in_no_folder(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let work = folder(db, ada.id, "Work", at(0));
+        let chat = new_chat(db, ada.id, "Plans", at(1));
+        update(
+            db,
+            &chat,
+            ChatUpdate {
+                folder: Some(Some(work.id)),
+                ..ChatUpdate::default()
+            },
+        );
+
+        assert!(FolderRepository::delete(&**db, work.id).unwrap());
+
+        let (kept, _) = ChatRepository::find(&**db, chat.id).unwrap().unwrap();
+        assert_eq!(kept.organisation.folder, None);
+        assert!(!FolderRepository::delete(&**db, work.id).unwrap());
+        assert_eq!(FolderRepository::find(&**db, work.id).unwrap(), None);
+    }
+
+    fn a_chat_update_sets_only_what_it_gives(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let work = folder(db, ada.id, "Work", at(0));
+        let chat = new_chat(db, ada.id, "Plans", at(1));
+        let change = ChatUpdate {
+            pinned: Some(true),
+            archived: Some(true),
+            folder: Some(Some(work.id)),
+            ..ChatUpdate::default()
+        };
+        update(db, &chat, change.clone());
+        let (stored, _) = ChatRepository::find(&**db, chat.id).unwrap().unwrap();
+        assert_eq!(stored, change.applied_to(chat.clone()));
+
+        let rename = ChatUpdate {
+            title: Some(ChatTitle::parse("New").unwrap()),
+            folder: Some(None),
+            ..ChatUpdate::default()
+        };
+        update(db, &chat, rename.clone());
+        let (renamed, _) = ChatRepository::find(&**db, chat.id).unwrap().unwrap();
+        assert_eq!(renamed, rename.applied_to(stored));
+        assert!(renamed.organisation.pinned && renamed.organisation.archived);
+        assert!(!ChatRepository::update(&**db, ChatId::generate(), &rename).unwrap());
+    }
+
+    fn filing_a_chat_in_a_folder_deleted_meanwhile_changes_nothing(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "Plans", at(1));
+        let change = ChatUpdate {
+            pinned: Some(true),
+            folder: Some(Some(FolderId::generate())),
+            ..ChatUpdate::default()
+        };
+
+        let result = ChatRepository::update(&**db, chat.id, &change);
+
+        assert!(
+            matches!(result, Err(UpdateChatError::FolderGone)),
+            "{result:?}"
+        );
+        assert_eq!(
+            ChatRepository::find(&**db, chat.id).unwrap().unwrap().0,
+            chat
+        );
+    }
+
+    fn the_organised_list_puts_pinned_first_leaves_archived_out_and_pages_across_groups(
+        db: &Store,
+    ) {
+        let ada = new_user(db, "ada@example.com");
+        let chats: Vec<Chat> = (0..6)
+            .map(|n| new_chat(db, ada.id, &format!("c{n}"), at(n)))
+            .collect();
+        let pin = ChatUpdate {
+            pinned: Some(true),
+            ..ChatUpdate::default()
+        };
+        update(db, &chats[1], pin.clone());
+        update(db, &chats[3], pin);
+        update(
+            db,
+            &chats[4],
+            ChatUpdate {
+                archived: Some(true),
+                ..ChatUpdate::default()
+            },
+        );
+        let expected = vec![
+            chats[3].id,
+            chats[1].id,
+            chats[5].id,
+            chats[2].id,
+            chats[0].id,
+        ];
+
+        assert_eq!(organised(db, ada.id, ChatFilter::default()), expected);
+        let session = Session::new(ada.id, 0);
+        let mut paged = Vec::new();
+        let mut after: Option<ChatCursor> = None;
+        loop {
+            let page = db
+                .list_organised(session, ChatFilter::default(), after, 1)
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.organised_cursor());
+            paged.extend(page.iter().map(|chat| chat.id));
+        }
+        assert_eq!(paged, expected);
+        assert!(
+            db.list_organised(Session::new(ada.id, 1), ChatFilter::default(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn the_organised_list_keeps_one_folder_or_the_archived_chats(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let work = folder(db, ada.id, "Work", at(0));
+        let filed = new_chat(db, ada.id, "Filed", at(1));
+        let archived = new_chat(db, ada.id, "Old", at(2));
+        new_chat(db, ada.id, "Loose", at(3));
+        update(
+            db,
+            &filed,
+            ChatUpdate {
+                folder: Some(Some(work.id)),
+                ..ChatUpdate::default()
+            },
+        );
+        update(
+            db,
+            &archived,
+            ChatUpdate {
+                archived: Some(true),
+                ..ChatUpdate::default()
+            },
+        );
+
+        let in_work = ChatFilter {
+            archived: false,
+            folder: Some(work.id),
+        };
+        let only_archived = ChatFilter {
+            archived: true,
+            folder: None,
+        };
+        assert_eq!(organised(db, ada.id, in_work), [filed.id]);
+        assert_eq!(organised(db, ada.id, only_archived), [archived.id]);
+    }
+
+    fn search_finds_the_owners_messages_and_titles_whatever_the_case_and_accents(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let bob = new_user(db, "bob@example.com");
+        let chat = new_chat(db, ada.id, "Crème brûlée recipes", at(0));
+        let hit = post(db, &chat, "The CAFÉ near the station", at(1));
+        post(db, &chat, "decaf is not a prefix match", at(2));
+        let bobs = new_chat(db, bob.id, "Bob", at(3));
+        post(db, &bobs, "café for Bob", at(4));
+        update(
+            db,
+            &chat,
+            ChatUpdate {
+                archived: Some(true),
+                ..ChatUpdate::default()
+            },
+        );
+
+        let found = search(db, ada.id, "caf");
+        assert_eq!(texts(&found), ["The CAFÉ near the station"]);
+        assert_eq!(found[0].message_id, Some(hit.id));
+        assert_eq!(found[0].role, Some(Role::User));
+        assert_eq!(found[0].chat_title.as_str(), "Crème brûlée recipes");
+        assert_eq!(
+            texts(&search(db, ada.id, "CAFE statio")),
+            ["The CAFÉ near the station"]
+        );
+        assert!(search(db, ada.id, "cafe bob").is_empty());
+
+        let titles = search(db, ada.id, "creme BRULEE");
+        assert_eq!(texts(&titles), ["Crème brûlée recipes"]);
+        assert_eq!((titles[0].message_id, titles[0].role), (None, None));
+        assert_eq!(titles[0].created_at, chat.created_at);
+    }
+
+    fn search_follows_deleted_messages_chats_accounts_and_renamed_titles(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let kept = new_chat(db, ada.id, "Kept", at(0));
+        let gone = new_chat(db, ada.id, "Gone", at(1));
+        post(db, &kept, "lisbon tram", at(2));
+        post(db, &gone, "lisbon castle", at(3));
+        assert_eq!(search(db, ada.id, "lisbon").len(), 2);
+
+        assert!(ChatRepository::delete(&**db, gone.id).unwrap());
+        assert_eq!(texts(&search(db, ada.id, "lisbon")), ["lisbon tram"]);
+        assert!(search(db, ada.id, "gone").is_empty());
+
+        update(
+            db,
+            &kept,
+            ChatUpdate {
+                title: Some(ChatTitle::parse("Porto").unwrap()),
+                ..ChatUpdate::default()
+            },
+        );
+        assert!(search(db, ada.id, "kept").is_empty());
+        assert_eq!(texts(&search(db, ada.id, "porto")), ["Porto"]);
+        assert_eq!(search(db, ada.id, "lisbon")[0].chat_title.as_str(), "Porto");
+
+        assert!(UserRepository::delete(&**db, Session::new(ada.id, 0)).unwrap());
+        if db.raw.sqlite_dir().is_some() {
+            assert_eq!(db.raw.count("SELECT COUNT(*) FROM search_docs"), 0);
+        }
+    }
+
+    fn search_pages_newest_first_after_a_cursor(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "Notes", at(0));
+        for n in 1..=5 {
+            post(db, &chat, &format!("note {n}"), at(n));
+        }
+        let query = SearchQuery::parse("note").unwrap();
+        let session = Session::new(ada.id, 0);
+        let mut read = Vec::new();
+        let mut after = None;
+        loop {
+            let page = db
+                .search(session, &query, SearchOrder::Newest, after, 2)
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.cursor());
+            read.extend(page.into_iter().map(|hit| hit.text));
+        }
+        // "Notes" (the title) is the oldest.
+        assert_eq!(
+            read,
+            ["note 5", "note 4", "note 3", "note 2", "note 1", "Notes"]
+        );
+    }
+
+    fn search_by_relevance_puts_the_best_match_first(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "Chat", at(0));
+        post(
+            db,
+            &chat,
+            "pasta pasta pasta: pasta with pasta, and more pasta",
+            at(1),
+        );
+        post(
+            db,
+            &chat,
+            "a long message about many things, one of which is pasta, among words words words words",
+            at(2),
+        );
+        let query = SearchQuery::parse("pasta").unwrap();
+
+        let best = db
+            .search(
+                Session::new(ada.id, 0),
+                &query,
+                SearchOrder::Relevance,
+                None,
+                10,
+            )
+            .unwrap();
+
+        assert_eq!(best.len(), 2);
+        assert!(
+            best[0].text.starts_with("pasta pasta"),
+            "{:?}",
+            texts(&best)
+        );
+    }
+
+    fn a_revoked_session_finds_nothing(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "Chat", at(0));
+        post(db, &chat, "secret plans", at(1));
+        let query = SearchQuery::parse("secret").unwrap();
+
+        let found = db
+            .search(
+                Session::new(ada.id, 1),
+                &query,
+                SearchOrder::Newest,
+                None,
+                10,
+            )
+            .unwrap();
+
+        assert!(found.is_empty());
+    }
+
+    fn a_search_without_words_finds_nothing(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "Chat", at(0));
+        post(db, &chat, "a & b | !c (d) 'e' \"f\" g:* <-> h", at(1));
+
+        assert!(search(db, ada.id, "&|!():*'\"").is_empty());
+        assert_eq!(search(db, ada.id, "!c & (d)|:*").len(), 1);
+        assert_eq!(search(db, ada.id, "\"f\" <-> h").len(), 1);
+    }
+
+    fn deleting_an_account_deletes_its_folders(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let work = folder(db, ada.id, "Work", at(0));
+
+        assert!(UserRepository::delete(&**db, Session::new(ada.id, 0)).unwrap());
+
+        assert_eq!(FolderRepository::find(&**db, work.id).unwrap(), None);
+    }
+}
+
+/// A database at the migration head before search: messages stored then are found once
+/// it is migrated.
+mod search_migration {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection, SqliteConnection};
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    use memlayer_domain::{SearchOrder, SearchQuery};
+    use memlayer_ports::SearchIndex;
+    use memlayer_testkit::TestDatabase;
+
+    use super::*;
+
+    const NEW: &str = "search_and_folders";
+
+    /// Runs every migration but search's on `conn`.
+    fn before_search<
+        C: MigrationHarness<B> + Connection<Backend = B>,
+        B: diesel::backend::Backend,
+    >(
+        conn: &mut C,
+        folder: &str,
+    ) {
+        let dir = format!("{}/../../migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let source = FileBasedMigrations::from_path(dir).unwrap();
+        let pending = conn.pending_migrations(source).unwrap();
+        for migration in pending {
+            if !migration.name().to_string().contains(NEW) {
+                conn.run_migration(&migration).unwrap();
+            }
+        }
+    }
+
+    const OLD_DATA: &str = "
+        INSERT INTO users (id, email, password_hash, created_at)
+            VALUES ('0194f4c2-0000-7000-8000-000000000001', 'old@example.com', 'x',
+                    '2026-11-26T09:00:00.000000Z');
+        INSERT INTO chats (id, user_id, title, created_at)
+            VALUES ('0194f4c2-0000-7000-8000-000000000002',
+                    '0194f4c2-0000-7000-8000-000000000001', 'Vieux chat',
+                    '2026-11-26T09:00:01.000000Z');
+        INSERT INTO messages (id, chat_id, user_id, role, content, created_at)
+            VALUES ('0194f4c2-0000-7000-8000-000000000003',
+                    '0194f4c2-0000-7000-8000-000000000002',
+                    '0194f4c2-0000-7000-8000-000000000001', 'user',
+                    'Où est la bibliothèque ?', '2026-11-26T09:00:02.000000Z');";
+
+    fn migrated_after_storing(raw: TestDatabase) -> Vec<String> {
+        match raw.sqlite_dir() {
+            Some(_) => {
+                let mut conn =
+                    SqliteConnection::establish(raw.url().trim_start_matches("sqlite://")).unwrap();
+                before_search(&mut conn, "sqlite");
+                conn.batch_execute(OLD_DATA).unwrap();
+            }
+            None => {
+                let mut conn = PgConnection::establish(raw.url()).unwrap();
+                before_search(&mut conn, "postgres");
+                conn.batch_execute(OLD_DATA).unwrap();
+            }
+        }
+        let store = super::Store::new(raw);
+        let query = SearchQuery::parse("BIBLIOTHEQUE").unwrap();
+        let user = UserId::from_uuid(
+            uuid::Uuid::parse_str("0194f4c2-0000-7000-8000-000000000001").unwrap(),
+        );
+        let mut found: Vec<String> = store
+            .search(Session::new(user, 0), &query, SearchOrder::Newest, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|hit| hit.text)
+            .collect();
+        let title = SearchQuery::parse("vieux").unwrap();
+        found.extend(
+            store
+                .search(Session::new(user, 0), &title, SearchOrder::Newest, None, 10)
+                .unwrap()
+                .into_iter()
+                .map(|hit| hit.text),
+        );
+        found
+    }
+
+    #[test]
+    fn messages_stored_before_search_existed_are_found_once_migrated_on_sqlite() {
+        assert_eq!(
+            migrated_after_storing(TestDatabase::sqlite()),
+            ["Où est la bibliothèque ?", "Vieux chat"]
+        );
+    }
+
+    #[test]
+    fn messages_stored_before_search_existed_are_found_once_migrated_on_postgres() {
+        if let Some(raw) = TestDatabase::postgres() {
+            assert_eq!(
+                migrated_after_storing(raw),
+                ["Où est la bibliothèque ?", "Vieux chat"]
+            );
+        }
+    }
 }

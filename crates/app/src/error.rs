@@ -30,6 +30,15 @@ pub enum AppError {
     /// Only a user's message can be edited, not the assistant's.
     #[error("the message to edit is the assistant's")]
     NotAUserMessage,
+    /// The folder does not exist.
+    #[error("no such folder")]
+    FolderNotFound,
+    /// The folder exists and belongs to another user.
+    #[error("the folder belongs to another user")]
+    NotFolderOwner,
+    /// A chat was to be filed in a folder that does not exist or is not the user's.
+    #[error("no such folder of the user's to file the chat in")]
+    FolderNotUsable,
     /// The client used up its budget of credential attempts.
     #[error("the client's budget of attempts is used up")]
     TooManyAttempts {

@@ -1,4 +1,4 @@
-//! MemLayer's use cases: accounts, chats and messages, written against the ports only.
+//! MemLayer's use cases: accounts, chats and messages, folders and search, written against the ports only.
 //!
 //! Each use case is a plain synchronous method on [`MemLayer`]; the HTTP layer runs one
 //! per request on the blocking pool. Posting to a model (or streamed) is the exception:
@@ -11,15 +11,17 @@ mod attempts;
 mod chats;
 mod error;
 mod export;
+mod folders;
 mod messages;
+mod search;
 #[cfg(test)]
 mod testing;
 
 use std::sync::Arc;
 
 use memlayer_ports::{
-    AssistantResponder, ChatRepository, Clock, MessageRepository, PasswordHasher, TokenIssuer,
-    TokenVerifier, UserRepository,
+    AssistantResponder, ChatRepository, Clock, FolderRepository, MessageRepository, PasswordHasher,
+    SearchIndex, TokenIssuer, TokenVerifier, UserRepository,
 };
 
 pub use attempts::{AttemptLimit, FORGET_EVERY};
@@ -49,6 +51,10 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// The assistant that answers messages.
     pub responder: Arc<dyn AssistantResponder>,
+    /// Folders.
+    pub folders: Arc<dyn FolderRepository>,
+    /// The full-text index of messages and chat titles.
+    pub search: Arc<dyn SearchIndex>,
 }
 
 /// The application: every use case of MemLayer.

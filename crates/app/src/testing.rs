@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, MessageContent, MessageId, PageRequest, Password, PasswordHash,
-    Session, User, UserId,
+    Chat, ChatId, ChatTitle, Email, Folder, FolderId, FolderName, MessageContent, MessageId,
+    Organisation, PageRequest, Password, PasswordHash, Session, User, UserId,
 };
 use memlayer_ports::{
-    MockAssistantResponder, MockChatRepository, MockClock, MockMessageRepository,
-    MockPasswordHasher, MockTokenIssuer, MockTokenVerifier, MockUserRepository,
+    MockAssistantResponder, MockChatRepository, MockClock, MockFolderRepository,
+    MockMessageRepository, MockPasswordHasher, MockSearchIndex, MockTokenIssuer, MockTokenVerifier,
+    MockUserRepository,
 };
 
 use crate::{MemLayer, Ports};
@@ -28,6 +29,8 @@ pub struct Fixture {
     pub token_verifier: MockTokenVerifier,
     pub clock: MockClock,
     pub responder: MockAssistantResponder,
+    pub folders: MockFolderRepository,
+    pub search: MockSearchIndex,
 }
 
 impl Fixture {
@@ -43,6 +46,8 @@ impl Fixture {
             token_verifier: MockTokenVerifier::new(),
             clock,
             responder: MockAssistantResponder::new(),
+            folders: MockFolderRepository::new(),
+            search: MockSearchIndex::new(),
         }
     }
 
@@ -68,6 +73,8 @@ impl Fixture {
             token_verifier: Arc::new(self.token_verifier),
             clock: Arc::new(self.clock),
             responder: Arc::new(self.responder),
+            folders: Arc::new(self.folders),
+            search: Arc::new(self.search),
         })
     }
 }
@@ -126,5 +133,15 @@ pub fn chat_owned_by(owner: UserId) -> Chat {
         created_at: NOW,
         // Its path ends somewhere: a new question follows it.
         active_message_id: Some(MessageId::generate()),
+        organisation: Organisation::default(),
+    }
+}
+
+pub fn folder_owned_by(owner: UserId) -> Folder {
+    Folder {
+        id: FolderId::generate(),
+        owner,
+        name: FolderName::from_trusted("A folder".into()),
+        created_at: NOW,
     }
 }

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::error::{Field, Problem, ValidationError, reject_nul};
-use crate::ids::{ChatId, MessageId, UserId};
+use crate::ids::{ChatId, FolderId, MessageId, UserId};
 use crate::page::Cursor;
 
 const FIELD: Field = Field::Title;
@@ -22,15 +22,93 @@ pub struct Chat {
     pub created_at: DateTime<Utc>,
     /// The end of the path the chat shows (its active leaf); `None` while it is empty.
     pub active_message_id: Option<MessageId>,
+    /// Where the user keeps it: pinned, archived, in a folder.
+    pub organisation: Organisation,
 }
 
 impl Chat {
-    /// This chat's position in a list of chats.
+    /// This chat's position in a list of chats by creation time.
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
             id: self.id.as_uuid(),
         }
+    }
+
+    /// This chat's position in the organised list: pinned chats first, then the rest,
+    /// each group newest first.
+    pub fn organised_cursor(&self) -> ChatCursor {
+        ChatCursor {
+            pinned: self.organisation.pinned,
+            position: self.cursor(),
+        }
+    }
+}
+
+/// Where a user keeps a chat. A new chat is none of these: not pinned, not archived, in
+/// no folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Organisation {
+    /// Listed before the chats that are not.
+    pub pinned: bool,
+    /// Left out of the chat list (listed only when archived chats are asked for); still
+    /// searched.
+    pub archived: bool,
+    /// The owner's folder it is filed in, if any.
+    pub folder: Option<FolderId>,
+}
+
+/// A position in the organised chat list (pinned first, then the rest, each newest
+/// first): the group, and the position in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatCursor {
+    /// Whether the last chat read was pinned.
+    pub pinned: bool,
+    /// The last chat read.
+    pub position: Cursor,
+}
+
+/// Which of a user's chats a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChatFilter {
+    /// The archived chats only (else only those not archived).
+    pub archived: bool,
+    /// Only the chats in this folder (else all).
+    pub folder: Option<FolderId>,
+}
+
+/// A change to a chat: every field given is set, the others are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChatUpdate {
+    /// A new title.
+    pub title: Option<ChatTitle>,
+    /// Pin or unpin.
+    pub pinned: Option<bool>,
+    /// Archive or bring back.
+    pub archived: Option<bool>,
+    /// File in a folder (`Some(Some(_))`) or take out of its folder (`Some(None)`).
+    pub folder: Option<Option<FolderId>>,
+}
+
+impl ChatUpdate {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.pinned.is_none()
+            && self.archived.is_none()
+            && self.folder.is_none()
+    }
+
+    /// `chat` with this change made.
+    pub fn applied_to(&self, mut chat: Chat) -> Chat {
+        if let Some(title) = &self.title {
+            chat.title = title.clone();
+        }
+        let kept = &mut chat.organisation;
+        kept.pinned = self.pinned.unwrap_or(kept.pinned);
+        kept.archived = self.archived.unwrap_or(kept.archived);
+        kept.folder = self.folder.unwrap_or(kept.folder);
+        chat
     }
 }
 
@@ -178,7 +256,35 @@ mod tests {
             title: ChatTitle::from_trusted("t".into()),
             created_at: at(0, 0, 0),
             active_message_id: None,
+            organisation: Organisation::default(),
         }
+    }
+
+    #[test]
+    fn an_update_sets_what_it_gives_and_keeps_the_rest() {
+        let folder = FolderId::generate();
+        let chat = chat_of(UserId::generate());
+        let update = ChatUpdate {
+            pinned: Some(true),
+            folder: Some(Some(folder)),
+            ..ChatUpdate::default()
+        };
+        let changed = update.applied_to(chat.clone());
+        assert_eq!(changed.title, chat.title);
+        assert_eq!(
+            changed.organisation,
+            Organisation {
+                pinned: true,
+                archived: false,
+                folder: Some(folder)
+            }
+        );
+        let out = ChatUpdate {
+            folder: Some(None),
+            ..ChatUpdate::default()
+        };
+        assert_eq!(out.applied_to(changed).organisation.folder, None);
+        assert!(ChatUpdate::default().is_empty());
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub enum Field {
     Title,
     /// A message's text.
     Content,
+    /// A search query.
+    Query,
+    /// A folder's name.
+    FolderName,
 }
 
 impl Field {
@@ -21,6 +25,8 @@ impl Field {
             Self::Password => "password",
             Self::Title => "title",
             Self::Content => "content",
+            Self::Query => "query",
+            Self::FolderName => "folder name",
         }
     }
 }

@@ -45,6 +45,10 @@ typed_id!(
     /// Identifies a message.
     MessageId
 );
+typed_id!(
+    /// Identifies a folder of chats.
+    FolderId
+);
 
 #[cfg(test)]
 mod tests {

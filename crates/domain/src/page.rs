@@ -60,23 +60,20 @@ impl PageRequest {
     }
 }
 
-/// One page of a list, and where the next one starts if there is more.
+/// One page of a list, and where the next one starts if there is more (a [`Cursor`],
+/// or the list's own kind of position `C`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, C = Cursor> {
     /// The items, in the list's order.
     pub items: Vec<T>,
     /// Where the next page starts; `None` on the last page.
-    pub next: Option<Cursor>,
+    pub next: Option<C>,
 }
 
-impl<T> Page<T> {
+impl<T, C> Page<T, C> {
     /// The page made of `fetched`, which holds up to `limit + 1` items (one more than
     /// asked, to know whether another page follows); `position` gives an item's cursor.
-    pub fn from_overfetch(
-        mut fetched: Vec<T>,
-        limit: u32,
-        position: impl Fn(&T) -> Cursor,
-    ) -> Self {
+    pub fn from_overfetch(mut fetched: Vec<T>, limit: u32, position: impl Fn(&T) -> C) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let more = fetched.len() > limit;
         fetched.truncate(limit);

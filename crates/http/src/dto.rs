@@ -4,15 +4,15 @@
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use memlayer_app::AccessToken;
 use memlayer_app::domain::{
-    Chat, ChatTitle, Email, Message, MessageContent, MessageStatus, Password, Role, User,
-    ValidationErrors,
+    Chat, ChatTitle, ChatUpdate, Email, Folder, FolderId, FolderName, Message, MessageContent,
+    MessageStatus, Password, Role, SearchHit, User, ValidationErrors,
 };
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::error::wire::Source;
+use crate::error::wire::{self, BodyProblem, Source};
 
 /// Credentials, to register or to log in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -75,6 +75,8 @@ pub struct AccountExport {
     pub account: UserResponse,
     /// Every chat of the account, newest first.
     pub chats: Vec<ChatExport>,
+    /// Every folder of the account, oldest first.
+    pub folders: Vec<FolderResponse>,
 }
 
 /// A chat in an export, with all its messages.
@@ -89,6 +91,13 @@ pub struct ChatExport {
     /// The end of the path the chat shows; null while it is empty.
     #[schema(required = true)]
     pub active_message_id: Option<Uuid>,
+    /// Whether it is pinned.
+    pub pinned: bool,
+    /// Whether it is archived.
+    pub archived: bool,
+    /// The folder it is filed in, if any.
+    #[schema(required = true)]
+    pub folder_id: Option<Uuid>,
     /// Every message of the chat, all branches, oldest first.
     pub messages: Vec<MessageResponse>,
 }
@@ -195,26 +204,70 @@ impl CreateChatRequest {
     }
 }
 
-/// A new title for a chat.
+/// A change to a chat: any of `title`, `pinned`, `archived`, `folder_id`, at least one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameChatRequest {
-    /// The title: not blank, at most 200 characters (as given), no NUL character;
-    /// trimmed.
+pub struct UpdateChatRequest {
+    /// A new title: not blank, at most 200 characters (as given), no NUL character;
+    /// trimmed. Not null.
+    #[serde(default, deserialize_with = "present")]
     #[schema(
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$",
         example = "Lisbon, day 2"
     )]
-    pub title: String,
+    pub title: Option<String>,
+    /// Pin (listed first) or unpin. Not null.
+    #[serde(default, deserialize_with = "present")]
+    pub pinned: Option<bool>,
+    /// Archive (left out of the chat list, still searched) or bring back. Not null.
+    #[serde(default, deserialize_with = "present")]
+    pub archived: Option<bool>,
+    /// File the chat in one of your folders, or `null` to take it out of its folder.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub folder_id: Option<Option<Uuid>>,
 }
 
-impl RenameChatRequest {
-    /// The new title.
-    pub fn try_into_title(self) -> Result<ChatTitle, ApiError> {
-        ChatTitle::parse(&self.title)
-            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+/// A field that may be missing but, when given, is not null.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A field that may be missing (outer `None`) or null (`Some(None)`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl UpdateChatRequest {
+    /// The change. With no field at all it is the missing `title` (what renaming,
+    /// the first change a chat could take, always needed).
+    pub fn try_into_update(self) -> Result<ChatUpdate, ApiError> {
+        let title = match self.title {
+            Some(title) => Some(
+                ChatTitle::parse(&title)
+                    .map_err(|error| ApiError::rejected(Source::Body, &error.into()))?,
+            ),
+            None => None,
+        };
+        let update = ChatUpdate {
+            title,
+            pinned: self.pinned,
+            archived: self.archived,
+            folder: self.folder_id.map(|folder| folder.map(FolderId::from_uuid)),
+        };
+        if update.is_empty() {
+            return Err(ApiError::Invalid(vec![wire::body_issue(
+                vec![],
+                BodyProblem::Missing("title"),
+            )]));
+        }
+        Ok(update)
     }
 }
 
@@ -231,6 +284,13 @@ pub struct ChatResponse {
     /// The end of the path the chat shows (its active leaf); null while it is empty.
     #[schema(required = true)]
     pub active_message_id: Option<Uuid>,
+    /// Whether it is pinned (listed before the others).
+    pub pinned: bool,
+    /// Whether it is archived (left out of the chat list unless `archived=true`).
+    pub archived: bool,
+    /// The folder it is filed in, or null.
+    #[schema(required = true)]
+    pub folder_id: Option<Uuid>,
 }
 
 impl From<Chat> for ChatResponse {
@@ -240,6 +300,93 @@ impl From<Chat> for ChatResponse {
             title: chat.title.as_str().to_owned(),
             created_at: chat.created_at,
             active_message_id: chat.active_message_id.map(|id| id.as_uuid()),
+            pinned: chat.organisation.pinned,
+            archived: chat.organisation.archived,
+            folder_id: chat.organisation.folder.map(|id| id.as_uuid()),
+        }
+    }
+}
+
+/// A new folder, or a folder's new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderRequest {
+    /// The name: 1 to 100 characters after trimming, no NUL character.
+    #[schema(min_length = 1, max_length = 100, example = "Travel")]
+    pub name: String,
+}
+
+impl FolderRequest {
+    /// The folder's name.
+    pub fn try_into_name(self) -> Result<FolderName, ApiError> {
+        FolderName::parse(&self.name)
+            .map_err(|error| ApiError::rejected(Source::Body, &error.into()))
+    }
+}
+
+/// A folder of chats.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FolderResponse {
+    /// The folder's id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// When it was created (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Folder> for FolderResponse {
+    fn from(folder: Folder) -> Self {
+        Self {
+            id: folder.id.as_uuid(),
+            name: folder.name.as_str().to_owned(),
+            created_at: folder.created_at,
+        }
+    }
+}
+
+/// A message or a chat title that matched a search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHitResponse {
+    /// The chat of the hit (open it with `GET /chats/{chat_id}`).
+    pub chat_id: Uuid,
+    /// The chat's title.
+    pub chat_title: String,
+    /// The message that matched; null when the chat's title matched.
+    #[schema(required = true)]
+    pub message_id: Option<Uuid>,
+    /// Who wrote the message; null for a title.
+    #[schema(required = true)]
+    pub role: Option<RoleDto>,
+    /// When the message (or, for a title, the chat) was created (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub created_at: DateTime<Utc>,
+    /// Plain text around the first match (no markup); `…` where the text was cut.
+    #[schema(example = "…the best pastéis de nata in Lisbon are…")]
+    pub snippet: String,
+    /// Where the query's words are in `snippet`: `[start, end)` offsets in characters
+    /// (Unicode code points), in order.
+    #[schema(example = json!([[14, 21]]))]
+    pub highlights: Vec<[usize; 2]>,
+}
+
+impl From<SearchHit> for SearchHitResponse {
+    fn from(hit: SearchHit) -> Self {
+        let found = hit.found;
+        Self {
+            chat_id: found.chat_id.as_uuid(),
+            chat_title: found.chat_title.as_str().to_owned(),
+            message_id: found.message_id.map(|id| id.as_uuid()),
+            role: found.role.map(RoleDto::from),
+            created_at: found.created_at,
+            snippet: hit.snippet.text,
+            highlights: hit
+                .snippet
+                .highlights
+                .into_iter()
+                .map(|h| [h.start, h.end])
+                .collect(),
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[openapi(
     info(
         title = "MemLayer API",
-        description = "Accounts, chats and messages for MemLayer, the memory layer for AI chat.\n\n\
+        description = "Accounts, chats, messages and folders for MemLayer, the memory layer for AI chat.\n\n\
             Log in with `POST /auth/login` (or register), then send `Authorization: Bearer <access_token>`. \
             Errors are JSON: `{\"detail\": \"...\"}`, or for invalid input (422) a list of \
             `{\"loc\", \"msg\", \"type\"}`."
@@ -35,6 +35,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "auth", description = "Accounts and access tokens"),
         (name = "chats", description = "The user's chats"),
         (name = "messages", description = "The messages of a chat"),
+        (name = "folders", description = "The user's folders of chats"),
+        (name = "search", description = "Finding the user's messages and chat titles"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]

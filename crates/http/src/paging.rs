@@ -9,12 +9,15 @@ use actix_web::dev::Payload;
 use actix_web::web;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use chrono::DateTime;
-use memlayer_app::domain::{Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, Page, PageRequest};
+use memlayer_app::domain::{
+    ChatCursor, ChatFilter, Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, FolderId, Page,
+    PageRequest, SearchOrder, SearchQuery,
+};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::error::wire;
+use crate::error::wire::{self, Source};
 
 /// The response header that says where the next page starts.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
@@ -31,7 +34,7 @@ pub trait ListQuery: IntoParams {
 #[into_params(parameter_in = Query)]
 #[expect(
     dead_code,
-    reason = "documents the query; `Paged` reads it, to report problems as FastAPI does"
+    reason = "documents the query; `ChatListParams` reads it, to report problems as FastAPI does"
 )]
 pub struct ChatListQuery {
     /// Most chats to return (default 200)
@@ -39,13 +42,173 @@ pub struct ChatListQuery {
     limit: Option<u32>,
     /// The previous page's X-Next-Cursor
     #[param(
+        pattern = r"^p?[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    cursor: Option<String>,
+    /// `true`: only the archived chats; else (default) only those not archived
+    archived: Option<bool>,
+    /// Only the chats in this folder of yours
+    folder_id: Option<Uuid>,
+}
+
+/// What `GET /chats` asks for: which chats, how many, after which.
+#[derive(Debug)]
+pub struct ChatListParams {
+    /// Which chats.
+    pub filter: ChatFilter,
+    /// Most chats to return.
+    pub limit: u32,
+    /// Where the previous page ended.
+    pub after: Option<ChatCursor>,
+}
+
+impl FromRequest for ChatListParams {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut params = query_params(req);
+        ready((|| {
+            let limit = page_request(params.remove("limit").as_deref(), None, DEFAULT_CHATS_PAGE)?;
+            let after = match params.remove("cursor") {
+                None => None,
+                Some(text) => Some(
+                    decode_chat_cursor(&text)
+                        .ok_or_else(|| ApiError::Invalid(vec![wire::bad_cursor()]))?,
+                ),
+            };
+            let archived = match params.remove("archived") {
+                None => false,
+                Some(text) => parse_bool(&text)
+                    .ok_or_else(|| ApiError::Invalid(vec![wire::bad_bool("archived")]))?,
+            };
+            let folder = match params.remove("folder_id") {
+                None => None,
+                Some(text) => Some(FolderId::from_uuid(Uuid::parse_str(&text).map_err(
+                    |error| {
+                        ApiError::Invalid(vec![wire::bad_uuid_in(
+                            Source::Query,
+                            "folder_id",
+                            &error.to_string(),
+                        )])
+                    },
+                )?)),
+            };
+            Ok(Self {
+                filter: ChatFilter { archived, folder },
+                limit: limit.limit(),
+                after,
+            })
+        })())
+    }
+}
+
+/// A boolean query parameter as FastAPI (pydantic) reads one.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// The wire form of a position in the organised chat list: a pinned chat's is `p` and
+/// its [`encode_cursor`], another's is its plain [`encode_cursor`] (so a cursor of a
+/// user who never pins reads as it always did).
+pub fn encode_chat_cursor(cursor: ChatCursor) -> String {
+    let plain = encode_cursor(cursor.position);
+    if cursor.pinned {
+        format!("p{plain}")
+    } else {
+        plain
+    }
+}
+
+/// Parses exactly what [`encode_chat_cursor`] writes.
+pub fn decode_chat_cursor(text: &str) -> Option<ChatCursor> {
+    let (pinned, plain) = match text.strip_prefix('p') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    decode_cursor(plain).map(|position| ChatCursor { pinned, position })
+}
+
+/// The query of `GET /search`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "documents the query; `SearchParams` reads it, to report problems as FastAPI does"
+)]
+pub struct SearchListQuery {
+    /// The words to find (plain text: punctuation and operators only separate words);
+    /// not blank, at most 200 characters
+    #[param(min_length = 1, max_length = 200, example = "lisbon trip")]
+    q: String,
+    /// Most hits to return (default 50)
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The previous page's X-Next-Cursor (newest first only)
+    #[param(
         pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     )]
     cursor: Option<String>,
+    /// `newest` (default: newest first, paged) or `relevance` (best first, one page)
+    #[param(pattern = "^(newest|relevance)$")]
+    sort: Option<String>,
 }
 
-impl ListQuery for ChatListQuery {
-    const DEFAULT_LIMIT: u32 = DEFAULT_CHATS_PAGE;
+/// Hits per page of a search when the client does not say.
+pub const DEFAULT_SEARCH_PAGE: u32 = 50;
+
+/// What `GET /search` asks for.
+#[derive(Debug)]
+pub struct SearchParams {
+    /// The words.
+    pub query: SearchQuery,
+    /// The order.
+    pub order: SearchOrder,
+    /// How many, after which.
+    pub page: PageRequest,
+}
+
+impl FromRequest for SearchParams {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut params = query_params(req);
+        ready((|| {
+            let query = match params.remove("q") {
+                None => return Err(ApiError::Invalid(vec![wire::missing_query("q")])),
+                Some(text) => SearchQuery::parse(&text)
+                    .map_err(|error| ApiError::rejected(Source::Query, &error.into()))?,
+            };
+            let order = match params.remove("sort").as_deref() {
+                None | Some("newest") => SearchOrder::Newest,
+                Some("relevance") => SearchOrder::Relevance,
+                Some(_) => return Err(ApiError::Invalid(vec![wire::bad_sort()])),
+            };
+            let cursor = params.remove("cursor");
+            if order == SearchOrder::Relevance && cursor.is_some() {
+                return Err(ApiError::Invalid(vec![wire::cursor_with_relevance()]));
+            }
+            let page = page_request(
+                params.remove("limit").as_deref(),
+                cursor.as_deref(),
+                DEFAULT_SEARCH_PAGE,
+            )?;
+            Ok(Self { query, order, page })
+        })())
+    }
+}
+
+/// The query string's parameters; a repeated one keeps its last value. Form decoding
+/// of a query string into strings does not fail.
+fn query_params(req: &HttpRequest) -> HashMap<String, String> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default()
 }
 
 /// The query of `GET /chats/{chat_id}/messages`.
@@ -159,6 +322,19 @@ pub fn decode_cursor(text: &str) -> Option<Cursor> {
     })
 }
 
+/// 200 with one page of the organised chat list, and `X-Next-Cursor` when another page
+/// follows.
+pub(crate) fn chat_page_response<T, R: serde::Serialize>(
+    page: Page<T, ChatCursor>,
+    to_response: impl Fn(T) -> R,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = page.next {
+        response.insert_header((NEXT_CURSOR, encode_chat_cursor(next)));
+    }
+    response.json(page.items.into_iter().map(to_response).collect::<Vec<_>>())
+}
+
 /// 200 with one page of a list, and `X-Next-Cursor` when another page follows.
 pub(crate) fn page_response<T, R: serde::Serialize>(
     page: Page<T>,
@@ -204,6 +380,34 @@ mod tests {
         ] {
             assert_eq!(decode_cursor(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_chat_cursor_says_its_group_and_an_unpinned_one_reads_as_before() {
+        let position = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_795_685_415_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        for pinned in [true, false] {
+            let cursor = ChatCursor { pinned, position };
+            assert_eq!(
+                decode_chat_cursor(&encode_chat_cursor(cursor)),
+                Some(cursor)
+            );
+        }
+        let unpinned = ChatCursor {
+            pinned: false,
+            position,
+        };
+        assert_eq!(encode_chat_cursor(unpinned), encode_cursor(position));
+        assert_eq!(decode_chat_cursor("pp1_x"), None);
+    }
+
+    #[test]
+    fn booleans_read_as_fastapi_reads_them() {
+        assert_eq!(parse_bool("True"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("maybe"), None);
     }
 
     #[test]

@@ -14,7 +14,8 @@ mod services;
 pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{
-    Activation, ChatRepository, HealthCheck, MessageRepository, UserRepository,
+    Activation, ChatRepository, FolderRepository, HealthCheck, MessageRepository, SearchIndex,
+    UpdateChatError, UserRepository,
 };
 pub use services::{
     AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,
@@ -25,7 +26,8 @@ pub use services::{
 pub use attempts::MockAttemptBudget;
 #[cfg(feature = "mock")]
 pub use repositories::{
-    MockChatRepository, MockHealthCheck, MockMessageRepository, MockUserRepository,
+    MockChatRepository, MockFolderRepository, MockHealthCheck, MockMessageRepository,
+    MockSearchIndex, MockUserRepository,
 };
 #[cfg(feature = "mock")]
 pub use services::{

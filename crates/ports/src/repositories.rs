@@ -1,6 +1,7 @@
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Cursor, Email, Message, MessageId, Node, PasswordHash, PathEnd,
-    Session, User, UserId,
+    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Cursor, Email, Folder, FolderId,
+    FolderName, Message, MessageId, Node, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session,
+    StoredHit, User, UserId,
 };
 
 use crate::error::{CreateUserError, RepositoryError};
@@ -59,6 +60,72 @@ pub trait ChatRepository: Send + Sync {
     fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError>;
     /// Deletes a chat and its messages; `false` if it no longer existed.
     fn delete(&self, id: ChatId) -> Result<bool, RepositoryError>;
+    /// At most `limit` of the session user's chats that `filter` keeps, pinned first,
+    /// then the rest, each group newest first (ties by id, descending), starting after
+    /// `after` in that order; none at all if the session is not current.
+    fn list_organised(
+        &self,
+        owner: Session,
+        filter: ChatFilter,
+        after: Option<ChatCursor>,
+        limit: u32,
+    ) -> Result<Vec<Chat>, RepositoryError>;
+    /// Makes `change` to a chat (every field it gives, in one statement); `false` if
+    /// the chat no longer exists. The caller has checked that a folder it files the
+    /// chat in is the chat owner's; [`UpdateChatError::FolderGone`] if that folder was
+    /// deleted meanwhile (nothing changed).
+    fn update(&self, id: ChatId, change: &ChatUpdate) -> Result<bool, UpdateChatError>;
+}
+
+/// Why a chat could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateChatError {
+    /// The folder to file it in no longer exists.
+    #[error("the folder no longer exists")]
+    FolderGone,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Stores folders.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait FolderRepository: Send + Sync {
+    /// Stores a new folder, only while its owner's token generation is still
+    /// `owner_generation`; `false` (nothing stored) if not.
+    fn create(&self, folder: &Folder, owner_generation: i64) -> Result<bool, RepositoryError>;
+    /// The folder with this id, whoever owns it.
+    fn find(&self, id: FolderId) -> Result<Option<Folder>, RepositoryError>;
+    /// Every folder of the session's user, oldest first (ties by id); none if the
+    /// session is not current.
+    fn list_for_owner(&self, owner: Session) -> Result<Vec<Folder>, RepositoryError>;
+    /// Renames a folder; `false` if it no longer exists.
+    fn rename(&self, id: FolderId, name: &FolderName) -> Result<bool, RepositoryError>;
+    /// Deletes a folder; its chats stay, in no folder. `false` if it no longer existed.
+    fn delete(&self, id: FolderId) -> Result<bool, RepositoryError>;
+}
+
+/// Finds a user's messages and chat titles by their words (a full-text index kept in
+/// step with the messages and chats, in the same transaction as each change).
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait SearchIndex: Send + Sync {
+    /// At most `limit` of the session user's messages and chat titles holding every
+    /// word of `query` (each as a word's prefix, case and accents aside), in `order`,
+    /// after `after` (newest first only); none if the query has no words or the
+    /// session is not current (checked in the same query). The cost depends on the
+    /// user's own data, not on other users'.
+    #[expect(
+        clippy::needless_lifetimes,
+        reason = "mockall needs the lifetime named"
+    )]
+    fn search<'a>(
+        &self,
+        owner: Session,
+        query: &'a SearchQuery,
+        order: SearchOrder,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredHit>, RepositoryError>;
 }
 
 /// How storing a message moves its chat's active leaf.

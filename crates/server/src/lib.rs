@@ -134,6 +134,8 @@ fn build_api(config: &Config, db: Database) -> Result<Api, StartupError> {
         token_verifier: tokens,
         clock: clock.clone(),
         responder: responder(config)?,
+        folders: db.clone(),
+        search: db.clone(),
     });
     // The budgets live in the database, so every instance on it spends from the same.
     let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {

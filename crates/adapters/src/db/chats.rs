@@ -1,13 +1,26 @@
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Text;
-use memlayer_domain::{Chat, ChatId, ChatTitle, Cursor, Session};
-use memlayer_ports::{ChatRepository, RepositoryError};
+use memlayer_domain::{
+    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Cursor, Session,
+};
+use memlayer_ports::{ChatRepository, RepositoryError, UpdateChatError};
 
 use super::position;
 use super::rows::ChatRow;
 use super::schema::{chats, users};
 use super::sql_types::{DbUuid, UtcTimestamp, Uuid};
-use super::{Database, with_connection, with_writer};
+use super::{Database, DbError, with_connection, with_writer};
+
+/// The columns a [`ChatUpdate`] sets; `None` leaves a column as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = chats)]
+struct ChatChanges<'a> {
+    title: Option<&'a str>,
+    pinned: Option<bool>,
+    archived: Option<bool>,
+    folder_id: Option<Option<DbUuid>>,
+}
 
 impl ChatRepository for Database {
     fn create(&self, chat: &Chat, owner_generation: i64) -> Result<bool, RepositoryError> {
@@ -89,5 +102,80 @@ impl ChatRepository for Database {
         let deleted = with_writer!(self, |conn| diesel::delete(chats::table.find(id))
             .execute(conn))?;
         Ok(deleted > 0)
+    }
+
+    fn list_organised(
+        &self,
+        owner: Session,
+        filter: ChatFilter,
+        after: Option<ChatCursor>,
+        limit: u32,
+    ) -> Result<Vec<Chat>, RepositoryError> {
+        let (generation, owner) = (owner.generation, DbUuid(owner.user.as_uuid()));
+        let folder = filter.folder.map(|id| DbUuid(id.as_uuid()));
+        let after = after.map(|cursor| (cursor.pinned, position(cursor.position)));
+        let rows = with_connection!(self, |conn| {
+            // One range of chats_user_id_organised_idx (user, archived), in its order;
+            // the session is checked in the same query.
+            let mut query = chats::table
+                .inner_join(users::table)
+                .filter(chats::user_id.eq(owner))
+                .filter(users::token_generation.eq(generation))
+                .filter(chats::archived.eq(filter.archived))
+                .order((
+                    chats::pinned.desc(),
+                    chats::created_at.desc(),
+                    chats::id.desc(),
+                ))
+                .limit(i64::from(limit))
+                .select(ChatRow::as_select())
+                .into_boxed();
+            if let Some(folder) = folder {
+                query = query.filter(chats::folder_id.eq(folder));
+            }
+            if let Some((pinned, (at, id))) = after {
+                let later_in_group = chats::created_at
+                    .lt(at)
+                    .or(chats::created_at.eq(at).and(chats::id.lt(id)));
+                // After a pinned chat: the rest of the pinned ones, then every other;
+                // after an unpinned one: the rest of the unpinned ones.
+                query = if pinned {
+                    query.filter(
+                        chats::pinned
+                            .eq(true)
+                            .and(later_in_group)
+                            .or(chats::pinned.eq(false)),
+                    )
+                } else {
+                    query.filter(chats::pinned.eq(false).and(later_in_group))
+                };
+            }
+            query.load(conn)
+        })?;
+        Ok(rows.into_iter().map(Chat::from).collect())
+    }
+
+    fn update(&self, id: ChatId, change: &ChatUpdate) -> Result<bool, UpdateChatError> {
+        let id = DbUuid(id.as_uuid());
+        let changes = ChatChanges {
+            title: change.title.as_ref().map(ChatTitle::as_str),
+            pinned: change.pinned,
+            archived: change.archived,
+            folder_id: change
+                .folder
+                .map(|folder| folder.map(|id| DbUuid(id.as_uuid()))),
+        };
+        match with_writer!(self, |conn| diesel::update(chats::table.find(id))
+            .set(&changes)
+            .execute(conn))
+        {
+            Ok(updated) => Ok(updated > 0),
+            // The folder was deleted after the caller checked it.
+            Err(DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => Err(UpdateChatError::FolderGone),
+            Err(error) => Err(UpdateChatError::Repository(error.into())),
+        }
     }
 }

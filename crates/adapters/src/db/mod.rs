@@ -11,12 +11,14 @@ mod attempts;
 mod chats;
 mod connection;
 mod errors;
+mod folders;
 mod lifecycle;
 mod messages;
 mod query;
 mod redact;
 mod rows;
 mod schema;
+mod search;
 mod sql_types;
 mod users;
 mod writer;
@@ -32,7 +34,8 @@ pub(crate) use errors::DbError;
 pub use lifecycle::{Backend, DatabaseError, PoolOptions};
 pub(crate) use query::{with_connection, with_writer};
 
-/// The user, chat and message repositories and the rate limit's attempt budgets, over a pool of connections to one database.
+/// The user, chat, message and folder repositories, the search index and the rate
+/// limit's attempt budgets, over a pool of connections to one database.
 /// Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct Database {

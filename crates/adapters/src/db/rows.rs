@@ -2,12 +2,12 @@
 
 use diesel::prelude::*;
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus, Node,
-    PasswordHash, Role, User, UserId,
+    Chat, ChatId, ChatTitle, Email, Folder, FolderId, FolderName, Message, MessageContent,
+    MessageId, MessageStatus, Node, Organisation, PasswordHash, Role, User, UserId,
 };
 use memlayer_ports::RepositoryError;
 
-use super::schema::{chats, messages, users};
+use super::schema::{chats, folders, messages, users};
 use super::sql_types::{DbTimestamp, DbUuid};
 
 /// A row of `users`.
@@ -54,6 +54,9 @@ pub struct ChatRow {
     pub title: String,
     pub created_at: DbTimestamp,
     pub active_message_id: Option<DbUuid>,
+    pub pinned: bool,
+    pub archived: bool,
+    pub folder_id: Option<DbUuid>,
 }
 
 impl From<&Chat> for ChatRow {
@@ -64,6 +67,9 @@ impl From<&Chat> for ChatRow {
             title: chat.title.as_str().to_owned(),
             created_at: DbTimestamp(chat.created_at),
             active_message_id: chat.active_message_id.map(|id| DbUuid(id.as_uuid())),
+            pinned: chat.organisation.pinned,
+            archived: chat.organisation.archived,
+            folder_id: chat.organisation.folder.map(|id| DbUuid(id.as_uuid())),
         }
     }
 }
@@ -76,6 +82,43 @@ impl From<ChatRow> for Chat {
             title: ChatTitle::from_trusted(row.title),
             created_at: row.created_at.0,
             active_message_id: row.active_message_id.map(|id| MessageId::from_uuid(id.0)),
+            organisation: Organisation {
+                pinned: row.pinned,
+                archived: row.archived,
+                folder: row.folder_id.map(|id| FolderId::from_uuid(id.0)),
+            },
+        }
+    }
+}
+
+/// A row of `folders`.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = folders)]
+pub struct FolderRow {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub name: String,
+    pub created_at: DbTimestamp,
+}
+
+impl From<&Folder> for FolderRow {
+    fn from(folder: &Folder) -> Self {
+        Self {
+            id: DbUuid(folder.id.as_uuid()),
+            user_id: DbUuid(folder.owner.as_uuid()),
+            name: folder.name.as_str().to_owned(),
+            created_at: DbTimestamp(folder.created_at),
+        }
+    }
+}
+
+impl From<FolderRow> for Folder {
+    fn from(row: FolderRow) -> Self {
+        Self {
+            id: FolderId::from_uuid(row.id.0),
+            owner: UserId::from_uuid(row.user_id.0),
+            name: FolderName::from_trusted(row.name),
+            created_at: row.created_at.0,
         }
     }
 }

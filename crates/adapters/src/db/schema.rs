@@ -1,4 +1,5 @@
-//! The tables, shared by both backends (see `sql_types` for the two column types whose
+//! The tables, shared by both backends (the search columns and tables each backend
+//! keeps for itself are not here: `db::search` queries them in SQL) (see `sql_types` for the two column types whose
 //! storage differs). Kept in step with `migrations/postgres` and `migrations/sqlite`.
 
 diesel::table! {
@@ -15,7 +16,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Nullable, Text};
+    use diesel::sql_types::{Bool, Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     chats (id) {
@@ -24,6 +25,21 @@ diesel::table! {
         title -> Text,
         created_at -> UtcTimestamp,
         active_message_id -> Nullable<Uuid>,
+        pinned -> Bool,
+        archived -> Bool,
+        folder_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::Text;
+    use crate::db::sql_types::{UtcTimestamp, Uuid};
+
+    folders (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        created_at -> UtcTimestamp,
     }
 }
 
@@ -56,4 +72,5 @@ diesel::table! {
 
 diesel::joinable!(chats -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
-diesel::allow_tables_to_appear_in_same_query!(users, chats, messages);
+diesel::joinable!(folders -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, messages, folders);

@@ -62,6 +62,8 @@ impl From<AppError> for ApiError {
             // A request that names the wrong kind of message: invalid input, as FastAPI
             // reports it.
             AppError::NotAUserMessage => Self::Invalid(vec![wire::not_a_user_message()]),
+            // A body naming a folder the user cannot use is invalid input (422).
+            AppError::FolderNotUsable => Self::Invalid(vec![wire::folder_not_usable()]),
             error => Self::App(error),
         }
     }
@@ -125,9 +127,15 @@ fn status(error: &ApiError) -> StatusCode {
         ApiError::App(error) => match error {
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::ChatNotFound | AppError::MessageNotFound => StatusCode::NOT_FOUND,
-            AppError::NotChatOwner | AppError::WrongPassword => StatusCode::FORBIDDEN,
-            AppError::NotAUserMessage => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::ChatNotFound | AppError::MessageNotFound | AppError::FolderNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            AppError::NotChatOwner | AppError::NotFolderOwner | AppError::WrongPassword => {
+                StatusCode::FORBIDDEN
+            }
+            AppError::NotAUserMessage | AppError::FolderNotUsable => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
@@ -157,6 +165,9 @@ pub(crate) fn detail(error: &ApiError) -> String {
             AppError::NotChatOwner => "Not allowed to access this chat",
             AppError::MessageNotFound => "Message not found",
             AppError::NotAUserMessage => "Only a user's message can be edited",
+            AppError::FolderNotFound => "Folder not found",
+            AppError::NotFolderOwner => "Not allowed to access this folder",
+            AppError::FolderNotUsable => "No folder of yours has this id",
             AppError::TooManyAttempts { retry_after } => {
                 return format!(
                     "Too many attempts: try again in {} seconds",
@@ -261,6 +272,12 @@ mod tests {
                 "Not allowed to access this chat",
             ),
             (AppError::WrongPassword, 403, "Incorrect password"),
+            (AppError::FolderNotFound, 404, "Folder not found"),
+            (
+                AppError::NotFolderOwner,
+                403,
+                "Not allowed to access this folder",
+            ),
             (
                 AppError::Unavailable("down".into()),
                 503,
@@ -283,6 +300,14 @@ mod tests {
                 (status(&error).as_u16(), detail(&error).as_str()),
                 (code, text)
             );
+        }
+    }
+
+    #[test]
+    fn filing_a_chat_in_a_folder_one_cannot_use_is_invalid_at_the_folder_id() {
+        match ApiError::from(AppError::FolderNotUsable) {
+            ApiError::Invalid(issues) => assert_eq!(issues, [wire::folder_not_usable()]),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -89,6 +89,8 @@ fn field_name(field: Field) -> &'static str {
         Field::Password => "password",
         Field::Title => "title",
         Field::Content => "content",
+        Field::Query => "q",
+        Field::FolderName => "name",
     }
 }
 
@@ -166,8 +168,13 @@ pub fn bad_cursor() -> ValidationIssue {
 
 /// A path parameter that is not a UUID; `reason` is the parser's explanation.
 pub fn bad_uuid(name: &str, reason: &str) -> ValidationIssue {
+    bad_uuid_in(Source::Path, name, reason)
+}
+
+/// A parameter from `source` that is not a UUID; `reason` is the parser's explanation.
+pub fn bad_uuid_in(source: Source, name: &str, reason: &str) -> ValidationIssue {
     ValidationIssue::new(
-        vec![Source::Path.loc(), LocItem::from(name)],
+        vec![source.loc(), LocItem::from(name)],
         format!("Input should be a valid UUID, {reason}"),
         "uuid_parsing",
     )
@@ -178,6 +185,51 @@ pub fn not_a_user_message() -> ValidationIssue {
     ValidationIssue::new(
         vec![Source::Path.loc(), LocItem::from("message_id")],
         "Only a user's message can be edited",
+        "value_error",
+    )
+}
+
+/// A required query parameter that is absent.
+pub fn missing_query(name: &str) -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Query.loc(), LocItem::from(name)],
+        "Field required",
+        "missing",
+    )
+}
+
+/// A query parameter that is not a boolean.
+pub fn bad_bool(name: &str) -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Query.loc(), LocItem::from(name)],
+        "Input should be a valid boolean, unable to interpret input",
+        "bool_parsing",
+    )
+}
+
+/// A `sort` query parameter other than the orders a search has.
+pub fn bad_sort() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Query.loc(), LocItem::from("sort")],
+        "Input should be 'newest' or 'relevance'",
+        "enum",
+    )
+}
+
+/// A `cursor` with `sort=relevance`, whose results are one page.
+pub fn cursor_with_relevance() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Query.loc(), LocItem::from("cursor")],
+        "Results by relevance are one page: there is no cursor",
+        "value_error",
+    )
+}
+
+/// A chat to be filed in a folder that does not exist or is someone else's.
+pub fn folder_not_usable() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Body.loc(), LocItem::from("folder_id")],
+        "Value error, no folder of yours has this id",
         "value_error",
     )
 }

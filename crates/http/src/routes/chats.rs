@@ -8,11 +8,11 @@ use memlayer_app::domain::MessageId;
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
 use crate::body::JsonBody;
-use crate::dto::{ChatResponse, CreateChatRequest, RenameChatRequest, SetActiveRequest};
+use crate::dto::{ChatResponse, CreateChatRequest, SetActiveRequest, UpdateChatRequest};
 use crate::error::ApiError;
 use crate::error::wire::{ErrorBody, ValidationErrorBody};
 use crate::extract::ChatPath;
-use crate::paging::{ChatListQuery, Paged, page_response};
+use crate::paging::{ChatListParams, ChatListQuery, chat_page_response};
 use crate::state::ApiState;
 
 /// Create a chat
@@ -44,27 +44,37 @@ pub async fn create(
 
 /// List my chats
 ///
-/// The user's own chats, newest first, at most `limit` (200 by default). When more
-/// follow, the `X-Next-Cursor` header holds the `cursor` that reads the next page.
+/// The user's own chats: pinned ones first, then the others, each group newest first,
+/// at most `limit` (200 by default). Archived chats are left out (`archived=true` lists
+/// only them); `folder_id` keeps one folder's. When more follow, the `X-Next-Cursor`
+/// header holds the `cursor` that reads the next page.
 #[utoipa::path(
     get, path = "/chats", tag = "chats", operation_id = "listChats",
     security(("bearer" = [])),
     params(ChatListQuery),
     responses(
-        (status = 200, description = "The chats, newest first", body = Vec<ChatResponse>,
+        (status = 200, description = "The chats, pinned first, each group newest first", body = Vec<ChatResponse>,
             headers(("X-Next-Cursor" = String, description = "Present when more chats follow: pass it as `cursor`"))),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-        (status = 422, description = "Invalid limit or cursor", body = ValidationErrorBody),
+        (status = 422, description = "Invalid limit, cursor, archived or folder_id", body = ValidationErrorBody),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
 pub async fn list(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
-    Paged(page, ..): Paged<ChatListQuery>,
+    params: ChatListParams,
 ) -> Result<HttpResponse, ApiError> {
-    let page = blocking(&state, move |app| app.list_chats(user, page)).await?;
-    Ok(page_response(page, ChatResponse::from))
+    let ChatListParams {
+        filter,
+        limit,
+        after,
+    } = params;
+    let page = blocking(&state, move |app| {
+        app.list_organised_chats(user, filter, limit, after)
+    })
+    .await?;
+    Ok(chat_page_response(page, ChatResponse::from))
 }
 
 /// Get a chat
@@ -90,31 +100,34 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
 }
 
-/// Rename a chat
+/// Change a chat: rename, pin, archive, file in a folder
+///
+/// Sets every field given (at least one): `title`, `pinned`, `archived`, `folder_id`
+/// (one of your folders, or `null` to take the chat out of its folder).
 #[utoipa::path(
-    patch, path = "", tag = "chats", operation_id = "renameChat",
+    patch, path = "", tag = "chats", operation_id = "updateChat",
     security(("bearer" = [])),
     params(("chat_id" = uuid::Uuid, Path, description = "The chat's id")),
-    request_body = RenameChatRequest,
+    request_body = UpdateChatRequest,
     responses(
-        (status = 200, description = "The renamed chat", body = ChatResponse),
+        (status = 200, description = "The changed chat", body = ChatResponse),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid title or chat id", body = ValidationErrorBody),
+        (status = 422, description = "Invalid title, no field given, a folder_id that is not one of your folders, or a chat id that is not a UUID", body = ValidationErrorBody),
         (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
     )
 )]
-pub async fn rename(
+pub async fn update(
     state: Data<ApiState>,
     Authenticated(user): Authenticated,
     ChatPath(chat): ChatPath,
-    JsonBody(body): JsonBody<RenameChatRequest>,
+    JsonBody(body): JsonBody<UpdateChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let title = body.try_into_title()?;
-    let chat = blocking(&state, move |app| app.rename_chat(user, chat, title)).await?;
+    let change = body.try_into_update()?;
+    let chat = blocking(&state, move |app| app.update_chat(user, chat, change)).await?;
     Ok(HttpResponse::Ok().json(ChatResponse::from(chat)))
 }
 

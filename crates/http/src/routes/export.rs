@@ -1,4 +1,5 @@
-//! The streamed body of `GET /auth/me/export`: one JSON document written page by page.
+//! The streamed body of `GET /auth/me/export`: one JSON document written page by page
+//! (the account, its chats with their messages, then its folders).
 //!
 //! Each page (100 chats, or 1,000 messages of one chat) is one hop to the blocking pool
 //! and one chunk of the body, sent before the next page is read: memory stays bounded
@@ -13,7 +14,7 @@ use futures_util::stream::{self, Stream};
 use memlayer_app::domain::{Chat, Cursor, Session, User};
 
 use crate::blocking::blocking;
-use crate::dto::{ChatResponse, MessageResponse, UserResponse};
+use crate::dto::{ChatResponse, FolderResponse, MessageResponse, UserResponse};
 use crate::error::ApiError;
 use crate::state::ApiState;
 
@@ -97,7 +98,7 @@ impl Export {
                 return Ok(None);
             }
             self.finished = true;
-            return Ok(Some(Bytes::from_static(b"]}")));
+            return self.folders().await.map(Some);
         }
     }
 
@@ -109,6 +110,15 @@ impl Export {
         self.chats_after = page.last().map(Chat::cursor);
         self.chats.extend(page);
         Ok(())
+    }
+
+    /// The closing of the chats, every folder (one hop: a user has few), the end.
+    async fn folders(&mut self) -> Result<Bytes, ApiError> {
+        let session = self.session;
+        let folders = blocking(&self.state, move |app| app.list_folders(session)).await?;
+        let folders: Vec<FolderResponse> = folders.into_iter().map(FolderResponse::from).collect();
+        let folders = serde_json::to_string(&folders).map_err(internal)?;
+        Ok(Bytes::from(format!(r#"],"folders":{folders}}}"#)))
     }
 
     /// `{"id":…,"title":…,"created_at":…,"messages":[`, after a comma if need be.

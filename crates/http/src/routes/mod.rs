@@ -6,8 +6,10 @@
 pub mod accounts;
 pub mod chats;
 mod export;
+pub mod folders;
 pub mod health;
 pub mod messages;
+pub mod search;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -34,7 +36,7 @@ pub fn table(cfg: &mut ServiceConfig) {
         // once, then plain strings.
         .service(
             utoipa_actix_web::scope("/chats/{chat_id}")
-                .service(routes![chats::get, chats::rename, chats::delete])
+                .service(routes![chats::get, chats::update, chats::delete])
                 .service(routes![chats::set_active])
                 .service(routes![messages::list, messages::post])
                 .service(routes![messages::delete])
@@ -42,6 +44,9 @@ pub fn table(cfg: &mut ServiceConfig) {
                 .service(routes![messages::edit])
                 .service(routes![messages::tree]),
         )
+        .service(routes![folders::list, folders::create])
+        .service(routes![folders::rename, folders::delete])
+        .service(routes![search::search])
         .service(routes![health::live])
         .service(routes![health::ready]);
 }
@@ -176,7 +181,7 @@ mod tests {
             .configure(table)
             .split_for_parts();
         let app = init_service(app).await;
-        assert_eq!(document.paths.paths.len(), 16);
+        assert_eq!(document.paths.paths.len(), 19);
         for (path, item) in &document.paths.paths {
             let documented: Vec<&str> = [
                 ("GET", item.get.is_some()),
@@ -191,7 +196,8 @@ mod tests {
             .collect();
             let concrete = path
                 .replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000")
-                .replace("{message_id}", "0194f4c2-0000-7000-8000-000000000001");
+                .replace("{message_id}", "0194f4c2-0000-7000-8000-000000000001")
+                .replace("{folder_id}", "0194f4c2-0000-7000-8000-000000000001");
             for uri in [concrete.clone(), format!("{concrete}/")] {
                 let response = call_service(
                     &app,

@@ -30,7 +30,15 @@ fn assert_chat_shape(chat: &Value) {
     let keys: Vec<&String> = chat.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["active_message_id", "created_at", "id", "title"],
+        [
+            "active_message_id",
+            "archived",
+            "created_at",
+            "folder_id",
+            "id",
+            "pinned",
+            "title"
+        ],
         "{chat}"
     );
     assert!(uuid::Uuid::parse_str(chat["id"].as_str().unwrap()).is_ok());

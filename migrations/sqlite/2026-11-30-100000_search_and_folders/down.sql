@@ -1,0 +1,14 @@
+DROP TRIGGER chats_search_delete;
+DROP TRIGGER chats_search_update;
+DROP TRIGGER chats_search_insert;
+DROP TRIGGER messages_search_delete;
+DROP TRIGGER messages_search_update;
+DROP TRIGGER messages_search_insert;
+DROP TABLE search_fts;
+DROP TABLE search_docs;
+DROP INDEX chats_folder_id_idx;
+DROP INDEX chats_user_id_organised_idx;
+ALTER TABLE chats DROP COLUMN folder_id;
+ALTER TABLE chats DROP COLUMN archived;
+ALTER TABLE chats DROP COLUMN pinned;
+DROP TABLE folders;
