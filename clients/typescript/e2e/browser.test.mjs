@@ -293,6 +293,7 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     const deleted = await call("deleteFolder", trips.data.id);
     assert.equal(deleted.status, 204);
     assert.equal((await call("getChat", chatId)).data.folder_id, null);
+  });
 
   test("regenerates an answer, edits a question, steps between the branches and reads the list each time", async () => {
     const list = async () => (await call("listMessages", chatId)).data;
