@@ -1,6 +1,6 @@
 -- SQLite cannot drop a column that a foreign key uses: the messages table is rebuilt.
 DROP INDEX messages_parent_id_idx;
-DROP INDEX messages_chat_id_parent_id_idx;
+DROP INDEX messages_first_idx;
 ALTER TABLE chats DROP COLUMN active_message_id;
 CREATE TABLE messages_flat (
     id         TEXT NOT NULL PRIMARY KEY,

@@ -23,6 +23,6 @@ SET active_message_id = (
 );
 
 CREATE INDEX messages_chat_id_parent_id_idx ON messages (chat_id, parent_id, created_at, id);
--- "The children of a message" for the foreign key on parent_id: deleting a message
--- looks its children up (without it, every deleted message scans the table).
+-- "The children of a message": siblings, and the foreign key on parent_id (deleting a
+-- message looks its children up; without it, every deleted message scans the table).
 CREATE INDEX messages_parent_id_idx ON messages (parent_id);
