@@ -319,8 +319,8 @@ class Postgres:
         for label, rank, order in (("newest first", "0::real", ""), ("relevance", f"ts_rank(m.search_tsv, {query})", "rank DESC, ")):
             sql = f"""EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
             SELECT m.chat_id, c.title, m.id, m.role, m.created_at, m.content, {rank} AS rank
-            FROM messages m JOIN chats c ON c.id = m.chat_id
-            WHERE m.user_id = '{user}' AND m.search_tsv @@ {query}
+            FROM messages m JOIN chats c ON c.id = m.chat_id AND c.user_id = '{user}'
+            WHERE m.search_tsv @@ {query}
             ORDER BY {order}m.created_at DESC, m.id DESC LIMIT 51"""
             plans.append(f"-- {label}, q={word}\n" + psql(self.url, sql))
         return "\n\n".join(plans)
@@ -371,12 +371,16 @@ class Sqlite:
         db = sqlite3.connect(self.path)
         match = f'owner : "{user.replace("-", "")}" AND (body : "{word}"*)'
         plans = []
-        for label, order in (("newest first", "d.created_at DESC, d.item_id DESC"), ("relevance", "bm25(search_fts, 1.0, 0.0), d.created_at DESC, d.item_id DESC")):
+        for label, score, order in (("newest first", "0.0", "d.created_at DESC, d.item_id DESC"),
+                                    ("relevance", "bm25(search_fts, 1.0, 0.0)", "score, d.created_at DESC, d.item_id DESC")):
             sql = f"""EXPLAIN QUERY PLAN
-            SELECT c.id, c.title, m.id, m.role, d.created_at, COALESCE(m.content, c.title)
-            FROM search_fts JOIN search_docs d ON d.doc = search_fts.rowid JOIN chats c ON c.id = d.chat_id
-            LEFT JOIN messages m ON NOT d.is_title AND m.id = d.item_id
-            WHERE search_fts MATCH ? AND c.user_id = ? ORDER BY {order} LIMIT 51"""
+            SELECT c.id, c.title, m.id, m.role, page.created_at, COALESCE(m.content, c.title)
+            FROM (SELECT d.item_id, d.chat_id, d.is_title, d.created_at, {score} AS score
+                  FROM search_fts JOIN search_docs d ON d.doc = search_fts.rowid
+                  WHERE search_fts MATCH ? ORDER BY {order} LIMIT 51) AS page
+            JOIN chats c ON c.id = page.chat_id
+            LEFT JOIN messages m ON NOT page.is_title AND m.id = page.item_id
+            WHERE c.user_id = ? ORDER BY page.created_at DESC"""
             lines = [f"{'  ' * 0}{row[3]}" for row in db.execute(sql, (match, user))]
             plans.append(f"-- {label}, q={word}\n" + "\n".join(lines))
         db.close()
@@ -526,6 +530,9 @@ def render(results: list[dict], seconds: float, connections: int, profile: str) 
                   "| storage | size |", "|---|---|"]
         lines += [f"| {name} | {mib(size)} |" for name, size in result["sizes"].items()]
         lines += ["", "<details><summary>Query plans (heavy user)</summary>", "", "```", result["plans"], "```", "", "</details>", ""]
+    analysis = Path(__file__).resolve().parent / "search-analysis.md"  # the hand-written part
+    if analysis.exists():
+        lines += [analysis.read_text().rstrip("\n"), ""]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -557,6 +564,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--save", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument("--keep", type=Path, action="append", default=[],
+                        help="a --save file of an earlier run whose backends are reported as they were")
     args = parser.parse_args()
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.database):
         sys.exit("--database: lower-case letters, digits and _")
@@ -575,6 +585,11 @@ def main() -> None:
             results.append(run_backend(Postgres(admin, args.database), binary, args.port, args.smoke, seconds, args.connections))
         if args.backend in ("sqlite", "both"):
             results.append(run_backend(Sqlite(Path(tmp)), binary, args.port, args.smoke, seconds, args.connections))
+    if args.save:
+        args.save.write_text(json.dumps(results))
+    ran = {result["backend"] for result in results}
+    kept = [result for path in args.keep for result in json.loads(path.read_text()) if result["backend"] not in ran]
+    results = sorted(results + kept, key=lambda result: result["backend"] != "PostgreSQL")
     section = render(results, seconds, args.connections, profile)
     print(section)
     problems = [f"{r['backend']} {phase} {key}" for r in results for phase in ("alone", "with_others")

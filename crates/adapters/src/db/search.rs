@@ -80,7 +80,10 @@ fn fts_match(owner: uuid::Uuid, query: &SearchQuery) -> String {
 /// the GIN index, on lexemes tagged with their owner: `memlayer_search_query` asks for
 /// the caller's only) and chat titles. `$1` user, `$2` generation, `$3` the words as a
 /// `tsquery` text (titles), `$4` the words as plain text (messages), `$5` limit, then
-/// `$6`, `$7` the cursor if any.
+/// `$6`, `$7` the cursor if any. The owner is checked on the chat each hit is joined to
+/// (the same user as the message's): a condition on `messages.user_id` would let the
+/// planner AND in a bitmap of every message of the user, which costs more than the tagged
+/// index scan it double-checks.
 fn pg_sql(order: SearchOrder, paged: bool) -> String {
     let words = "to_tsquery('simple', $3)";
     let owned = "memlayer_search_query($1, $4)";
@@ -105,8 +108,8 @@ fn pg_sql(order: SearchOrder, paged: bool) -> String {
             (SELECT m.chat_id AS chat_id, c.title AS chat_title, m.id AS message_id,
                     m.role AS role, m.created_at AS created_at, m.content AS text,
                     m.id AS pos, {rank_m} AS rank
-             FROM messages m JOIN chats c ON c.id = m.chat_id
-             WHERE m.user_id = $1 AND m.search_tsv @@ {owned} {after_m}
+             FROM messages m JOIN chats c ON c.id = m.chat_id AND c.user_id = $1
+             WHERE m.search_tsv @@ {owned} {after_m}
              ORDER BY {rank_first}m.created_at DESC, m.id DESC LIMIT $5)
             UNION ALL
             (SELECT c.id AS chat_id, c.title AS chat_title, NULL::uuid AS message_id,
