@@ -592,7 +592,8 @@ export interface components {
         /** @description A new folder, or a folder's new name. */
         FolderRequest: {
             /**
-             * @description The name: 1 to 100 characters after trimming, no NUL character.
+             * @description The name: 1 to 100 characters after trimming (so no limit JSON Schema can say on
+             *     the text as sent), no NUL character.
              * @example Travel
              */
             name: string;
@@ -740,20 +741,20 @@ export interface components {
         /** @description A change to a chat: any of `title`, `pinned`, `archived`, `folder_id`, at least one. */
         UpdateChatRequest: {
             /** @description Archive (left out of the chat list, still searched) or bring back. Not null. */
-            archived?: boolean | null;
+            archived?: boolean;
             /**
              * Format: uuid
              * @description File the chat in one of your folders, or `null` to take it out of its folder.
              */
             folder_id?: string | null;
             /** @description Pin (listed first) or unpin. Not null. */
-            pinned?: boolean | null;
+            pinned?: boolean;
             /**
              * @description A new title: not blank, at most 200 characters (as given), no NUL character;
              *     trimmed. Not null.
              * @example Lisbon, day 2
              */
-            title?: string | null;
+            title?: string;
         };
         /** @description The logged-in account. */
         UserResponse: {

@@ -212,6 +212,8 @@ pub struct UpdateChatRequest {
     /// trimmed. Not null.
     #[serde(default, deserialize_with = "present")]
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\u0000]*[^\u0000\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$",
@@ -220,9 +222,11 @@ pub struct UpdateChatRequest {
     pub title: Option<String>,
     /// Pin (listed first) or unpin. Not null.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
     pub pinned: Option<bool>,
     /// Archive (left out of the chat list, still searched) or bring back. Not null.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
     pub archived: Option<bool>,
     /// File the chat in one of your folders, or `null` to take it out of its folder.
     #[serde(default, deserialize_with = "nullable")]
@@ -311,8 +315,9 @@ impl From<Chat> for ChatResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FolderRequest {
-    /// The name: 1 to 100 characters after trimming, no NUL character.
-    #[schema(min_length = 1, max_length = 100, example = "Travel")]
+    /// The name: 1 to 100 characters after trimming (so no limit JSON Schema can say on
+    /// the text as sent), no NUL character.
+    #[schema(min_length = 1, example = "Travel")]
     pub name: String,
 }
 
