@@ -62,8 +62,7 @@ memlayer_testkit::on_both_backends!(
     a_chat_reads_back_as_stored,
     chats_are_listed_newest_first_and_only_the_owners,
     chats_created_in_the_same_microsecond_list_in_a_stable_order,
-    renaming_a_chat_changes_its_title_only,
-    renaming_or_deleting_a_missing_chat_reports_it,
+    deleting_a_missing_chat_reports_it,
     deleting_a_chat_deletes_its_messages,
     deleting_a_user_deletes_their_chats_and_messages,
     messages_are_listed_newest_first_with_ties_broken_by_id,
@@ -275,28 +274,7 @@ fn chats_created_in_the_same_microsecond_list_in_a_stable_order(db: &Store) {
     );
 }
 
-fn renaming_a_chat_changes_its_title_only(db: &Store) {
-    let ada = new_user(db, "ada@example.com");
-    let chat = new_chat(db, ada.id, "before", at(1));
-
-    assert!(
-        db.rename(chat.id, &ChatTitle::parse("after").unwrap())
-            .unwrap()
-    );
-
-    let (renamed, _) = db.find(chat.id).unwrap().unwrap();
-    assert_eq!(renamed.title.as_str(), "after");
-    assert_eq!(
-        (renamed.owner, renamed.created_at),
-        (chat.owner, chat.created_at)
-    );
-}
-
-fn renaming_or_deleting_a_missing_chat_reports_it(db: &Store) {
-    assert!(
-        !db.rename(ChatId::generate(), &ChatTitle::parse("x").unwrap())
-            .unwrap()
-    );
+fn deleting_a_missing_chat_reports_it(db: &Store) {
     assert!(!ChatRepository::delete(&**db, ChatId::generate()).unwrap());
 }
 

@@ -1,5 +1,5 @@
 use memlayer_domain::{
-    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Page, PageRequest, Session,
+    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Page, Session,
     authorize_chat_access,
 };
 use memlayer_ports::UpdateChatError;
@@ -31,19 +31,6 @@ impl MemLayer {
         } else {
             Err(AppError::Unauthenticated)
         }
-    }
-
-    /// A page of the user's chats, newest first.
-    pub fn list_chats(&self, session: Session, page: PageRequest) -> Result<Page<Chat>, AppError> {
-        let chats = self
-            .ports
-            .chats
-            .list_for_owner(session, page.after(), page.limit() + 1)?;
-        if chats.is_empty() {
-            // No chats may also mean no account, or revoked tokens: those get 401.
-            self.ensure_current(session)?;
-        }
-        Ok(Page::from_overfetch(chats, page.limit(), Chat::cursor))
     }
 
     /// A page of at most `limit` of the user's chats that `filter` keeps: pinned first,
@@ -97,21 +84,6 @@ impl MemLayer {
         self.owned_chat(session, chat)
     }
 
-    /// Renames one of the user's chats.
-    pub fn rename_chat(
-        &self,
-        session: Session,
-        chat: ChatId,
-        title: ChatTitle,
-    ) -> Result<Chat, AppError> {
-        let mut chat = self.owned_chat(session, chat)?;
-        if !self.ports.chats.rename(chat.id, &title)? {
-            return Err(AppError::ChatNotFound);
-        }
-        chat.title = title;
-        Ok(chat)
-    }
-
     /// Deletes one of the user's chats with all its messages.
     pub fn delete_chat(&self, session: Session, chat: ChatId) -> Result<(), AppError> {
         let chat = self.owned_chat(session, chat)?;
@@ -148,16 +120,14 @@ impl MemLayer {
 
 #[cfg(test)]
 mod tests {
-    use memlayer_domain::{DEFAULT_CHATS_PAGE, UserId};
+    use memlayer_domain::UserId;
     use memlayer_ports::RepositoryError;
     use mockall::predicate::eq;
 
     use super::*;
     use memlayer_domain::{ChatCursor, FolderId, Organisation};
 
-    use crate::testing::{
-        Fixture, NOW, any_session, chat_owned_by, first_page, folder_owned_by, title,
-    };
+    use crate::testing::{Fixture, NOW, any_session, chat_owned_by, folder_owned_by, title};
 
     #[test]
     fn creating_a_chat_without_a_title_names_it_after_the_current_minute() {
@@ -205,68 +175,6 @@ mod tests {
             .returning(|_, _| Ok(false));
 
         let error = fx.app().create_chat(any_session(), None).unwrap_err();
-
-        assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
-    }
-
-    #[test]
-    fn listing_chats_returns_the_owners_chats_as_one_page() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let user = session.user;
-        let chats = vec![chat_owned_by(user), chat_owned_by(user)];
-        let expected = chats.clone();
-        fx.chats
-            .expect_list_for_owner()
-            .with(eq(session), eq(None), eq(DEFAULT_CHATS_PAGE + 1))
-            .returning(move |_, _, _| Ok(chats.clone()));
-
-        let page = fx
-            .app()
-            .list_chats(session, first_page(DEFAULT_CHATS_PAGE))
-            .unwrap();
-
-        assert_eq!((page.items, page.next), (expected, None));
-    }
-
-    #[test]
-    fn a_full_page_of_chats_says_where_the_next_starts() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let user = session.user;
-        let chats = vec![
-            chat_owned_by(user),
-            chat_owned_by(user),
-            chat_owned_by(user),
-        ];
-        let second = chats[1].clone();
-        let after = chats[0].cursor();
-        fx.chats
-            .expect_list_for_owner()
-            .with(eq(session), eq(Some(after)), eq(3))
-            .returning(move |_, _, _| Ok(chats.clone()));
-
-        let page = fx
-            .app()
-            .list_chats(session, PageRequest::new(2, Some(after)).unwrap())
-            .unwrap();
-
-        assert_eq!(page.items.len(), 2);
-        assert_eq!(page.next, Some(second.cursor()));
-    }
-
-    #[test]
-    fn listing_no_chats_checks_that_the_account_still_exists() {
-        let mut fx = Fixture::new();
-        fx.chats
-            .expect_list_for_owner()
-            .returning(|_, _, _| Ok(vec![]));
-        fx.users.expect_is_current().returning(|_| Ok(false));
-
-        let error = fx
-            .app()
-            .list_chats(any_session(), first_page(DEFAULT_CHATS_PAGE))
-            .unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
     }
@@ -358,60 +266,6 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
-    }
-
-    #[test]
-    fn renaming_ones_chat_stores_and_returns_the_trimmed_title() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let user = session.user;
-        let chat = fx.stored_chat(user);
-        let id = chat.id;
-        fx.chats
-            .expect_rename()
-            .withf(move |chat, title| *chat == id && title.as_str() == "New name")
-            .times(1)
-            .returning(|_, _| Ok(true));
-
-        let renamed = fx
-            .app()
-            .rename_chat(session, id, title(" New name "))
-            .unwrap();
-
-        assert_eq!((renamed.id, renamed.title.as_str()), (id, "New name"));
-    }
-
-    #[test]
-    fn renaming_another_users_chat_is_forbidden_and_changes_nothing() {
-        let mut fx = Fixture::new();
-        let chat = chat_owned_by(UserId::generate());
-        let id = chat.id;
-        fx.chats
-            .expect_find()
-            .returning(move |_| Ok(Some((chat.clone(), 0))));
-        fx.users.expect_is_current().returning(|_| Ok(true));
-        fx.chats.expect_rename().never();
-
-        let error = fx
-            .app()
-            .rename_chat(any_session(), id, title("Mine now"))
-            .unwrap_err();
-
-        assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
-    }
-
-    #[test]
-    fn renaming_a_chat_deleted_meanwhile_is_not_found() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let user = session.user;
-        let chat = fx.stored_chat(user);
-        let id = chat.id;
-        fx.chats.expect_rename().returning(|_, _| Ok(false));
-
-        let error = fx.app().rename_chat(session, id, title("New")).unwrap_err();
-
-        assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use memlayer_domain::{
-    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Cursor, Email, Folder, FolderId,
-    FolderName, Message, MessageId, Node, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session,
-    StoredHit, User, UserId,
+    Chat, ChatCursor, ChatFilter, ChatId, ChatUpdate, Cursor, Email, Folder, FolderId, FolderName,
+    Message, MessageId, Node, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session, StoredHit,
+    User, UserId,
 };
 
 use crate::error::{CreateUserError, RepositoryError};
@@ -56,8 +56,6 @@ pub trait ChatRepository: Send + Sync {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Chat>, RepositoryError>;
-    /// Sets a chat's title; `false` if the chat no longer exists.
-    fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError>;
     /// Deletes a chat and its messages; `false` if it no longer existed.
     fn delete(&self, id: ChatId) -> Result<bool, RepositoryError>;
     /// At most `limit` of the session user's chats that `filter` keeps, pinned first,

@@ -89,14 +89,6 @@ impl ChatRepository for Database {
         Ok(rows.into_iter().map(Chat::from).collect())
     }
 
-    fn rename(&self, id: ChatId, title: &ChatTitle) -> Result<bool, RepositoryError> {
-        let (id, title) = (DbUuid(id.as_uuid()), title.as_str());
-        let updated = with_writer!(self, |conn| diesel::update(chats::table.find(id))
-            .set(chats::title.eq(title))
-            .execute(conn))?;
-        Ok(updated > 0)
-    }
-
     fn delete(&self, id: ChatId) -> Result<bool, RepositoryError> {
         let id = DbUuid(id.as_uuid());
         let deleted = with_writer!(self, |conn| diesel::delete(chats::table.find(id))
