@@ -266,13 +266,7 @@ impl MessageRepository for Database {
                     .into_boxed();
                 if let Some(owner) = owner {
                     // The ownership and revocation checks ride on the read.
-                    query = query.filter(diesel::dsl::exists(
-                        chats::table
-                            .inner_join(users::table)
-                            .filter(chats::id.eq(chat))
-                            .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
-                            .filter(users::token_generation.eq(owner.generation)),
-                    ));
+                    query = query.filter(owned_by(chat, owner));
                 }
                 if let Some((at, id)) = after {
                     query = query.filter(
@@ -327,13 +321,7 @@ impl MessageRepository for Database {
                 .select(MessageRow::as_select())
                 .into_boxed();
             if let Some(owner) = owner {
-                query = query.filter(diesel::dsl::exists(
-                    chats::table
-                        .inner_join(users::table)
-                        .filter(chats::id.eq(chat))
-                        .filter(chats::user_id.eq(DbUuid(owner.user.as_uuid())))
-                        .filter(users::token_generation.eq(owner.generation)),
-                ));
+                query = query.filter(owned_by(chat, owner));
             }
             if let Some((at, id)) = after {
                 query = query.filter(
@@ -473,6 +461,21 @@ impl Database {
             Ok(true)
         }))
     }
+}
+
+/// Whether `chat` is `owner`'s and `owner` is current (the account's token generation):
+/// the ownership and revocation check a read of a chat's messages carries with it.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn owned_by(chat: DbUuid, owner: Session) -> _ {
+    let user: DbUuid = DbUuid(owner.user.as_uuid());
+    let generation: i64 = owner.generation;
+    diesel::dsl::exists(
+        chats::table
+            .inner_join(users::table)
+            .filter(chats::id.eq(chat))
+            .filter(chats::user_id.eq(user))
+            .filter(users::token_generation.eq(generation)),
+    )
 }
 
 /// A page size as a count.
