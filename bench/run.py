@@ -452,7 +452,7 @@ LUA = """
 local items = {items}
 local method = "{method}"
 local counter = 0
-local thread_id = 0
+thread_id = 0  -- global: setup() sets it per thread with thread:set (a local would hide it)
 local threads = 0
 
 function setup(thread)

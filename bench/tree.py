@@ -24,9 +24,9 @@ Scenarios (wrk; the previous and the current release alternate, the order swappe
 round; the median round of each is reported; ratio = current ÷ previous req/s):
   a. GET chat A's messages (default limit: the latest 1,000), both releases;
   b. GET chat B's messages (current) against the previous release's (a);
-  c. POST a message, the fixed reply: each wrk thread owns `connections ÷ threads` chats
-     of as many users and sends its requests to them in turn (about a chat per
-     connection); c'. the same, every connection posting to one chat.
+  c. POST a message, the fixed reply: one wrk thread per connection, each posting to a
+     chat of its own (of as many users), as users do; c'. every connection posting to
+     one chat (--threads threads).
 Then the plans: auto_explain (ANALYZE, nested statements too) on both databases, each
 route exercised once, the plans read back from the server's log (--pg-log).
 """
@@ -198,7 +198,7 @@ LUA = """
 local items = {items}
 local method = "{method}"
 local counter = 0
-local thread_id = 0
+thread_id = 0  -- global: setup() sets it per thread with thread:set (a local would hide it)
 local threads = 0
 local per = 0
 
@@ -432,19 +432,22 @@ def main() -> None:
             directory = Path(tmp)
             read_a = lua(directory, "read_a", "GET", [(f"/chats/{CHAT_A}/messages{query}", 1, "")], threads)
             read_b = lua(directory, "read_b", "GET", [(f"/chats/{CHAT_B}/messages{query}", 1, "")], threads)
-            post = lua(directory, "post", "POST", [(f"/chats/{POST_CHAT.format(k)}/messages", k, body) for k in range(1, connections + 1)], threads)
+            # One connection per wrk thread, each thread on its own chat: every connection
+            # keeps to one chat, as a user does (wrk has no per-connection state).
+            post = lua(directory, "post", "POST", [(f"/chats/{POST_CHAT.format(k)}/messages", k, body) for k in range(1, connections + 1)], connections)
             post_one = lua(directory, "post_one", "POST", [(f"/chats/{ONE_CHAT}/messages", 1, body)], threads)
             runs: dict[tuple[str, str], list[run.Result]] = {}
-            plan = [("a", read_a, read_a), ("b", None, read_b), ("c", post, post), ("c1", post_one, post_one)]
+            plan = [("a", read_a, read_a, threads), ("b", None, read_b, threads), ("c", post, post, connections),
+                    ("c1", post_one, post_one, threads)]
             for round_ in range(rounds):
-                for key, prev_script, cur_script in plan:
+                for key, prev_script, cur_script, wrk_threads in plan:
                     order = [(prev, prev_script), (cur, cur_script)]
                     if round_ % 2:
                         order.reverse()
                     for release, script in order:
                         if script is None:
                             continue
-                        result = measure(release, script, connections, threads, seconds)
+                        result = measure(release, script, connections, wrk_threads, seconds)
                         runs.setdefault((key, release.name), []).append(result)
                         print(f"round {round_ + 1} {key} {release.name}: {result.throughput:,.0f} req/s p50 {result.p50_ms:.2f} ms "
                               f"p99 {result.p99_ms:.2f} ms errors {result.errors}", flush=True)
@@ -568,9 +571,9 @@ def render(args, rows, checks, plans, deletes, doomed, seconds, connections, thr
         f"GET lists the default page (the latest {page_length:,}): checked: previous A {checks['a previous']['length']} messages; "
         f"current A {checks['a current']['length']} (largest sibling group {checks['a current']['max_siblings']}); "
         f"current B {checks['b current']['length']}, of which {checks['b current']['with_2_siblings']} carry `sibling_ids` of length 2.",
-        f"- POST: each wrk thread sends to its own {max(1, connections // threads)} chats (of as many users) in turn, "
-        "about a chat per connection; c' puts every connection on one chat (the current release serializes posts "
-        "to a chat on its row: `UPDATE chats SET active_message_id`).",
+        f"- POST: c runs {connections} wrk threads of one connection each, each posting to a chat of its own (of as many users); "
+        f"c' puts every connection ({threads} threads) on one chat (the current release serializes posts to a chat on its row: "
+        "`UPDATE chats SET active_message_id`, held to the commit).",
         "",
         "| scenario | previous req/s | p50 / p99 ms | current req/s | p50 / p99 ms | current ÷ previous | target | met |",
         "|---|---:|---:|---:|---:|---:|---:|:---:|",
