@@ -1607,7 +1607,7 @@ mod organising {
 /// it is migrated.
 mod search_migration {
     use diesel::connection::SimpleConnection;
-    use diesel::{Connection, PgConnection, SqliteConnection};
+    use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
     use diesel_migrations::{FileBasedMigrations, MigrationHarness};
     use memlayer_domain::{SearchOrder, SearchQuery};
     use memlayer_ports::SearchIndex;
@@ -1617,7 +1617,28 @@ mod search_migration {
 
     const NEW: &str = "search_and_folders";
 
-    /// Runs every migration but search's on `conn`.
+    /// Runs the pending migrations of `folder` on `conn`, up to the one whose name holds
+    /// `stop` (not that one; all of them for `None`).
+    fn migrate_until<
+        C: MigrationHarness<B> + Connection<Backend = B>,
+        B: diesel::backend::Backend,
+    >(
+        conn: &mut C,
+        folder: &str,
+        stop: Option<&str>,
+    ) {
+        let dir = format!("{}/../../migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let source = FileBasedMigrations::from_path(dir).unwrap();
+        let pending = conn.pending_migrations(source).unwrap();
+        for migration in pending {
+            if stop.is_some_and(|stop| migration.name().to_string().contains(stop)) {
+                break;
+            }
+            conn.run_migration(&migration).unwrap();
+        }
+    }
+
+    /// Runs every migration before search's on `conn`.
     fn before_search<
         C: MigrationHarness<B> + Connection<Backend = B>,
         B: diesel::backend::Backend,
@@ -1625,14 +1646,7 @@ mod search_migration {
         conn: &mut C,
         folder: &str,
     ) {
-        let dir = format!("{}/../../migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
-        let source = FileBasedMigrations::from_path(dir).unwrap();
-        let pending = conn.pending_migrations(source).unwrap();
-        for migration in pending {
-            if !migration.name().to_string().contains(NEW) {
-                conn.run_migration(&migration).unwrap();
-            }
-        }
+        migrate_until(conn, folder, Some(NEW));
     }
 
     const OLD_DATA: &str = "
@@ -1691,6 +1705,67 @@ mod search_migration {
             migrated_after_storing(TestDatabase::sqlite()),
             ["Où est la bibliothèque ?", "Vieux chat"]
         );
+    }
+
+    /// The write path's migration (`memlayer_fold`'s ASCII path, the inlined vector
+    /// function, triggers instead of generated columns) changes no stored vector: every
+    /// message and title indexed before it gets the same vector from it.
+    #[test]
+    fn the_search_write_path_migration_indexes_exactly_as_before_on_postgres() {
+        let Some(raw) = TestDatabase::postgres() else {
+            return;
+        };
+        let mut conn = PgConnection::establish(raw.url()).unwrap();
+        migrate_until(&mut conn, "postgres", Some("search_write_path"));
+        conn.batch_execute(OLD_DATA).unwrap();
+        let mut texts: Vec<String> = (1u8..=127)
+            .map(|byte| format!("a{}b C", byte as char))
+            .collect();
+        texts.extend([
+            String::new(),
+            memlayer_domain::FOLD_FROM.to_owned(),
+            "Where's the café? \"Ça va\" — à 3.14 (e-mail: ada@example.com) https://x.org/p?q=1 ‘ok’ …".to_owned(),
+            "İstanbul ıı ŁÓDŹ ñ Æ ß 東京 🙂 tab\tnew\nline".to_owned(),
+            "The QUICK brown fox; jumps_over [the] {lazy} dog! #42 $5 50% a|b ~x `y` ^z".to_owned(),
+        ]);
+        for (n, text) in texts.iter().enumerate() {
+            diesel::sql_query(
+                "INSERT INTO messages (id, chat_id, user_id, role, content, created_at) VALUES \
+                 (gen_random_uuid(), '0194f4c2-0000-7000-8000-000000000002', \
+                  '0194f4c2-0000-7000-8000-000000000001', 'user', $1, now() + $2 * interval '1 ms')",
+            )
+            .bind::<diesel::sql_types::Text, _>(text)
+            .bind::<diesel::sql_types::Integer, _>(i32::try_from(n).unwrap())
+            .execute(&mut conn)
+            .unwrap();
+        }
+        conn.batch_execute(
+            "CREATE TABLE vectors_before AS SELECT id, search_tsv FROM messages \
+             UNION ALL SELECT id, search_tsv FROM chats",
+        )
+        .unwrap();
+        migrate_until(&mut conn, "postgres", None);
+        // Through the new triggers: rewrite every row.
+        conn.batch_execute("UPDATE messages SET content = content; UPDATE chats SET title = title")
+            .unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Counted {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            rows: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            differ: i64,
+        }
+        let counted: Counted = diesel::sql_query(
+            "SELECT count(*) AS rows, \
+                    count(*) FILTER (WHERE now.search_tsv IS DISTINCT FROM b.search_tsv) AS differ \
+             FROM vectors_before b \
+             JOIN (SELECT id, search_tsv FROM messages UNION ALL SELECT id, search_tsv FROM chats) now \
+             USING (id)",
+        )
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(counted.rows, i64::try_from(texts.len()).unwrap() + 2);
+        assert_eq!(counted.differ, 0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Search: the one query each backend writes in its own SQL, over its own index
-//! (PostgreSQL: the generated `search_tsv` columns and their GIN indexes; SQLite: the
+//! (PostgreSQL: the `search_tsv` columns, kept by triggers, and their GIN indexes; SQLite: the
 //! `search_fts` FTS5 table and `search_docs`). Both restrict the index to the user's own
 //! documents first (PostgreSQL: lexemes tagged with their owner; SQLite: an owner term
 //! AND the words), check the session in the same query, and read the text of the page's
@@ -231,8 +231,9 @@ mod tests {
 
     #[test]
     fn the_postgres_fold_function_holds_the_domains_fold_table() {
+        // The migration that last defines `memlayer_fold`.
         let migration = include_str!(
-            "../../../../migrations/postgres/2026-11-30-100000_search_and_folders/up.sql"
+            "../../../../migrations/postgres/2026-11-30-200000_search_write_path/up.sql"
         );
         assert!(migration.contains(memlayer_domain::FOLD_FROM));
         assert!(migration.contains(memlayer_domain::FOLD_TO));
