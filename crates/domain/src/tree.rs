@@ -36,8 +36,6 @@ pub struct PathWalk {
     path: Vec<Message>,
     /// Messages met that were not (yet) on the path, by id.
     met: HashMap<MessageId, Message>,
-    /// The ids of every message met, by parent: sibling groups.
-    children: HashMap<Option<MessageId>, Vec<(DateTime<Utc>, MessageId)>>,
     ids: HashSet<MessageId>,
 }
 
@@ -54,17 +52,12 @@ impl PathWalk {
             limit,
             path: Vec::new(),
             met: HashMap::new(),
-            children: HashMap::new(),
             ids: HashSet::new(),
         }
     }
 
     /// Takes the next message, newest first.
     pub fn push(&mut self, message: Message) {
-        self.children
-            .entry(message.parent_id)
-            .or_default()
-            .push((message.created_at, message.id));
         self.ids.insert(message.id);
         if self.above == Some(message.id) {
             self.above = None;
@@ -112,19 +105,40 @@ impl PathWalk {
             .is_some_and(|parent| self.ids.contains(&parent))
     }
 
+    /// How many more messages the path may take.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.path.len())
+    }
+
     /// The path, newest first, each message with its sibling ids (oldest first).
-    pub fn finish(mut self) -> Vec<Message> {
-        for group in self.children.values_mut() {
+    pub fn finish(self) -> Vec<Message> {
+        // A path message's siblings are the messages met off the path with its parent
+        // (no two path messages share one): usually none, or a few in a branched chat.
+        let mut others: Vec<(Option<MessageId>, DateTime<Utc>, MessageId)> = self
+            .met
+            .values()
+            .map(|message| (message.parent_id, message.created_at, message.id))
+            .collect();
+        others.sort_unstable();
+        let mut path = self.path;
+        for message in &mut path {
+            let parent = message.parent_id;
+            let start = others.partition_point(|&(other, ..)| other < parent);
+            let more = &others[start..];
+            let more = &more[..more.partition_point(|&(other, ..)| other == parent)];
+            if more.is_empty() {
+                if message.sibling_ids != [message.id] {
+                    message.sibling_ids = vec![message.id];
+                }
+                continue;
+            }
+            let mut group: Vec<(DateTime<Utc>, MessageId)> =
+                more.iter().map(|&(_, at, id)| (at, id)).collect();
+            group.push((message.created_at, message.id));
             group.sort_unstable();
+            message.sibling_ids = group.into_iter().map(|(_, id)| id).collect();
         }
-        for message in &mut self.path {
-            message.sibling_ids = self
-                .children
-                .get(&message.parent_id)
-                .map(|group| group.iter().map(|&(_, id)| id).collect())
-                .unwrap_or_else(|| vec![message.id]);
-        }
-        self.path
+        path
     }
 }
 

@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 
 use diesel::connection::Connection;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use memlayer_domain::{
     ChatId, Cursor, Message, MessageId, Node, PathEnd, PathWalk, Session, newest_leaf_below,
     newest_leaf_of_chat, subtree,
@@ -27,25 +29,68 @@ diesel::define_sql_function! {
 }
 
 /// A question and its reply stored in one statement on PostgreSQL, only in the session
-/// user's chat while the session is current (`$1` chat, `$2` user, `$3` token
-/// generation, `$4`–`$6` the question's id, text and time, `$7`–`$9` the reply's): the
-/// question follows the chat's active leaf, the reply follows the question and becomes
-/// the active leaf. One row updated if stored, none if not.
-const EXCHANGE_POSTGRES: &str = "\
-WITH chat AS (
-    SELECT chats.id, chats.active_message_id FROM chats
-    JOIN users ON users.id = chats.user_id
-    WHERE chats.id = $1 AND chats.user_id = $2 AND users.token_generation = $3
-), question AS (
-    INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status)
-    SELECT $4, chat.id, $2, 'user', $5, $6, chat.active_message_id, 'complete' FROM chat
-    RETURNING id
-), reply AS (
-    INSERT INTO messages (id, chat_id, user_id, role, content, created_at, parent_id, status)
-    SELECT $7, $1, $2, 'assistant', $8, $9, question.id, 'complete' FROM question
-    RETURNING id
-)
-UPDATE chats SET active_message_id = reply.id FROM reply WHERE chats.id = $1";
+/// user's chat while the session is current: the question follows the chat's active
+/// leaf, the reply follows the question and becomes the active leaf. One row updated if
+/// stored, none if not.
+///
+/// A query type of its own rather than a `sql_query`, so that Diesel keeps it prepared
+/// on each connection (it never caches a `sql_query`): planning this statement again on
+/// every post cost about as much as running it.
+struct Exchange<'a> {
+    user: DbUuid,
+    generation: i64,
+    question: &'a MessageRow,
+    reply: &'a MessageRow,
+}
+
+impl QueryId for Exchange<'_> {
+    type QueryId = Exchange<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for Exchange<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let (question, reply) = (self.question, self.reply);
+        out.push_sql(
+            "WITH chat AS (SELECT chats.id, chats.active_message_id FROM chats \
+             JOIN users ON users.id = chats.user_id WHERE chats.id = ",
+        );
+        out.push_bind_param::<Uuid, _>(&question.chat_id)?;
+        out.push_sql(" AND chats.user_id = ");
+        out.push_bind_param::<Uuid, _>(&self.user)?;
+        out.push_sql(" AND users.token_generation = ");
+        out.push_bind_param::<BigInt, _>(&self.generation)?;
+        out.push_sql(
+            "), question AS (INSERT INTO messages \
+             (id, chat_id, user_id, role, content, created_at, parent_id, status) SELECT ",
+        );
+        out.push_bind_param::<Uuid, _>(&question.id)?;
+        out.push_sql(", chat.id, ");
+        out.push_bind_param::<Uuid, _>(&self.user)?;
+        out.push_sql(", 'user', ");
+        out.push_bind_param::<Text, _>(&question.content)?;
+        out.push_sql(", ");
+        out.push_bind_param::<UtcTimestamp, _>(&question.created_at)?;
+        out.push_sql(
+            ", chat.active_message_id, 'complete' FROM chat RETURNING id, chat_id, user_id), \
+             reply AS (INSERT INTO messages \
+             (id, chat_id, user_id, role, content, created_at, parent_id, status) SELECT ",
+        );
+        out.push_bind_param::<Uuid, _>(&reply.id)?;
+        out.push_sql(", question.chat_id, question.user_id, 'assistant', ");
+        out.push_bind_param::<Text, _>(&reply.content)?;
+        out.push_sql(", ");
+        out.push_bind_param::<UtcTimestamp, _>(&reply.created_at)?;
+        out.push_sql(
+            ", question.id, 'complete' FROM question RETURNING id, chat_id) \
+             UPDATE chats SET active_message_id = reply.id FROM reply \
+             WHERE chats.id = reply.chat_id",
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::PgConnection> for Exchange<'_> {}
 
 /// Rows read at a time while walking a path, beyond the page itself.
 const WALK_BATCH: u32 = 256;
@@ -175,18 +220,14 @@ impl MessageRepository for Database {
             // the reply follows the question and becomes the active leaf. Two racing
             // posts both read the same leaf (siblings); the one stored last is active.
             Pool::Postgres(pool) => connection::run(pool, |conn| {
-                diesel::sql_query(EXCHANGE_POSTGRES)
-                    .bind::<Uuid, _>(chat)
-                    .bind::<Uuid, _>(user)
-                    .bind::<diesel::sql_types::BigInt, _>(generation)
-                    .bind::<Uuid, _>(question.id)
-                    .bind::<Text, _>(&question.content)
-                    .bind::<UtcTimestamp, _>(question.created_at)
-                    .bind::<Uuid, _>(reply.id)
-                    .bind::<Text, _>(&reply.content)
-                    .bind::<UtcTimestamp, _>(reply.created_at)
-                    .execute(conn)
-                    .map(|updated| updated > 0)
+                Exchange {
+                    user,
+                    generation,
+                    question: &question,
+                    reply: &reply,
+                }
+                .execute(conn)
+                .map(|updated| updated > 0)
             }),
             // One writer, in-process: a transaction of two statements costs no round
             // trip.
@@ -269,10 +310,12 @@ impl MessageRepository for Database {
                     query = query.filter(owned_by(chat, owner));
                 }
                 if let Some((at, id)) = after {
+                    // `created_at <= at` is a bound of the index range; the rest filters
+                    // the rows at `at` itself.
                     query = query.filter(
                         messages::created_at
-                            .lt(at)
-                            .or(messages::created_at.eq(at).and(messages::id.lt(id))),
+                            .le(at)
+                            .and(messages::created_at.lt(at).or(messages::id.lt(id))),
                     );
                 }
                 let rows: Vec<(MessageRow, Option<DbUuid>)> = query.load(conn)?;
@@ -297,7 +340,10 @@ impl MessageRepository for Database {
                 if done || read < usize::try_from(batch).unwrap_or(usize::MAX) {
                     break;
                 }
-                batch = WALK_BATCH.max(limit);
+                // What the path still lacks, with the parent of its oldest message;
+                // a branched chat may need more than one more batch.
+                let room = walk.as_ref().map_or(0, PathWalk::room);
+                batch = WALK_BATCH.max(u32::try_from(room).unwrap_or(u32::MAX).saturating_add(2));
             }
             Ok(walk.map(PathWalk::finish).unwrap_or_default())
         })?;
@@ -324,10 +370,11 @@ impl MessageRepository for Database {
                 query = query.filter(owned_by(chat, owner));
             }
             if let Some((at, id)) = after {
+                // As in `path`: a bound of the index range, then the ties.
                 query = query.filter(
                     messages::created_at
-                        .gt(at)
-                        .or(messages::created_at.eq(at).and(messages::id.gt(id))),
+                        .ge(at)
+                        .and(messages::created_at.gt(at).or(messages::id.gt(id))),
                 );
             }
             let rows: Vec<MessageRow> = query.load(conn)?;
