@@ -1719,7 +1719,7 @@ mod search_migration {
         migrate_until(&mut conn, "postgres", Some("search_write_path"));
         conn.batch_execute(OLD_DATA).unwrap();
         let mut texts: Vec<String> = (1u8..=127)
-            .map(|byte| format!("a{}b C", byte as char))
+            .map(|byte| format!("a{}b C", char::from(byte)))
             .collect();
         texts.extend([
             String::new(),

@@ -34,9 +34,9 @@ pub struct PathWalk {
     above: Option<MessageId>,
     limit: usize,
     path: Vec<Message>,
-    /// Messages met that were not (yet) on the path, by id.
+    /// Messages met that were not (yet) on the path, by id: every message met but the
+    /// path's and the one to page above.
     met: HashMap<MessageId, Message>,
-    ids: HashSet<MessageId>,
 }
 
 impl PathWalk {
@@ -52,13 +52,11 @@ impl PathWalk {
             limit,
             path: Vec::new(),
             met: HashMap::new(),
-            ids: HashSet::new(),
         }
     }
 
     /// Takes the next message, newest first.
     pub fn push(&mut self, message: Message) {
-        self.ids.insert(message.id);
         if self.above == Some(message.id) {
             self.above = None;
             self.want = message.parent_id;
@@ -74,7 +72,7 @@ impl PathWalk {
 
     /// Moves down the path through every wanted message already met.
     fn follow(&mut self) {
-        while self.path.len() < self.limit {
+        while self.path.len() < self.limit && !self.met.is_empty() {
             let Some(next) = self.want.and_then(|want| self.met.remove(&want)) else {
                 if let Some(above) = self.above
                     && let Some(found) = self.met.remove(&above)
@@ -100,9 +98,11 @@ impl PathWalk {
             return false;
         };
         let full = self.path.len() >= self.limit || self.want.is_none();
+        // The parent is not on the path, nor the message paged above (that one is a
+        // child of the path's newest): if it was met, it is among `met`.
         full && oldest
             .parent_id
-            .is_some_and(|parent| self.ids.contains(&parent))
+            .is_some_and(|parent| self.met.contains_key(&parent))
     }
 
     /// How many more messages the path may take.

@@ -1,7 +1,7 @@
 use memlayer_domain::{
     Chat, ChatCursor, ChatFilter, ChatId, ChatUpdate, Cursor, Email, Folder, FolderId, FolderName,
-    Message, MessageId, Node, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session, StoredHit,
-    User, UserId,
+    Message, MessageId, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session, StoredHit, User,
+    UserId,
 };
 
 use crate::error::{CreateUserError, RepositoryError};
@@ -203,8 +203,6 @@ pub trait MessageRepository: Send + Sync {
     /// message, the newest leaf of the chat; none when the chat is left empty). `false`
     /// if the message was not in the chat.
     fn delete_subtree(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
-    /// Every message of the chat as a node of its tree (no text).
-    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError>;
 }
 
 /// Whether storage can serve requests right now (the readiness probe).

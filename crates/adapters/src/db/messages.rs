@@ -422,11 +422,11 @@ impl MessageRepository for Database {
         Ok(retried(|| {
             with_writer!(self, |conn| conn.transaction(|conn| {
                 conn.lock_chat(chat)?;
-                let nodes = conn.nodes_of(chat)?;
-                if !nodes.iter().any(|node| node.id == message) {
+                let below = conn.subtree_of(chat, db_id(message))?;
+                if below.is_empty() {
                     return Ok(None);
                 }
-                let leaf = newest_leaf_below(message, &nodes);
+                let leaf = newest_leaf_below(message, &below);
                 diesel::update(chats::table.find(chat))
                     .set(chats::active_message_id.eq(Some(db_id(leaf))))
                     .execute(conn)?;
@@ -462,11 +462,6 @@ impl MessageRepository for Database {
         // its parent fail on the foreign key: read the branch again and retry.
         Ok(retried(|| self.try_delete_subtree(chat, message))?)
     }
-
-    fn nodes(&self, chat: ChatId) -> Result<Vec<Node>, RepositoryError> {
-        let chat = DbUuid(chat.as_uuid());
-        Ok(with_connection!(self, |conn| conn.nodes_of(chat))?)
-    }
 }
 
 impl Database {
@@ -475,11 +470,11 @@ impl Database {
         let chat = DbUuid(chat.as_uuid());
         with_writer!(self, |conn| conn.transaction(|conn| {
             conn.lock_chat(chat)?;
-            let nodes = conn.nodes_of(chat)?;
-            let Some(root) = nodes.iter().find(|node| node.id == message).copied() else {
+            let below = conn.subtree_of(chat, db_id(message))?;
+            let Some(root) = below.iter().find(|node| node.id == message).copied() else {
                 return Ok(false);
             };
-            let doomed = subtree(message, &nodes);
+            let doomed = subtree(message, &below);
             // Children before their parents: each statement leaves no message whose
             // parent is gone.
             for chunk in doomed.rchunks(DELETE_CHUNK) {
@@ -493,13 +488,13 @@ impl Database {
                 .optional()?;
             let active = active.flatten().map(|id| MessageId::from_uuid(id.0));
             if active.is_none_or(|active| doomed.contains(&active)) {
-                let left: Vec<Node> = nodes
-                    .into_iter()
-                    .filter(|node| !doomed.contains(&node.id))
-                    .collect();
+                // What is left below the parent (for a first message: of the chat).
                 let leaf = match root.parent_id {
-                    Some(parent) => Some(newest_leaf_below(parent, &left)),
-                    None => newest_leaf_of_chat(&left),
+                    Some(parent) => Some(newest_leaf_below(
+                        parent,
+                        &conn.subtree_of(chat, db_id(parent))?,
+                    )),
+                    None => newest_leaf_of_chat(&conn.nodes_of(chat)?),
                 };
                 diesel::update(chats::table.find(chat))
                     .set(chats::active_message_id.eq(leaf.map(db_id)))
@@ -535,11 +530,37 @@ fn limit_of(limit: u32) -> usize {
 trait TreeQueries {
     /// Every message of `chat` as a node of its tree.
     fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>>;
+    /// `root` and every message below it in `chat`, as nodes (none if `root` is not a
+    /// message of `chat`): a recursive walk down `messages_parent_id_idx`, as long as the
+    /// subtree, not the chat.
+    fn subtree_of(&mut self, chat: DbUuid, root: DbUuid) -> QueryResult<Vec<Node>>;
     /// The ids of the children of `parent` in `chat` (its first messages for `None`),
     /// oldest first.
     fn siblings(&mut self, chat: DbUuid, parent: Option<DbUuid>) -> QueryResult<Vec<MessageId>>;
     /// Fills in the sibling ids of `page`'s messages, all of `chat`.
     fn with_siblings(&mut self, chat: DbUuid, page: &mut [Message]) -> QueryResult<()>;
+}
+
+/// A message and everything below it (`$1` the message, `$2` its chat), in SQL both
+/// databases speak.
+const SUBTREE: &str = "\
+WITH RECURSIVE below (id, parent_id, created_at) AS (
+    SELECT id, parent_id, created_at FROM messages WHERE id = $1 AND chat_id = $2
+    UNION ALL
+    SELECT messages.id, messages.parent_id, messages.created_at
+    FROM messages JOIN below ON messages.parent_id = below.id
+)
+SELECT id, parent_id, created_at FROM below";
+
+/// A row of [`SUBTREE`].
+#[derive(QueryableByName)]
+struct SubtreeRow {
+    #[diesel(sql_type = Uuid)]
+    id: DbUuid,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    parent_id: Option<DbUuid>,
+    #[diesel(sql_type = UtcTimestamp)]
+    created_at: DbTimestamp,
 }
 
 macro_rules! tree_queries {
@@ -552,6 +573,21 @@ macro_rules! tree_queries {
                     .select(NodeRow::as_select())
                     .load(self)?;
                 Ok(rows.into_iter().map(Node::from).collect())
+            }
+
+            fn subtree_of(&mut self, chat: DbUuid, root: DbUuid) -> QueryResult<Vec<Node>> {
+                let rows: Vec<SubtreeRow> = diesel::sql_query(SUBTREE)
+                    .bind::<Uuid, _>(root)
+                    .bind::<Uuid, _>(chat)
+                    .load(self)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| Node {
+                        id: MessageId::from_uuid(row.id.0),
+                        parent_id: row.parent_id.map(|id| MessageId::from_uuid(id.0)),
+                        created_at: row.created_at.0,
+                    })
+                    .collect())
             }
 
             fn siblings(
