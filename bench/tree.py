@@ -599,6 +599,9 @@ def render(args, rows, checks, plans, deletes, doomed, seconds, connections, thr
             f"{deletes['previous'] * 1000:,.0f} ms, current {deletes['current'] * 1000:,.0f} ms.",
             "",
         ]
+    analysis = Path(__file__).resolve().parent / "tree-analysis.md"  # the hand-written part
+    if analysis.exists():
+        lines += [analysis.read_text().rstrip("\n"), ""]
     if plans:
         scans = seq_scans(plans.get("current", {}))
         lines += [
