@@ -1727,6 +1727,9 @@ mod search_migration {
             "Where's the café? \"Ça va\" — à 3.14 (e-mail: ada@example.com) https://x.org/p?q=1 ‘ok’ …".to_owned(),
             "İstanbul ıı ŁÓDŹ ñ Æ ß 東京 🙂 tab\tnew\nline".to_owned(),
             "The QUICK brown fox; jumps_over [the] {lazy} dog! #42 $5 50% a|b ~x `y` ^z".to_owned(),
+            // Long enough for the bounded way (a run of over 508 characters in over
+            // 1,000 bytes), short enough that the previous definition indexed it.
+            format!("{} then {} and İSTANBUL", "x".repeat(700), "é".repeat(300)),
         ]);
         for (n, text) in texts.iter().enumerate() {
             diesel::sql_query(

@@ -18,6 +18,8 @@ CREATE OR REPLACE FUNCTION memlayer_search_vector(owner uuid, body text) RETURNS
             ' ')::tsvector, ''::tsvector)
         FROM unnest(to_tsvector('simple'::regconfig, memlayer_fold(body))) $$;
 
+DROP FUNCTION memlayer_search_vector_bounded(uuid, text);
+
 -- Generated columns again (a column cannot be given an expression back: rebuilt).
 DROP INDEX chats_search_tsv_idx;
 ALTER TABLE chats DROP COLUMN search_tsv;

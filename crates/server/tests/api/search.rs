@@ -19,6 +19,7 @@ api_tests!(
     a_missing_blank_or_too_long_query_is_422,
     a_bad_limit_cursor_or_sort_is_422,
     search_needs_a_current_token,
+    a_message_with_a_word_too_long_to_index_is_stored_and_found_by_its_other_words,
 );
 
 fn say(api: &TestApp, token: &str, chat: &str, content: &str) -> Value {
@@ -350,4 +351,26 @@ fn search_needs_a_current_token(api: &TestApp) {
     let revoked = api.call("POST", "/auth/logout-all", &token, None);
     assert_eq!(revoked.status, 204);
     search(api, &token, "x").assert_detail(401, "Could not validate credentials");
+}
+
+/// PostgreSQL refuses a `tsvector` lexeme over 2,047 bytes, and the owner's tag makes each
+/// one 13 bytes longer: a pasted blob of one "word" near that size must not fail the
+/// post (it used to: a 500).
+fn a_message_with_a_word_too_long_to_index_is_stored_and_found_by_its_other_words(api: &TestApp) {
+    let token = api.new_user();
+    let chat = api.new_chat(&token);
+    for length in [2_040, 1_020] {
+        // ASCII letters (a byte each), then Cyrillic ones (two bytes each): both near the
+        // limit in bytes.
+        let word = if length > 1_500 {
+            "a".repeat(length)
+        } else {
+            "ж".repeat(length)
+        };
+        let text = format!("Pasted blob {word} from the logs");
+        let stored = say(api, &token, &chat, &text);
+        assert_eq!(stored["content"], "Message received", "the fixed reply");
+        let found = snippets(&search(api, &token, "pasted blob logs"));
+        assert_eq!(found.len(), if length > 1_500 { 1 } else { 2 }, "{found:?}");
+    }
 }
