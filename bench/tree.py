@@ -625,11 +625,13 @@ def render(args, rows, checks, plans, deletes, doomed, seconds, connections, thr
 
 
 def write_section(path: Path, report: str) -> None:
-    """Replaces the section (up to the next '## ' heading) or appends it."""
+    """Replaces the section (up to the next '## ' heading, or the marker comment of
+    another script's section) or appends it."""
     text = path.read_text()
     start = text.find(SECTION)
     if start >= 0:
-        following = text.find("\n## ", start + len(SECTION))
+        ends = [text.find(mark, start + len(SECTION)) for mark in ("\n## ", "\n<!-- ")]
+        following = min((end for end in ends if end >= 0), default=-1)
         text = text[:start] + report.rstrip() + "\n" + (text[following:] if following >= 0 else "")
     else:
         text = text.rstrip() + "\n\n" + report.rstrip() + "\n"
