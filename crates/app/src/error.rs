@@ -30,6 +30,12 @@ pub enum AppError {
     /// Only a user's message can be edited, not the assistant's.
     #[error("the message to edit is the assistant's")]
     NotAUserMessage,
+    /// A reply is generating in the chat: it must end (or be stopped) first.
+    #[error("a reply is generating in the chat")]
+    ReplyInProgress,
+    /// A reply was asked for (to resume or stop) on a user's message.
+    #[error("the message is not the assistant's")]
+    NotAReply,
     /// The folder does not exist.
     #[error("no such folder")]
     FolderNotFound,

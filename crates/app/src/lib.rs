@@ -12,6 +12,7 @@ mod chats;
 mod error;
 mod export;
 mod folders;
+mod generation;
 mod messages;
 mod search;
 #[cfg(test)]
@@ -21,16 +22,17 @@ use std::sync::Arc;
 
 use memlayer_ports::{
     AssistantResponder, ChatRepository, Clock, FolderRepository, MessageRepository, PasswordHasher,
-    SearchIndex, TokenIssuer, TokenVerifier, UserRepository,
+    ReplyRepository, SearchIndex, TokenIssuer, TokenVerifier, UserRepository,
 };
 
 pub use attempts::{AttemptLimit, FORGET_EVERY};
 pub use error::AppError;
 pub use export::{EXPORT_CHATS_PAGE, EXPORT_MESSAGES_PAGE};
+pub use generation::StartedGeneration;
 pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;
-pub use messages::{AnswerStream, Draft, PendingReply};
+pub use messages::{AnswerStream, PendingReply};
 
 /// The adapters the use cases run on.
 #[derive(Clone)]
@@ -55,6 +57,8 @@ pub struct Ports {
     pub folders: Arc<dyn FolderRepository>,
     /// The full-text index of messages and chat titles.
     pub search: Arc<dyn SearchIndex>,
+    /// Replies as they are written.
+    pub replies: Arc<dyn ReplyRepository>,
 }
 
 /// The application: every use case of MemLayer.

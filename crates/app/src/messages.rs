@@ -1,11 +1,10 @@
-use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
     Chat, ChatId, Message, MessageContent, MessageId, MessageStatus, Page, PageRequest, PathEnd,
     Role, Session, reply_timestamp,
 };
-use memlayer_ports::{Activation, ReplyRequest, ResponderError};
+use memlayer_ports::{ReplyRequest, ResponderError};
 
 use crate::{AppError, MemLayer};
 
@@ -13,20 +12,19 @@ use crate::{AppError, MemLayer};
 ///
 /// Posting a message takes steps, so that nothing holds a thread or a database
 /// connection while the model writes: [`MemLayer::ask`] checks the question and gathers
-/// what the assistant sees (blocking); [`MemLayer::store_question`] stores it (blocking)
-/// while [`MemLayer::answer`] already streams the answer (asynchronous), so the model
-/// starts reading without waiting for the database's commit; then
-/// [`MemLayer::finish_reply`] or [`MemLayer::keep_partial_reply`] stores the reply
-/// (blocking). The reply is only stored after the question.
+/// what the assistant sees (blocking); [`MemLayer::start_reply`] stores it with the
+/// reply, `generating` (blocking); the edge then runs the generation
+/// ([`MemLayer::answer`], asynchronous), appending its pieces in batches and ending it
+/// ([`crate::generation`]).
 ///
 /// Regenerating an answer ([`MemLayer::regenerate`]) and editing a question
 /// ([`MemLayer::edit`]) take the same steps; a regenerated answer's question is stored
-/// already, and [`MemLayer::store_question`] only makes it the chat's active leaf.
+/// already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReply {
-    request: ReplyRequest,
+    pub(crate) request: ReplyRequest,
     /// Whether the question is new (to be stored), not one stored before.
-    new_question: bool,
+    pub(crate) new_question: bool,
 }
 
 impl PendingReply {
@@ -41,23 +39,8 @@ impl PendingReply {
     }
 }
 
-/// What of the assistant's answer has reached its reader so far, and when the last
-/// piece did ([`MemLayer::delivered`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Draft {
-    text: String,
-    last_delivered_at: Option<DateTime<Utc>>,
-}
-
-impl Draft {
-    /// The pieces delivered, joined.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-}
-
 /// The assistant's answer as it is written: its pieces in order, or the failure that
-/// ended it. Dropping the stream cancels the generation.
+/// ended it. Dropping the stream closes the connection to the model.
 pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
 
 impl MemLayer {
@@ -256,42 +239,24 @@ impl MemLayer {
         {
             return Ok(reply);
         }
-        // Nothing stored: not the user's chat, no such chat, or revoked tokens.
+        // Nothing stored: not the user's chat, no such chat, revoked tokens, or a reply
+        // generating in the chat.
         self.owned_chat(session, chat)?;
+        if self.ports.replies.generating_in(chat)? {
+            return Err(AppError::ReplyInProgress);
+        }
         // The chat was the user's yet the exchange was refused: it was deleted
         // meanwhile.
         Err(AppError::ChatNotFound)
     }
 
-    /// Stores `pending`'s question, a new one, as the chat's active leaf, and returns
-    /// it as stored (with its siblings); a question answered again is made the active
-    /// leaf (its new answer takes over from it when stored).
-    pub fn store_question(&self, pending: &PendingReply) -> Result<Message, AppError> {
-        let question = &pending.request.question;
-        if !pending.new_question {
-            if !self
-                .ports
-                .messages
-                .make_active(question.chat_id, question.id)?
-            {
-                return Err(self.gone(question.chat_id)?);
-            }
-            return Ok(question.clone());
-        }
-        let sibling_ids = self.append(question, Activation::Always)?;
-        Ok(Message {
-            sibling_ids,
-            ..question.clone()
-        })
-    }
-
-    /// The assistant's answer to `pending`, as it is written. NUL characters (which no
+    /// The assistant's answer to `request`, as it is written. NUL characters (which no
     /// database text can hold) are dropped, so what a reader is sent is what is stored;
     /// empty pieces are left out.
-    pub fn answer(&self, pending: &PendingReply) -> AnswerStream {
+    pub fn answer(&self, request: &ReplyRequest) -> AnswerStream {
         self.ports
             .responder
-            .reply(pending.request.clone())
+            .reply(request.clone())
             .map_ok(|piece| {
                 if piece.contains('\0') {
                     piece.replace('\0', "")
@@ -302,83 +267,6 @@ impl MemLayer {
             .try_filter(|piece| std::future::ready(!piece.is_empty()))
             .map_err(AppError::AssistantFailed)
             .boxed()
-    }
-
-    /// Notes that `piece` of the answer reached its reader.
-    pub fn delivered(&self, draft: &mut Draft, piece: &str) {
-        draft.text.push_str(piece);
-        draft.last_delivered_at = Some(self.ports.clock.now());
-    }
-
-    /// The whole of an `answer` (from [`MemLayer::answer`]), once it is written.
-    pub async fn answer_in_full(answer: AnswerStream) -> Result<String, AppError> {
-        answer
-            .try_fold(String::new(), |mut text, piece| {
-                text.push_str(&piece);
-                std::future::ready(Ok(text))
-            })
-            .await
-    }
-
-    /// Stores the assistant's complete answer, `text`, as the reply to `pending`.
-    ///
-    /// The reply is stamped strictly later than the question, so it always sorts after
-    /// it. An answer with no visible text is a failure of the assistant, and nothing is
-    /// stored.
-    pub fn finish_reply(&self, pending: &PendingReply, text: &str) -> Result<Message, AppError> {
-        self.store_reply(pending, text, self.ports.clock.now())?
-            .ok_or_else(|| {
-                AppError::AssistantFailed(ResponderError::Broken(
-                    "the model's answer had no text".into(),
-                ))
-            })
-    }
-
-    /// Stores what the assistant had delivered when its reader went away (`draft`), so
-    /// the history shows what the user saw. It is stamped when its last piece went out,
-    /// not when it is stored, so it sorts before a question the user sent after that.
-    /// With no visible text nothing is stored: the question stands alone, as it would
-    /// had the user stopped the answer at once.
-    pub fn keep_partial_reply(
-        &self,
-        pending: &PendingReply,
-        draft: &Draft,
-    ) -> Result<Option<Message>, AppError> {
-        let at = draft
-            .last_delivered_at
-            .unwrap_or_else(|| self.ports.clock.now());
-        self.store_reply(pending, &draft.text, at)
-    }
-
-    fn store_reply(
-        &self,
-        pending: &PendingReply,
-        text: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Message>, AppError> {
-        let Some(content) = MessageContent::from_assistant(text) else {
-            return Ok(None);
-        };
-        let question = &pending.request.question;
-        let id = MessageId::generate();
-        let reply = Message {
-            id,
-            chat_id: question.chat_id,
-            user_id: pending.request.chat.owner,
-            role: Role::Assistant,
-            content,
-            created_at: reply_timestamp(question.created_at, at),
-            parent_id: Some(question.id),
-            status: MessageStatus::Complete,
-            sibling_ids: vec![id],
-        };
-        // The reply takes over the active path only if its question still holds it: a
-        // client that switched branches meanwhile keeps its branch.
-        let sibling_ids = self.append(&reply, Activation::IfActiveIs(question.id))?;
-        Ok(Some(Message {
-            sibling_ids,
-            ..reply
-        }))
     }
 
     /// A page of the chat's active path (from a first message down to its active
@@ -470,21 +358,9 @@ impl MemLayer {
         }
     }
 
-    /// Stores `message`; its sibling ids as stored.
-    fn append(
-        &self,
-        message: &Message,
-        activation: Activation,
-    ) -> Result<Vec<MessageId>, AppError> {
-        match self.ports.messages.append(message, activation)? {
-            Some(siblings) => Ok(siblings),
-            None => Err(self.gone(message.chat_id)?),
-        }
-    }
-
     /// What was deleted from under a request that found `chat` and a message of it a
     /// moment before: the chat, or only the message (a branch deleted meanwhile).
-    fn gone(&self, chat: ChatId) -> Result<AppError, AppError> {
+    pub(crate) fn gone(&self, chat: ChatId) -> Result<AppError, AppError> {
         Ok(match self.ports.chats.find(chat)? {
             Some(_) => AppError::MessageNotFound,
             None => AppError::ChatNotFound,
@@ -499,7 +375,7 @@ mod tests {
     use futures_executor::block_on;
     use futures_util::stream;
     use memlayer_domain::{Chat, ChatTitle, DEFAULT_MESSAGES_PAGE, UserId};
-    use memlayer_ports::{ContextWindow, MockClock, ReplyStream, RepositoryError, ResponderError};
+    use memlayer_ports::{ContextWindow, ReplyStream, ResponderError, StartedReply};
     use mockall::Sequence;
     use mockall::predicate::{always, eq};
 
@@ -535,18 +411,23 @@ mod tests {
             .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
-        fx.messages.expect_append().returning(move |m, _| {
-            log.lock().unwrap().push(m.clone());
-            Ok(Some(vec![m.id]))
+        fx.replies.expect_start().returning(move |q, new, r, _| {
+            let mut log = log.lock().unwrap();
+            if new {
+                log.push(q.clone());
+            }
+            log.push(r.clone());
+            Ok(StartedReply::Started {
+                question_siblings: vec![q.id],
+                reply_siblings: vec![r.id],
+            })
         });
         (fx, stored)
     }
 
-    /// Asks and stores the question, as the HTTP layer does.
+    /// Asks, as the HTTP layer does.
     fn asked(app: &MemLayer, user: UserId, chat: ChatId, text: &str) -> PendingReply {
-        let pending = app.ask(Session::new(user, 0), chat, content(text)).unwrap();
-        app.store_question(&pending).unwrap();
-        pending
+        app.ask(Session::new(user, 0), chat, content(text)).unwrap()
     }
 
     fn answering(pieces: Vec<Result<&'static str, ResponderError>>) -> ReplyStream {
@@ -581,16 +462,26 @@ mod tests {
             .times(1)
             .in_sequence(&mut order)
             .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
-        fx.messages
-            .expect_append()
-            .withf(|m, _| m.role == Role::User && m.content.as_str() == "And now?")
+        fx.replies
+            .expect_start()
+            .withf(|q, new, r, _| {
+                q.role == Role::User
+                    && q.content.as_str() == "And now?"
+                    && *new
+                    && r.status == MessageStatus::Generating
+            })
             .times(1)
             .in_sequence(&mut order)
-            .returning(|m, _| Ok(Some(vec![m.id])));
+            .returning(|q, _, r, _| {
+                Ok(StartedReply::Started {
+                    question_siblings: vec![q.id],
+                    reply_siblings: vec![r.id],
+                })
+            });
 
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("And now?")).unwrap();
-        app.store_question(&pending).unwrap();
+        app.start_reply(pending.clone()).unwrap();
 
         assert_eq!(pending.request.history, oldest_first);
         assert_eq!(pending.request.chat, chat);
@@ -613,41 +504,13 @@ mod tests {
         assert!(pending.request.history.is_empty());
         assert!(
             stored.lock().unwrap().is_empty(),
-            "stored before store_question"
+            "stored before start_reply"
         );
-        app.store_question(&pending).unwrap();
+        let started = app.start_reply(pending.clone()).unwrap();
         assert_eq!(
             stored.lock().unwrap().as_slice(),
-            [pending.question().clone()]
+            [pending.question().clone(), started.reply]
         );
-    }
-
-    #[test]
-    fn the_answer_is_the_assistants_pieces_joined_then_stored_after_the_question() {
-        let session = any_session();
-        let user = session.user;
-        let chat = chat_owned_by(user);
-        let (mut fx, stored) = posting_fixture(&chat);
-        fx.responder
-            .expect_reply()
-            .withf(|request| request.question.content.as_str() == "hello")
-            .times(1)
-            .returning(|_| answering(vec![Ok("Hel"), Ok(""), Ok("lo!")]));
-        let app = fx.app();
-
-        let pending = asked(&app, user, chat.id, "hello");
-        let text = block_on(MemLayer::answer_in_full(app.answer(&pending))).unwrap();
-        let reply = app.finish_reply(&pending, &text).unwrap();
-
-        assert_eq!(reply.content.as_str(), "Hello!");
-        assert_eq!(
-            (reply.role, reply.chat_id, reply.user_id),
-            (Role::Assistant, chat.id, user)
-        );
-        assert!(reply.created_at > pending.question().created_at);
-        assert_ne!(reply.id, pending.question().id);
-        let stored = stored.lock().unwrap();
-        assert_eq!(stored.as_slice(), [pending.question().clone(), reply]);
     }
 
     #[test]
@@ -662,7 +525,7 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<String> = block_on(app.answer(&pending).try_collect()).unwrap();
+        let pieces: Vec<String> = block_on(app.answer(&pending.request).try_collect()).unwrap();
 
         assert_eq!(pieces, ["a", "b"]);
     }
@@ -689,82 +552,16 @@ mod tests {
             let session = any_session();
             let user = session.user;
             let chat = chat_owned_by(user);
-            let (mut fx, stored) = posting_fixture(&chat);
+            let (mut fx, _) = posting_fixture(&chat);
             fx.responder.expect_reply().returning(move |_| failure());
             let app = fx.app();
 
             let pending = asked(&app, user, chat.id, "hi");
-            let error = block_on(MemLayer::answer_in_full(app.answer(&pending))).unwrap_err();
+            let error =
+                block_on(app.answer(&pending.request).try_collect::<Vec<String>>()).unwrap_err();
 
             assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
-            assert_eq!(
-                stored.lock().unwrap().as_slice(),
-                [pending.question().clone()]
-            );
         }
-    }
-
-    #[test]
-    fn an_answer_with_no_text_is_a_failure_and_stores_nothing() {
-        let session = any_session();
-        let user = session.user;
-        let chat = chat_owned_by(user);
-        let (fx, stored) = posting_fixture(&chat);
-        let app = fx.app();
-        let pending = asked(&app, user, chat.id, "hi");
-
-        let error = app.finish_reply(&pending, " \n").unwrap_err();
-
-        assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
-        assert_eq!(stored.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn what_was_written_before_the_reader_left_is_kept_and_nothing_is_kept_when_nothing_was() {
-        let session = any_session();
-        let user = session.user;
-        let chat = chat_owned_by(user);
-        let (fx, stored) = posting_fixture(&chat);
-        let app = fx.app();
-        let pending = asked(&app, user, chat.id, "hi");
-
-        assert_eq!(
-            app.keep_partial_reply(&pending, &Draft::default()).unwrap(),
-            None
-        );
-        let mut draft = Draft::default();
-        app.delivered(&mut draft, "Once");
-        app.delivered(&mut draft, " upon");
-        let kept = app.keep_partial_reply(&pending, &draft).unwrap().unwrap();
-
-        assert_eq!(
-            (kept.role, kept.content.as_str()),
-            (Role::Assistant, "Once upon")
-        );
-        assert_eq!(stored.lock().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_partial_reply_is_stamped_when_its_last_piece_went_out_not_when_it_is_stored() {
-        let user = UserId::generate();
-        let chat = chat_owned_by(user);
-        let (mut fx, _) = posting_fixture(&chat);
-        let ticks = Arc::new(Mutex::new(0));
-        fx.clock = MockClock::new();
-        fx.clock.expect_now().returning(move || {
-            let mut tick = ticks.lock().unwrap();
-            *tick += 1;
-            NOW + chrono::TimeDelta::seconds(*tick)
-        });
-        let app = fx.app();
-        let pending = asked(&app, user, chat.id, "hi");
-        let mut draft = Draft::default();
-        app.delivered(&mut draft, "Once");
-        let delivered_at = pending.question().created_at + chrono::TimeDelta::seconds(1);
-
-        let kept = app.keep_partial_reply(&pending, &draft).unwrap().unwrap();
-
-        assert_eq!(kept.created_at, delivered_at);
     }
 
     #[test]
@@ -810,7 +607,7 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<String> = block_on(app.answer(&pending).try_collect()).unwrap();
+        let pieces: Vec<String> = block_on(app.answer(&pending.request).try_collect()).unwrap();
 
         assert_eq!(pieces, ["ab", "c"]);
     }
@@ -843,69 +640,6 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
-    }
-
-    #[test]
-    fn posting_to_a_chat_deleted_after_the_check_is_not_found() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let chat = chat_owned_by(session.user);
-        let found = chat.clone();
-        // Found when asked, gone when the question is stored.
-        let mut finds = 0;
-        fx.chats.expect_find().returning(move |_| {
-            finds += 1;
-            Ok((finds == 1).then(|| (found.clone(), 0)))
-        });
-        fx.responder
-            .expect_context()
-            .return_const(ContextWindow::NONE);
-        fx.messages.expect_append().returning(|_, _| Ok(None));
-
-        let app = fx.app();
-        let pending = app.ask(session, chat.id, content("hi")).unwrap();
-        let error = app.store_question(&pending).unwrap_err();
-
-        assert!(matches!(error, AppError::ChatNotFound), "{error:?}");
-    }
-
-    #[test]
-    fn posting_after_a_message_deleted_since_the_check_is_a_missing_message() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let chat = fx.stored_chat(session.user);
-        fx.responder
-            .expect_context()
-            .return_const(ContextWindow::NONE);
-        // The chat is still there; the leaf the question follows is not.
-        fx.messages.expect_append().returning(|_, _| Ok(None));
-
-        let app = fx.app();
-        let pending = app.ask(session, chat.id, content("hi")).unwrap();
-        let error = app.store_question(&pending).unwrap_err();
-
-        assert!(matches!(error, AppError::MessageNotFound), "{error:?}");
-    }
-
-    #[test]
-    fn a_storage_outage_while_posting_is_unavailable() {
-        let mut fx = Fixture::new();
-        let session = any_session();
-        let user = session.user;
-        let chat = fx.stored_chat(user);
-        let id = chat.id;
-        fx.responder
-            .expect_context()
-            .return_const(ContextWindow::NONE);
-        fx.messages
-            .expect_append()
-            .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
-
-        let app = fx.app();
-        let pending = app.ask(session, id, content("hi")).unwrap();
-        let error = app.store_question(&pending).unwrap_err();
-
-        assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }
 
     #[test]
@@ -1122,6 +856,7 @@ mod tests {
             fx.users
                 .expect_is_current()
                 .returning(move |_| Ok(generation == 0));
+            fx.replies.expect_generating_in().returning(|_| Ok(false));
 
             let error = fx
                 .app()
@@ -1185,20 +920,26 @@ mod tests {
         let mut fx = Fixture::new();
         let chat = fx.stored_chat(UserId::generate());
         let (session, question, answer) = with_an_exchange(&mut fx, &chat);
-        fx.messages.expect_append().never();
-        fx.messages
-            .expect_make_active()
-            .with(eq(chat.id), eq(question.id))
+        let asked_again = question.id;
+        fx.replies
+            .expect_start()
+            .withf(move |q, new, _, _| q.id == asked_again && !*new)
             .times(1)
-            .returning(|_, _| Ok(true));
+            .returning(|q, _, r, _| {
+                Ok(StartedReply::Started {
+                    question_siblings: vec![q.id],
+                    reply_siblings: vec![r.id],
+                })
+            });
 
         let app = fx.app();
         let pending = app.regenerate(session, chat.id, answer.id).unwrap();
-        let stored = app.store_question(&pending).unwrap();
+        let started = app.start_reply(pending.clone()).unwrap();
 
         assert!(!pending.has_new_question());
         assert_eq!(pending.question(), &question);
-        assert_eq!(stored, question);
+        assert_eq!(started.question, question);
+        assert_eq!(started.reply.parent_id, Some(question.id));
         assert_eq!(pending.request.history.len(), 1);
     }
 
@@ -1291,33 +1032,5 @@ mod tests {
 
         assert_eq!(switched.active_message_id, Some(leaf));
         assert_eq!(switched.id, chat.id);
-    }
-
-    #[test]
-    fn a_reply_takes_the_active_path_only_while_its_question_holds_it() {
-        let user = UserId::generate();
-        let chat = chat_owned_by(user);
-        let (mut fx, stored) = posting_fixture(&chat);
-        fx.responder
-            .expect_reply()
-            .returning(|_| answering(vec![Ok("Hi")]));
-        fx.messages.checkpoint();
-        let log = stored.clone();
-        fx.messages.expect_append().returning(move |m, activation| {
-            log.lock().unwrap().push(m.clone());
-            let expected = match m.role {
-                Role::User => Activation::Always,
-                Role::Assistant => Activation::IfActiveIs(m.parent_id.unwrap()),
-            };
-            assert_eq!(activation, expected);
-            Ok(Some(vec![m.id]))
-        });
-        let app = fx.app();
-        let pending = asked(&app, user, chat.id, "hi");
-
-        let reply = app.finish_reply(&pending, "Hi").unwrap();
-
-        assert_eq!(reply.parent_id, Some(pending.question().id));
-        assert_eq!(stored.lock().unwrap().len(), 2);
     }
 }

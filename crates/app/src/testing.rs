@@ -9,8 +9,8 @@ use memlayer_domain::{
 };
 use memlayer_ports::{
     MockAssistantResponder, MockChatRepository, MockClock, MockFolderRepository,
-    MockMessageRepository, MockPasswordHasher, MockSearchIndex, MockTokenIssuer, MockTokenVerifier,
-    MockUserRepository,
+    MockMessageRepository, MockPasswordHasher, MockReplyRepository, MockSearchIndex,
+    MockTokenIssuer, MockTokenVerifier, MockUserRepository,
 };
 
 use crate::{MemLayer, Ports};
@@ -31,6 +31,7 @@ pub struct Fixture {
     pub responder: MockAssistantResponder,
     pub folders: MockFolderRepository,
     pub search: MockSearchIndex,
+    pub replies: MockReplyRepository,
 }
 
 impl Fixture {
@@ -48,6 +49,7 @@ impl Fixture {
             responder: MockAssistantResponder::new(),
             folders: MockFolderRepository::new(),
             search: MockSearchIndex::new(),
+            replies: MockReplyRepository::new(),
         }
     }
 
@@ -75,6 +77,7 @@ impl Fixture {
             responder: Arc::new(self.responder),
             folders: Arc::new(self.folders),
             search: Arc::new(self.search),
+            replies: Arc::new(self.replies),
         })
     }
 }

@@ -12,6 +12,7 @@ mod connection;
 mod dto;
 mod error;
 mod extract;
+mod generation;
 mod observe;
 mod openapi;
 mod paging;
@@ -33,6 +34,7 @@ use error::ApiError;
 
 pub use body::DEFAULT_BODY_LIMIT;
 pub use connection::{BodyDeadline, ExpectContinue, body_deadline, head_as_get};
+pub use generation::{Generations, Watch, watch};
 pub use observe::{
     MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestSpan, UNMATCHED_ROUTE, observe, tracing_logger,
 };
@@ -78,6 +80,11 @@ impl Api {
             origins,
             &self.openapi,
         )
+    }
+
+    /// The shared state (to run [`watch`] over it).
+    pub fn state(&self) -> Data<ApiState> {
+        self.state.clone()
     }
 
     /// Registers the routes, the JSON 404 for unknown paths and Swagger UI; for

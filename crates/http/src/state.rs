@@ -7,6 +7,7 @@ use memlayer_app::ports::HealthCheck;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
+use crate::generation::Generations;
 
 /// What every handler shares: the application, the readiness probe and the bcrypt gate.
 pub struct ApiState {
@@ -16,16 +17,29 @@ pub struct ApiState {
     pub(crate) health: Arc<dyn HealthCheck>,
     /// Admits the requests that hash or check a password (bcrypt).
     pub(crate) bcrypt: BcryptGate,
+    /// The replies generating on this instance.
+    pub(crate) generations: Arc<Generations>,
 }
 
 impl ApiState {
+    /// The use cases.
+    pub fn app(&self) -> &MemLayer {
+        &self.app
+    }
+
     /// The state over `app`, probing readiness with `health`, admitting bcrypt work
-    /// through `bcrypt`.
-    pub fn new(app: MemLayer, health: Arc<dyn HealthCheck>, bcrypt: BcryptGate) -> Self {
+    /// through `bcrypt`, running replies in `generations`.
+    pub fn new(
+        app: MemLayer,
+        health: Arc<dyn HealthCheck>,
+        bcrypt: BcryptGate,
+        generations: Arc<Generations>,
+    ) -> Self {
         Self {
             app,
             health,
             bcrypt,
+            generations,
         }
     }
 }

@@ -1,32 +1,31 @@
 //! A reply streamed as Server-Sent Events (`Accept: text/event-stream`).
 //!
-//! The user's message is already stored when the stream starts. A task relays the
-//! assistant's pieces to the client as `delta` events, then stores the reply and sends
-//! it as `done`. When the client goes away, the task stops the assistant (dropping its
-//! stream closes the connection to the model) and keeps what was already sent.
+//! A stream follows a reply; the reply's generation ([`crate::generation`]) goes on
+//! whether or not anyone follows it. Deltas are numbered from 1 (`id:`), so a client
+//! that reconnects names the last one it saw and gets every piece after it, from
+//! memory on the generating instance or from the database on any other.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{self, CacheDirective};
 use actix_web::web::{Bytes, Data};
 use futures_util::{StreamExt, stream};
-use memlayer_app::domain::Message;
-use memlayer_app::{AnswerStream, AppError, Draft, MemLayer, PendingReply};
+use memlayer_app::AppError;
+use memlayer_app::domain::{ChatId, MessageId, MessageStatus};
+use memlayer_app::ports::ResponderError;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinHandle};
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::blocking::blocking;
 use crate::dto::{DeltaEvent, MessageResponse};
 use crate::error::ApiError;
 use crate::error::wire::ErrorBody;
+use crate::generation::{Ending, Live};
 use crate::state::ApiState;
 
 /// The media type of a streamed reply.
@@ -64,64 +63,47 @@ fn is_zero_weight(parameter: &str) -> bool {
     })
 }
 
-/// The assistant's answer, asked for at once: the model reads the question while the
-/// database commits it, so storing it first costs the client no time. Dropping it
-/// cancels the request to the model.
-pub(crate) struct EarlyAnswer(JoinHandle<(AnswerStream, Option<Result<String, AppError>>)>);
-
-impl EarlyAnswer {
-    /// Asks for the answer to `pending`, on this worker, now.
-    pub(crate) fn start(app: &MemLayer, pending: &PendingReply) -> Self {
-        let mut answer = app.answer(pending);
-        // In the request's span, so its log lines carry the request id.
-        Self(actix_web::rt::spawn(
-            async move {
-                let first = answer.next().await;
-                (answer, first)
-            }
-            .in_current_span(),
-        ))
-    }
-
-    /// The whole answer: its first piece, then the rest.
-    pub(crate) fn into_stream(self) -> AnswerStream {
-        stream::once(self)
-            .flat_map(|joined| match joined {
-                Ok((rest, first)) => stream::iter(first).chain(rest).boxed(),
-                Err(error) => stream::iter([Err(AppError::Internal(error.into()))]).boxed(),
-            })
-            .boxed()
-    }
+/// Where a stream's pieces come from.
+pub(crate) enum Source {
+    /// A reply generating on this instance: its pieces in memory.
+    Live(Arc<Live>),
+    /// A reply generating on another instance, or ended: read from the database every
+    /// [`POLL_EVERY`].
+    Stored {
+        /// The chat.
+        chat: ChatId,
+        /// The reply.
+        reply: MessageId,
+    },
 }
 
-impl Future for EarlyAnswer {
-    type Output = Result<(AnswerStream, Option<Result<String, AppError>>), JoinError>;
+/// How often a stream of a reply generating elsewhere reads it again. With the
+/// generating instance's batches ([`crate::generation::FLUSH_EVERY`]), a piece reaches
+/// such a stream at most about 200 ms after the model wrote it.
+const POLL_EVERY: Duration = Duration::from_millis(100);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl Drop for EarlyAnswer {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// `200 text/event-stream`: the stored question as `message` (when the request stored
-/// one: not when an answer is asked for again), then `answer`.
+/// `200 text/event-stream`: `first` (the events of the start: `message`, `reply`), then
+/// the reply's deltas after the first `seen`, numbered from `seen + 1`, then its ending.
+/// The stream follows the reply; it does not drive it: a client that goes away ends
+/// its stream, not the reply.
 pub(crate) fn reply(
     state: Data<ApiState>,
-    pending: PendingReply,
-    question: Option<Message>,
-    answer: AnswerStream,
+    first: Vec<Bytes>,
+    source: Source,
+    seen: usize,
 ) -> HttpResponse {
-    let first = question.map(|question| event("message", &MessageResponse::from(question)));
-    // One event in flight: what the client has been sent is, give or take one piece,
-    // what the relay has seen go out.
-    let (events, outbox) = mpsc::channel(1);
-    // In the request's span, so the reply's log lines carry the request id.
-    actix_web::rt::spawn(relay(state, pending, answer, events).in_current_span());
+    // A few events in flight: a slow client holds the listener, not the generation.
+    let (events, outbox) = mpsc::channel(8);
+    // In the request's span, so the stream's log lines carry the request id.
+    let follow = async move {
+        match source {
+            Source::Live(live) => follow_live(&live, seen, &events).await,
+            Source::Stored { chat, reply } => {
+                follow_stored(&state, chat, reply, seen, &events).await;
+            }
+        }
+    };
+    actix_web::rt::spawn(follow.in_current_span());
     let rest = stream::unfold(outbox, |mut outbox| async move {
         outbox.recv().await.map(|event| (event, outbox))
     });
@@ -133,122 +115,154 @@ pub(crate) fn reply(
         .streaming(stream::iter(first).chain(rest).map(Ok::<_, Infallible>))
 }
 
-/// How the assistant's answer ended.
-enum Ending {
-    /// Complete.
-    Finished,
-    /// The assistant failed.
-    Failed(AppError),
-    /// The client went away.
-    Abandoned,
+/// Sends the pieces of a reply generating here, after the first `seen`, then its
+/// ending; a comment when it is quiet for [`HEARTBEAT`]. Returns when the client left.
+async fn follow_live(live: &Live, mut seen: usize, events: &mpsc::Sender<Bytes>) {
+    loop {
+        let Ok((pieces, ending)) = tokio::time::timeout(HEARTBEAT, live.after(seen)).await else {
+            if events.send(Bytes::from_static(b":\n\n")).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        for content in pieces {
+            seen += 1;
+            if events.send(delta(seen, content)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(ending) = ending {
+            let _ = events.send(ending_event(seen + 1, &ending)).await;
+            return;
+        }
+    }
 }
 
-async fn relay(
-    state: Data<ApiState>,
-    pending: PendingReply,
-    mut answer: AnswerStream,
-    events: mpsc::Sender<Bytes>,
+/// Sends the pieces of a reply as the database has them, after the first `seen`, then
+/// its ending, reading it again every [`POLL_EVERY`] while it generates.
+async fn follow_stored(
+    state: &Data<ApiState>,
+    chat: ChatId,
+    reply: MessageId,
+    mut seen: usize,
+    events: &mpsc::Sender<Bytes>,
 ) {
-    let mut unsettled = Unsettled {
-        state: state.clone(),
-        reply: Some((pending, Draft::default())),
-    };
-    let mut quiet = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-    quiet.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let ending = loop {
+    let mut quiet_since = Instant::now();
+    let mut first = true;
+    loop {
+        let stored = match blocking(state, move |app| app.stored_reply(chat, reply)).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                let _ = events
+                    .send(ending_event(seen + 1, &Ending::Failed(Arc::new(error))))
+                    .await;
+                return;
+            }
+        };
+        // A reply that had ended when the stream began answers its ending at once; one
+        // that ends while it is followed gets its last pieces first.
+        let ended_before = first && stored.message.status != MessageStatus::Generating;
+        first = false;
+        let pieces = if ended_before {
+            seen = seen.max(stored.piece_ends.len());
+            Vec::new()
+        } else {
+            pieces_after(stored.message.content.as_str(), &stored.piece_ends, seen)
+        };
+        for content in pieces {
+            seen += 1;
+            quiet_since = Instant::now();
+            if events.send(delta(seen, content)).await.is_err() {
+                return;
+            }
+        }
+        let ending = match stored.message.status {
+            MessageStatus::Generating => None,
+            MessageStatus::Failed => Some(Ending::Failed(Arc::new(ApiError::App(
+                AppError::AssistantFailed(ResponderError::Broken(
+                    "the reply failed while it was generated".into(),
+                )),
+            )))),
+            MessageStatus::Complete | MessageStatus::Stopped => Some(Ending::Done(stored.message)),
+        };
+        if let Some(ending) = ending {
+            let _ = events.send(ending_event(seen + 1, &ending)).await;
+            return;
+        }
+        if quiet_since.elapsed() >= HEARTBEAT {
+            quiet_since = Instant::now();
+            if events.send(Bytes::from_static(b":\n\n")).await.is_err() {
+                return;
+            }
+        }
         tokio::select! {
-            () = events.closed() => break Ending::Abandoned,
-            piece = answer.next() => match piece {
-                Some(Ok(content)) => {
-                    let delta = DeltaEvent { content };
-                    if events.send(event("delta", &delta)).await.is_err() {
-                        break Ending::Abandoned;
-                    }
-                    if let Some((_, draft)) = &mut unsettled.reply {
-                        state.app.delivered(draft, &delta.content);
-                    }
-                    quiet.reset();
-                }
-                Some(Err(error)) => break Ending::Failed(error),
-                None => break Ending::Finished,
-            },
-            _ = quiet.tick() => {
-                if events.send(Bytes::from_static(b":\n\n")).await.is_err() {
-                    break Ending::Abandoned;
-                }
-            }
+            () = events.closed() => return,
+            () = tokio::time::sleep(POLL_EVERY) => {}
         }
+    }
+}
+
+/// The pieces of `text` after the first `seen`, cut where `ends` (in characters) say.
+fn pieces_after(text: &str, ends: &[usize], seen: usize) -> Vec<String> {
+    let Some(wanted) = ends.get(seen..).filter(|wanted| !wanted.is_empty()) else {
+        return Vec::new();
     };
-    // Stops the generation: the connection to the model closes with the stream.
-    drop(answer);
-    let Some((pending, draft)) = unsettled.reply.take() else {
-        return;
-    };
+    let start = seen
+        .checked_sub(1)
+        .and_then(|last| ends.get(last))
+        .copied()
+        .unwrap_or(0);
+    // Byte offsets of the character offsets asked for, in one pass over the text.
+    let mut bounds = Vec::with_capacity(wanted.len() + 1);
+    let mut targets = std::iter::once(start)
+        .chain(wanted.iter().copied())
+        .peekable();
+    for (chars, (byte, _)) in text.char_indices().enumerate() {
+        while targets.next_if(|&target| target <= chars).is_some() {
+            bounds.push(byte);
+        }
+    }
+    bounds.extend(targets.map(|_| text.len()));
+    bounds
+        .windows(2)
+        .map(|pair| text.get(pair[0]..pair[1]).unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `delta` number `id`.
+fn delta(id: usize, content: String) -> Bytes {
+    event("delta", Some(id), &DeltaEvent { content })
+}
+
+/// The ending event, number `id`: `done` with the stored reply, or `error`.
+fn ending_event(id: usize, ending: &Ending) -> Bytes {
     match ending {
-        Ending::Finished => {
-            let stored =
-                blocking(&state, move |app| app.finish_reply(&pending, draft.text())).await;
-            let last = match stored {
-                Ok(reply) => event("done", &MessageResponse::from(reply)),
-                Err(error) => error_event(&error),
-            };
-            // The client may have gone meanwhile; the reply is stored either way.
-            let _ = events.send(last).await;
-        }
-        Ending::Failed(error) => {
-            let _ = events.send(error_event(&ApiError::App(error))).await;
-        }
-        Ending::Abandoned => {
-            let kept = blocking(&state, move |app| app.keep_partial_reply(&pending, &draft)).await;
-            match kept {
-                Ok(reply) => tracing::info!(
-                    kept_chars = reply.map_or(0, |reply| reply.content.as_str().chars().count()),
-                    "the client left during a streamed reply; the assistant was stopped"
-                ),
-                Err(error) => {
-                    error.log();
-                }
-            }
-        }
+        Ending::Done(reply) => event("done", Some(id), &MessageResponse::from(reply.clone())),
+        Ending::Failed(error) => error_event(id, error),
     }
 }
 
-/// A reply the relay has not settled yet. Should the relay be dropped before it does (a
-/// shutdown whose timeout ran out stops the worker mid-stream), what the client was
-/// delivered is kept all the same, there and then: the worker is ending anyway.
-struct Unsettled {
-    state: Data<ApiState>,
-    reply: Option<(PendingReply, Draft)>,
-}
-
-impl Drop for Unsettled {
-    fn drop(&mut self) {
-        if let Some((pending, draft)) = self.reply.take()
-            && let Err(error) = self.state.app.keep_partial_reply(&pending, &draft)
-        {
-            ApiError::App(error).log();
-        }
-    }
-}
-
-/// `event: error` with the `detail` the same failure has as a JSON response; logged
-/// like one.
-fn error_event(error: &ApiError) -> Bytes {
-    error.log();
+/// `event: error`, number `id`, with the `detail` the same failure has as a JSON
+/// response.
+fn error_event(id: usize, error: &ApiError) -> Bytes {
     event(
         "error",
+        Some(id),
         &ErrorBody {
             detail: crate::error::detail(error),
         },
     )
 }
 
-/// One event: its name, and its data as one line of JSON.
-fn event(name: &str, data: &impl Serialize) -> Bytes {
+/// One event: its name, its number if it has one, and its data as one line of JSON.
+pub(crate) fn event(name: &str, id: Option<usize>, data: &impl Serialize) -> Bytes {
     // Serialising these DTOs cannot fail (no maps with non-string keys); if it ever
     // did, the client would still get a well-formed event.
     let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
+    Bytes::from(match id {
+        Some(id) => format!("id: {id}\nevent: {name}\ndata: {json}\n\n"),
+        None => format!("event: {name}\ndata: {json}\n\n"),
+    })
 }
 
 #[cfg(test)]
@@ -272,9 +286,37 @@ mod tests {
     }
 
     #[test]
+    fn stored_pieces_are_cut_where_their_ends_say_in_characters() {
+        let text = "Hé, là!";
+        let ends = [2, 4, 7];
+        assert_eq!(pieces_after(text, &ends, 0), ["Hé", ", ", "là!"]);
+        assert_eq!(pieces_after(text, &ends, 1), [", ", "là!"]);
+        assert_eq!(pieces_after(text, &ends, 3), Vec::<String>::new());
+        assert_eq!(pieces_after(text, &ends, 9), Vec::<String>::new());
+        // Ends past the text (never written) are cut at its end.
+        assert_eq!(pieces_after("ab", &[1, 5], 0), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_numbered_event_starts_with_its_id() {
+        let bytes = event(
+            "delta",
+            Some(3),
+            &DeltaEvent {
+                content: "x".into(),
+            },
+        );
+        assert_eq!(
+            &bytes[..],
+            b"id: 3\nevent: delta\ndata: {\"content\":\"x\"}\n\n"
+        );
+    }
+
+    #[test]
     fn an_event_is_its_name_then_one_line_of_json() {
         let bytes = event(
             "delta",
+            None,
             &DeltaEvent {
                 content: "a\nb".into(),
             },

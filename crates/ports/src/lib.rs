@@ -14,8 +14,8 @@ mod services;
 pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{
-    Activation, ChatRepository, FolderRepository, HealthCheck, MessageRepository, SearchIndex,
-    UpdateChatError, UserRepository,
+    Activation, ChatRepository, FolderRepository, HealthCheck, MessageRepository, ReplyRepository,
+    ReplyState, SearchIndex, StartedReply, StoredReply, UpdateChatError, UserRepository,
 };
 pub use services::{
     AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,
@@ -27,7 +27,7 @@ pub use attempts::MockAttemptBudget;
 #[cfg(feature = "mock")]
 pub use repositories::{
     MockChatRepository, MockFolderRepository, MockHealthCheck, MockMessageRepository,
-    MockSearchIndex, MockUserRepository,
+    MockReplyRepository, MockSearchIndex, MockUserRepository,
 };
 #[cfg(feature = "mock")]
 pub use services::{

@@ -24,8 +24,8 @@ use memlayer_adapters::{
 use memlayer_app::ports::AssistantResponder;
 use memlayer_app::{AttemptLimit, MemLayer, Ports};
 use memlayer_http::{
-    Api, ApiState, AuthRateLimit, BcryptGate, ConnectionsPerClient, body_deadline, cors,
-    head_as_get, observe, tracing_logger,
+    Api, ApiState, AuthRateLimit, BcryptGate, ConnectionsPerClient, Generations, Watch,
+    body_deadline, cors, head_as_get, observe, tracing_logger,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::{ExposeSecret, SecretString};
@@ -73,6 +73,9 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// Which database it uses.
     pub backend: Backend,
+    /// The replies generating on it: [`Generations::drain`] them once the server
+    /// stopped.
+    pub generations: Arc<Generations>,
 }
 
 /// Prepares the database (waiting for it, then migrating), wires the application, and
@@ -80,7 +83,29 @@ pub struct Running {
 pub fn start(config: &Config) -> Result<Running, StartupError> {
     let db = open_database(&config.database)?;
     let backend = db.backend();
-    let api = build_api(config, db)?;
+    let generations = Generations::new(config.http.max_generations);
+    let api = build_api(config, db, generations.clone())?;
+    let state = api.state();
+    if backend == Backend::Sqlite {
+        // One instance per file: whatever is still generating was left by the last run.
+        match state.app().fail_orphaned_replies() {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(
+                failed,
+                "replies left generating by the last run were marked failed"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot mark the replies the last run left generating")
+            }
+        }
+    }
+    // On the actix system's arbiter: it runs until the system stops.
+    actix_web::rt::spawn(memlayer_http::watch(
+        state,
+        Watch {
+            silence: config.http.reply_silence,
+        },
+    ));
     let (server, addr) = http_server(&config.http, api)?;
     let (server, metrics_addr) = match config.logging.metrics_addr {
         Some(metrics_addr) => {
@@ -94,6 +119,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
         addr,
         metrics_addr,
         backend,
+        generations,
     })
 }
 
@@ -116,7 +142,11 @@ fn open_database(config: &DatabaseConfig) -> Result<Database, StartupError> {
 /// The application and its HTTP state over `db`: the use cases with their adapters,
 /// the token keys, the rate limit and the bcrypt gate. Built once, outside the
 /// per-worker factory, which clones it.
-fn build_api(config: &Config, db: Database) -> Result<Api, StartupError> {
+fn build_api(
+    config: &Config,
+    db: Database,
+    generations: Arc<Generations>,
+) -> Result<Api, StartupError> {
     let secret = signing_secret(&config.auth.jwt_secret)?;
     let tokens = Arc::new(JwtTokens::new(
         secret.expose_secret().as_bytes(),
@@ -136,6 +166,7 @@ fn build_api(config: &Config, db: Database) -> Result<Api, StartupError> {
         responder: responder(config)?,
         folders: db.clone(),
         search: db.clone(),
+        replies: db.clone(),
     });
     // The budgets live in the database, so every instance on it spends from the same.
     let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {
@@ -150,7 +181,7 @@ fn build_api(config: &Config, db: Database) -> Result<Api, StartupError> {
         hashing.bcrypt_queue_timeout,
     );
     Ok(Api::new(
-        ApiState::new(app, db, bcrypt),
+        ApiState::new(app, db, bcrypt, generations),
         auth_rate_limit,
         config.http.max_body_bytes,
         config.http.request_body_timeout,

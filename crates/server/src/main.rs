@@ -86,7 +86,13 @@ fn main() -> ExitCode {
             running.addr,
             running.addr,
         );
-        running.server.await.map_err(StartupError::Serve)
+        let served = running.server.await.map_err(StartupError::Serve);
+        // The HTTP server has stopped; replies generating finish, or are stored stopped.
+        running
+            .generations
+            .drain(config.http.shutdown_timeout)
+            .await;
+        served
     });
     match served {
         Ok(()) => {

@@ -61,7 +61,9 @@ impl QueryFragment<Pg> for Exchange<'_> {
         out.push_sql(" AND users.token_generation = ");
         out.push_bind_param::<BigInt, _>(&self.generation)?;
         out.push_sql(
-            "), question AS (INSERT INTO messages \
+            " AND NOT EXISTS (SELECT 1 FROM messages AS generating \
+             WHERE generating.chat_id = chats.id AND generating.status = 'generating')\
+             ), question AS (INSERT INTO messages \
              (id, chat_id, user_id, role, content, created_at, parent_id, status) SELECT ",
         );
         out.push_bind_param::<Uuid, _>(&question.id)?;
@@ -98,18 +100,18 @@ const WALK_BATCH: u32 = 256;
 /// Ids deleted per statement: within SQLite's limit on bound parameters.
 const DELETE_CHUNK: usize = 500;
 
-fn db_id(id: MessageId) -> DbUuid {
+pub(super) fn db_id(id: MessageId) -> DbUuid {
     DbUuid(id.as_uuid())
 }
 
 /// A row as a message, inside a query's closure (a bad row fails the query).
-fn to_message(row: MessageRow) -> QueryResult<Message> {
+pub(super) fn to_message(row: MessageRow) -> QueryResult<Message> {
     Message::try_from(row).map_err(|error| DieselError::DeserializationError(error.into()))
 }
 
 /// Whether a statement failed on a foreign key: the chat (or the parent) it refers to
 /// was deleted meanwhile.
-fn is_gone(error: &DbError) -> bool {
+pub(super) fn is_gone(error: &DbError) -> bool {
     matches!(
         error,
         DbError::Query(DieselError::DatabaseError(
@@ -133,7 +135,7 @@ fn lost_a_race(error: &DbError) -> bool {
 const TRIES: u32 = 3;
 
 /// Runs `work` until it does not lose a race, at most [`TRIES`] times.
-fn retried<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+pub(super) fn retried<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -192,6 +194,7 @@ impl MessageRepository for Database {
         // Each row is an INSERT … SELECT from the chat joined to its owner, so both are
         // stored only if the chat is the session's and its tokens are current; the
         // question follows the chat's active leaf as that row has it.
+        let generating = diesel::alias!(messages as generating);
         let owned = |row: &MessageRow, follows_active: bool| {
             let parent = row.parent_id.into_sql::<Nullable<Uuid>>();
             chats::table
@@ -199,6 +202,11 @@ impl MessageRepository for Database {
                 .filter(chats::id.eq(row.chat_id))
                 .filter(chats::user_id.eq(user))
                 .filter(users::token_generation.eq(generation))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    generating
+                        .filter(generating.field(messages::chat_id).eq(chats::id))
+                        .filter(generating.field(messages::status).eq("generating")),
+                )))
                 .select((
                     row.id.into_sql::<Uuid>(),
                     chats::id,
@@ -527,7 +535,7 @@ fn limit_of(limit: u32) -> usize {
 
 /// The tree queries the repository's operations share, written once for both
 /// backends (a connection of either runs them).
-trait TreeQueries {
+pub(super) trait TreeQueries {
     /// Every message of `chat` as a node of its tree.
     fn nodes_of(&mut self, chat: DbUuid) -> QueryResult<Vec<Node>>;
     /// `root` and every message below it in `chat`, as nodes (none if `root` is not a
@@ -652,7 +660,7 @@ macro_rules! tree_queries {
 tree_queries!(diesel::PgConnection, diesel::SqliteConnection);
 
 /// Serialising the tree operations of one chat.
-trait LockChat {
+pub(super) trait LockChat {
     /// Takes the chat's row lock for the rest of the transaction, so the tree operations
     /// of one chat take turns and each reads the tree as the one before left it.
     fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod messages;
 mod query;
 mod redact;
+mod replies;
 mod rows;
 mod schema;
 mod search;

@@ -44,7 +44,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Nullable, Text};
+    use diesel::sql_types::{Bool, Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     messages (id) {
@@ -56,6 +56,13 @@ diesel::table! {
         created_at -> UtcTimestamp,
         parent_id -> Nullable<Uuid>,
         status -> Text,
+        /// Where each piece of a reply ends in `content`: character offsets, each
+        /// followed by a comma.
+        piece_ends -> Text,
+        /// When the instance generating the reply last said it is alive.
+        heartbeat_at -> Nullable<UtcTimestamp>,
+        /// Whether someone asked for the generating reply to stop.
+        stop_requested -> Bool,
     }
 }
 

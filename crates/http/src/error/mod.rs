@@ -41,6 +41,8 @@ pub enum ApiError {
     BodyTimeout(u64),
     /// Too many logins are waiting for the password hasher; retry after this many seconds.
     Busy(u64),
+    /// This instance runs as many replies as it may (`MAX_GENERATIONS`).
+    TooManyReplies,
 }
 
 impl ApiError {
@@ -64,6 +66,7 @@ impl From<AppError> for ApiError {
             AppError::NotAUserMessage => Self::Invalid(vec![wire::not_a_user_message()]),
             // A body naming a folder the user cannot use is invalid input (422).
             AppError::FolderNotUsable => Self::Invalid(vec![wire::folder_not_usable()]),
+            AppError::NotAReply => Self::Invalid(vec![wire::not_a_reply()]),
             error => Self::App(error),
         }
     }
@@ -90,6 +93,7 @@ impl fmt::Display for ApiError {
             Self::BadRequest(reason) => write!(f, "body unreadable: {reason}"),
             Self::BodyTimeout(seconds) => write!(f, "body not received within {seconds} s"),
             Self::Busy(seconds) => write!(f, "password hasher busy, retry in {seconds} s"),
+            Self::TooManyReplies => f.write_str("MAX_GENERATIONS replies generating already"),
         }
     }
 }
@@ -125,7 +129,7 @@ fn whole_seconds(wait: std::time::Duration) -> u64 {
 fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::App(error) => match error {
-            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::EmailTaken | AppError::ReplyInProgress => StatusCode::CONFLICT,
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::ChatNotFound | AppError::MessageNotFound | AppError::FolderNotFound => {
                 StatusCode::NOT_FOUND
@@ -133,7 +137,7 @@ fn status(error: &ApiError) -> StatusCode {
             AppError::NotChatOwner | AppError::NotFolderOwner | AppError::WrongPassword => {
                 StatusCode::FORBIDDEN
             }
-            AppError::NotAUserMessage | AppError::FolderNotUsable => {
+            AppError::NotAUserMessage | AppError::FolderNotUsable | AppError::NotAReply => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -149,7 +153,7 @@ fn status(error: &ApiError) -> StatusCode {
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Busy(_) | ApiError::TooManyReplies => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -165,6 +169,10 @@ pub(crate) fn detail(error: &ApiError) -> String {
             AppError::NotChatOwner => "Not allowed to access this chat",
             AppError::MessageNotFound => "Message not found",
             AppError::NotAUserMessage => "Only a user's message can be edited",
+            AppError::ReplyInProgress => {
+                "A reply is being written in this chat: stop it or wait for it to end"
+            }
+            AppError::NotAReply => "Only an assistant's reply can be resumed or stopped",
             AppError::FolderNotFound => "Folder not found",
             AppError::NotFolderOwner => "Not allowed to access this folder",
             AppError::FolderNotUsable => "No folder of yours has this id",
@@ -197,8 +205,16 @@ pub(crate) fn detail(error: &ApiError) -> String {
         ApiError::Busy(seconds) => {
             return format!("Too many logins at once: try again in {seconds} seconds");
         }
+        ApiError::TooManyReplies => "Too many replies are being written: try again shortly",
     };
     text.to_owned()
+}
+
+/// The JSON error of a failure that was logged already (a reply's, by its generation).
+pub(crate) fn response(error: &ApiError) -> HttpResponse {
+    HttpResponse::build(status(error)).json(ErrorBody {
+        detail: detail(error),
+    })
 }
 
 impl ResponseError for ApiError {
@@ -223,6 +239,9 @@ impl ResponseError for ApiError {
             }
             Self::Busy(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            Self::TooManyReplies => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::BodyTimeout(_) => {
                 // The rest of the body may still be on its way: do not wait for it.

@@ -70,6 +70,8 @@ pub enum Source {
     Query,
     /// The path.
     Path,
+    /// A request header.
+    Header,
 }
 
 impl Source {
@@ -78,6 +80,7 @@ impl Source {
             Self::Body => "body",
             Self::Query => "query",
             Self::Path => "path",
+            Self::Header => "header",
         })
     }
 }
@@ -185,6 +188,24 @@ pub fn not_a_user_message() -> ValidationIssue {
     ValidationIssue::new(
         vec![Source::Path.loc(), LocItem::from("message_id")],
         "Only a user's message can be edited",
+        "value_error",
+    )
+}
+
+/// A resume cursor (`name`, from `source`) that is not a whole number ≥ 0.
+pub fn not_a_cursor(source: Source, name: &str) -> ValidationIssue {
+    ValidationIssue::new(
+        vec![source.loc(), LocItem::from(name)],
+        "Input should be a valid integer, at least 0",
+        "int_parsing",
+    )
+}
+
+/// A reply asked for (to resume or stop) on a user's message.
+pub fn not_a_reply() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Path.loc(), LocItem::from("message_id")],
+        "Only an assistant's reply can be resumed or stopped",
         "value_error",
     )
 }

@@ -4,18 +4,21 @@
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
-use memlayer_app::{MemLayer, PendingReply};
+use memlayer_app::PendingReply;
+use memlayer_app::domain::MessageStatus;
 
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
 use crate::body::JsonBody;
 use crate::dto::{MessageResponse, PostMessageRequest};
-use crate::error::ApiError;
+use crate::error::wire::Source;
 use crate::error::wire::{ErrorBody, ValidationErrorBody};
+use crate::error::{self, ApiError};
 use crate::extract::{ChatPath, MessagePath};
+use crate::generation::{self, Cause, Ending};
 use crate::paging::{MessageListQuery, Paged, TreeQuery, page_response};
 use crate::state::ApiState;
-use crate::stream::{self, EarlyAnswer};
+use crate::stream;
 
 /// Send a message
 ///
@@ -24,13 +27,17 @@ use crate::stream::{self, EarlyAnswer};
 ///
 /// With `Accept: text/event-stream` the answer is streamed instead (200), as
 /// Server-Sent Events whose `data` is one JSON object each: `message` (the stored user
-/// message, a MessageResponse) first, then `delta` (`{"content": "<next piece>"}`) as the
-/// assistant writes, then `done` (the stored reply, a MessageResponse, whose content is
-/// the deltas joined), or `error` (`{"detail": "..."}`) if the assistant fails mid-way
-/// (the user's message stays stored). Lines starting with `:` are keep-alive comments.
-/// A client that disconnects stops the assistant; what it was sent is stored as the
-/// reply (nothing, when it was sent nothing). Errors before the stream starts are
-/// ordinary JSON errors.
+/// message, a MessageResponse) first, then `reply` (`id: 0`: the assistant's message as
+/// it starts, `status: "generating"`), then `delta` (`{"content": "<next piece>"}`,
+/// `id: 1, 2, …`) as the assistant writes, then `done` (the stored reply, whose content
+/// is the deltas joined and whose status is `complete` or `stopped`), or `error`
+/// (`{"detail": "..."}`) if the assistant fails (the user's message stays stored).
+/// Lines starting with `:` are keep-alive comments. The reply belongs to the service: a
+/// client that disconnects does not stop it (resume it with
+/// `GET …/messages/{id}/stream`, stop it with `POST …/messages/{id}/stop`). Errors
+/// before the stream starts are ordinary JSON errors: 409 while another reply is
+/// generating in the chat, 503 with `Retry-After` when this instance runs
+/// `MAX_GENERATIONS` replies already.
 #[utoipa::path(
     post, path = "/messages", tag = "messages", operation_id = "postMessage",
     security(("bearer" = [])),
@@ -47,8 +54,9 @@ use crate::stream::{self, EarlyAnswer};
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Blank or too long content, or a bad chat id", body = ValidationErrorBody),
+        (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
         (status = 502, description = "The assistant failed; the user's message was saved", body = ErrorBody),
-        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn post(
@@ -72,25 +80,48 @@ pub async fn post(
     answer(state, pending, streamed).await
 }
 
-/// Answers `pending`: stores its question (and makes it the active leaf) while the
-/// model already reads it, then streams the answer or waits for it whole, and stores it.
+/// Answers `pending`: stores its question (when new) and the reply, `generating`,
+/// then starts the reply's generation, which goes on whatever becomes of this request.
+/// Streamed, the answer follows the generation; in JSON it waits for its end.
 async fn answer(
     state: Data<ApiState>,
     pending: PendingReply,
     streamed: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let early = EarlyAnswer::start(&state.app, &pending);
-    let to_store = pending.clone();
-    // If storing fails, dropping `early` cancels the model's work.
-    let question = blocking(&state, move |app| app.store_question(&to_store)).await?;
+    // Checked before anything is stored: a refused request leaves no trace.
+    let reservation = state
+        .generations
+        .reserve()
+        .ok_or(ApiError::TooManyReplies)?;
+    let started = blocking(&state, move |app| app.start_reply(pending)).await?;
+    let live = generation::spawn(&state, started.clone(), reservation);
     if streamed {
-        let stored = pending.has_new_question().then_some(question);
-        return Ok(stream::reply(state, pending, stored, early.into_stream()));
+        let mut first = Vec::with_capacity(2);
+        if started.new_question {
+            first.push(stream::event(
+                "message",
+                None,
+                &MessageResponse::from(started.question),
+            ));
+        }
+        first.push(stream::event(
+            "reply",
+            Some(0),
+            &MessageResponse::from(started.reply),
+        ));
+        return Ok(stream::reply(state, first, stream::Source::Live(live), 0));
     }
     // No thread and no connection is held while the model writes.
-    let text = MemLayer::answer_in_full(early.into_stream()).await?;
-    let reply = blocking(&state, move |app| app.finish_reply(&pending, &text)).await?;
-    Ok(HttpResponse::Created().json(MessageResponse::from(reply)))
+    Ok(ended(live.ended().await, HttpResponse::Created()))
+}
+
+/// The answer to a request that waited for a reply's end: the reply with `status`, or
+/// the failure as its JSON error.
+fn ended(ending: Ending, mut status: actix_web::HttpResponseBuilder) -> HttpResponse {
+    match ending {
+        Ending::Done(reply) => status.json(MessageResponse::from(reply)),
+        Ending::Failed(error) => error::response(&error),
+    }
 }
 
 /// Ask for another answer
@@ -115,8 +146,9 @@ async fn answer(
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
         (status = 422, description = "A chat or message id that is not a UUID", body = ValidationErrorBody),
+        (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
         (status = 502, description = "The assistant failed", body = ErrorBody),
-        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn regenerate(
@@ -155,8 +187,9 @@ pub async fn regenerate(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Blank or too long content, an id that is not a UUID, or the assistant's message", body = ValidationErrorBody),
+        (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
         (status = 502, description = "The assistant failed; the edited message was saved", body = ErrorBody),
-        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+        (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn edit(
@@ -267,3 +300,121 @@ pub async fn list(
     let page = blocking(&state, move |app| app.list_messages(user, chat, page)).await?;
     Ok(page_response(page, MessageResponse::from))
 }
+
+/// Resume a reply's stream
+///
+/// Server-Sent Events of an assistant's reply, from wherever it is generating: every
+/// `delta` numbered after the cursor (`Last-Event-ID: N` or `?after=N`; without one,
+/// from the first delta), then the live ones, then the ending event (`done` with the
+/// stored reply, or `error`). A reply already ended answers its ending event at once.
+#[utoipa::path(
+    get, path = "/messages/{message_id}/stream", tag = "messages", operation_id = "resumeReply",
+    security(("bearer" = [])),
+    params(
+        ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
+        ("message_id" = uuid::Uuid, Path, description = "The assistant's reply"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The id of the last event seen"),
+        ("after" = Option<u64>, Query, minimum = 0, description = "The id of the last event seen, when `Last-Event-ID` cannot be sent"),
+    ),
+    responses(
+        (status = 200, description = "The reply's deltas after the cursor, then `done` or `error`",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
+        (status = 422, description = "An id that is not a UUID, a cursor that is not a whole number, or a user's message", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn resume(
+    request: HttpRequest,
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    MessagePath { chat, message }: MessagePath,
+) -> Result<HttpResponse, ApiError> {
+    let header = request.headers().get("last-event-id");
+    let after = request
+        .query_string()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("after="));
+    let seen = match (header, after) {
+        (Some(value), _) => cursor(value.to_str().ok(), Source::Header, "last-event-id")?,
+        (None, Some(after)) => cursor(Some(after), Source::Query, "after")?,
+        (None, None) => 0,
+    };
+    let stored = blocking(&state, move |app| app.reply_of(user, chat, message)).await?;
+    let source = match state.generations.get(message) {
+        Some(live) => stream::Source::Live(live),
+        None => stream::Source::Stored {
+            chat: stored.message.chat_id,
+            reply: message,
+        },
+    };
+    Ok(stream::reply(state, Vec::new(), source, seen))
+}
+
+/// A resume cursor: a whole number ≥ 0, or 422 naming where it came from.
+fn cursor(value: Option<&str>, source: Source, name: &str) -> Result<usize, ApiError> {
+    value
+        .map(str::trim)
+        .filter(|value| !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| ApiError::Invalid(vec![crate::error::wire::not_a_cursor(source, name)]))
+}
+
+/// Stop a reply
+///
+/// Ends a generating reply within a second, on whichever instance runs it: it keeps the
+/// text written so far, `status: "stopped"`, and every open stream of it gets `done`.
+/// The answer is the reply as stored (200). Stopping a reply that has ended changes
+/// nothing and answers it as it is.
+#[utoipa::path(
+    post, path = "/messages/{message_id}/stop", tag = "messages", operation_id = "stopReply",
+    security(("bearer" = [])),
+    params(
+        ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
+        ("message_id" = uuid::Uuid, Path, description = "The assistant's reply"),
+    ),
+    responses(
+        (status = 200, description = "The reply as stored", body = MessageResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The chat belongs to another user", body = ErrorBody),
+        (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
+        (status = 422, description = "An id that is not a UUID, or a user's message", body = ValidationErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn stop(
+    state: Data<ApiState>,
+    Authenticated(user): Authenticated,
+    MessagePath { chat, message }: MessagePath,
+) -> Result<HttpResponse, ApiError> {
+    let stored = blocking(&state, move |app| app.request_stop(user, chat, message)).await?;
+    if stored.message.status != MessageStatus::Generating {
+        return Ok(HttpResponse::Ok().json(MessageResponse::from(stored.message)));
+    }
+    if let Some(live) = state.generations.get(message) {
+        live.stop(Cause::Stop);
+        return Ok(ended(live.ended().await, HttpResponse::Ok()));
+    }
+    // Generating on another instance, which sees the request within a fraction of a
+    // second and stores the reply.
+    let chat = stored.message.chat_id;
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    loop {
+        tokio::time::sleep(STOP_POLL).await;
+        let now = blocking(&state, move |app| app.stored_reply(chat, message)).await?;
+        if now.message.status != MessageStatus::Generating
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(HttpResponse::Ok().json(MessageResponse::from(now.message)));
+        }
+    }
+}
+
+/// How often the stop route reads a reply generating on another instance again.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long the stop route waits for another instance to store a stopped reply (it
+/// answers the reply as it is then: an instance that died leaves it to the reaper).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

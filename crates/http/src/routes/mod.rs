@@ -42,6 +42,8 @@ pub fn table(cfg: &mut ServiceConfig) {
                 .service(routes![messages::delete])
                 .service(routes![messages::regenerate])
                 .service(routes![messages::edit])
+                .service(routes![messages::resume])
+                .service(routes![messages::stop])
                 .service(routes![messages::tree]),
         )
         .service(routes![folders::list, folders::create])
@@ -181,7 +183,7 @@ mod tests {
             .configure(table)
             .split_for_parts();
         let app = init_service(app).await;
-        assert_eq!(document.paths.paths.len(), 19);
+        assert_eq!(document.paths.paths.len(), 21);
         for (path, item) in &document.paths.paths {
             let documented: Vec<&str> = [
                 ("GET", item.get.is_some()),

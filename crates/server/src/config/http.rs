@@ -52,8 +52,15 @@ pub struct HttpConfig {
     /// connection. More would only queue for a connection, and every wait and wake-up on
     /// the pool is a context switch.
     pub blocking_threads: usize,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// How long in-flight requests, and replies generating, may take to finish after
+    /// SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Most replies generating at once on this instance (each holds a connection to the
+    /// model).
+    pub max_generations: usize,
+    /// How long an instance may go without a heartbeat before the replies it generates
+    /// are marked failed by another.
+    pub reply_silence: Duration,
 }
 
 impl HttpConfig {
@@ -133,6 +140,8 @@ impl HttpConfig {
                 30,
                 0..=3_600,
             )?),
+            max_generations: parse(get, "MAX_GENERATIONS", 256, 1..=100_000)?,
+            reply_silence: Duration::from_secs(parse(get, "REPLY_SILENCE_SECS", 30, 3..=3_600)?),
             trust_forwarded_for,
             max_connections_per_client: parse(
                 get,

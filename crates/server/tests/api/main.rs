@@ -14,6 +14,7 @@ mod assistant;
 mod chats;
 mod flow;
 mod folders;
+mod generations;
 mod messages;
 mod model;
 mod model_limits;

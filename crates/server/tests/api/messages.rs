@@ -271,11 +271,11 @@ fn without_a_model_a_streamed_reply_is_one_delta_then_done(api: &TestApp) {
     assert_eq!(events.header("cache-control"), Some("no-cache"));
     let events = events.all();
     let names = crate::support::event_names(&events);
-    assert_eq!(names, ["message", "delta", "done"]);
-    assert_eq!(events[1].1, json!({ "content": "Message received" }));
-    assert_eq!(events[2].1["content"], "Message received");
+    assert_eq!(names, ["message", "reply", "delta", "done"]);
+    assert_eq!(events[2].1, json!({ "content": "Message received" }));
+    assert_eq!(events[3].1["content"], "Message received");
     assert_eq!(
         api.listed_messages(&token, &chat),
-        [events[0].1.clone(), events[2].1.clone()]
+        [events[0].1.clone(), events[3].1.clone()]
     );
 }

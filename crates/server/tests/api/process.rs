@@ -140,8 +140,14 @@ impl Service {
         assert!(killed.success());
     }
 
+    /// Kills it (SIGKILL) and waits for the exit.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit.
-    fn stop(self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn stop(self) -> (std::process::ExitStatus, String) {
         self.terminate();
         self.finish()
     }

@@ -274,6 +274,55 @@ pub fn messages_path(chat: &str) -> String {
     format!("/chats/{chat}/messages")
 }
 
+/// `POST {base}{path}` with a JSON `body` (and `token`, if any) through `agent`: the
+/// status and the JSON answer. For services a test runs as processes.
+fn post_at(
+    agent: &ureq::Agent,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut request = agent.post(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut response = request
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_json().unwrap_or(Value::Null),
+    )
+}
+
+/// Registers `email` at the service at `base`: its access token.
+pub fn register_at(agent: &ureq::Agent, base: &str, email: &str) -> String {
+    let (status, body) = post_at(
+        agent,
+        base,
+        "/auth/register",
+        None,
+        &credentials(email, "correct horse battery"),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
+/// A new chat of `token`'s user at the service at `base`: its id.
+pub fn chat_at(agent: &ureq::Agent, base: &str, token: &str) -> String {
+    let (status, body) = post_at(
+        agent,
+        base,
+        "/chats",
+        Some(token),
+        &serde_json::json!({ "title": "A chat" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("an id").to_owned()
+}
+
 /// The body of a registration or a login.
 pub fn credentials(email: &str, password: &str) -> Value {
     serde_json::json!({ "email": email, "password": password })
@@ -391,7 +440,12 @@ impl Events {
 
     /// The next event's name and JSON data (comments skipped); `None` at the end.
     pub fn next_event(&mut self) -> Option<(String, Value)> {
-        let (mut name, mut data) = (String::new(), String::new());
+        self.next_numbered().map(|(name, _, data)| (name, data))
+    }
+
+    /// The next event's name, `id` (if it has one) and JSON data; `None` at the end.
+    pub fn next_numbered(&mut self) -> Option<(String, Option<u64>, Value)> {
+        let (mut name, mut id, mut data) = (String::new(), None, String::new());
         loop {
             let mut line = String::new();
             if self.reader.read_line(&mut line).ok()? == 0 {
@@ -402,8 +456,14 @@ impl Events {
                 if !data.is_empty() {
                     let data = serde_json::from_str(&data)
                         .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data:?}"));
-                    return Some((name, data));
+                    return Some((name, id, data));
                 }
+            } else if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(
+                    value
+                        .parse()
+                        .unwrap_or_else(|e| panic!("event id {value:?}: {e}")),
+                );
             } else if let Some(value) = line.strip_prefix("event: ") {
                 value.clone_into(&mut name);
             } else if let Some(value) = line.strip_prefix("data: ") {

@@ -328,15 +328,15 @@ fn a_regenerated_answer_streams_without_a_message_event_an_edit_with_one(api: &T
         .stream()
         .all();
 
-    assert_eq!(event_names(&regenerated), ["delta", "done"]);
-    assert_eq!(regenerated[1].1["parent_id"], question["id"]);
-    assert_eq!(event_names(&edited), ["message", "delta", "done"]);
+    assert_eq!(event_names(&regenerated), ["reply", "delta", "done"]);
+    assert_eq!(regenerated[2].1["parent_id"], question["id"]);
+    assert_eq!(event_names(&edited), ["message", "reply", "delta", "done"]);
     assert_eq!(edited[0].1["content"], "Again");
     assert_eq!(
         edited[0].1["sibling_ids"],
         json!([question["id"], edited[0].1["id"]])
     );
-    assert_eq!(edited[2].1["parent_id"], edited[0].1["id"]);
+    assert_eq!(edited[3].1["parent_id"], edited[0].1["id"]);
 }
 
 fn the_routes_of_a_message_answer_401_403_404_and_422_as_every_route_does(api: &TestApp) {

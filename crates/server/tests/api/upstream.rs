@@ -54,6 +54,9 @@ pub enum Script {
     Status(u16),
     /// Streams these pieces, then closes the connection without `[DONE]`.
     CutAfter(Vec<&'static str>),
+    /// Streams these pieces one every this many milliseconds, then `data: [DONE]`;
+    /// reports on [`Upstream::closed`] if the client closes the connection first.
+    Paced(Vec<&'static str>, u64),
     /// Streams these pieces, then stays silent until the client closes the connection,
     /// and reports that on [`Upstream::closed`].
     StallAfter(Vec<&'static str>),
@@ -246,6 +249,24 @@ fn answer(
             );
             let block = [b'e'; 64 * 1024];
             report_when_closed(connection, closed, std::iter::repeat(&block[..]));
+            return;
+        }
+        Script::Paced(pieces, every) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for piece in pieces {
+                std::thread::sleep(Duration::from_millis(*every));
+                if connection
+                    .write_all(&chunk(json!({ "content": piece })))
+                    .is_err()
+                {
+                    let _ = closed.send(());
+                    return;
+                }
+            }
+            let _ = connection.write_all(b"data: [DONE]\n\n");
+            let _ = connection.shutdown(Shutdown::Both);
             return;
         }
         Script::Answer(pieces) | Script::CutAfter(pieces) | Script::StallAfter(pieces) => pieces,

@@ -1,0 +1,206 @@
+//! Replies that belong to the service, not to a connection: a reply is stored from its
+//! start (`generating`), its pieces are appended in batches by the instance that runs
+//! it, and it ends in one statement (`complete`, `stopped`, `failed`). Any instance can
+//! read it (to resume a stream), ask it to stop, or mark it failed when the instance
+//! that ran it died.
+//!
+//! Running a generation (the model's stream, the batches, the listeners) is the edge's
+//! job, on its runtime; these are the steps it takes, each a use case on the blocking
+//! pool.
+
+use std::time::Duration;
+
+use memlayer_domain::ChatId;
+use memlayer_domain::{
+    Message, MessageContent, MessageId, MessageStatus, Role, Session, reply_timestamp,
+};
+use memlayer_ports::{ReplyRequest, ReplyState, StartedReply, StoredReply};
+
+use crate::messages::PendingReply;
+use crate::{AppError, MemLayer};
+
+/// A reply just started: its question as stored, and the reply itself (`generating`,
+/// no text yet), with what the model is to be asked.
+#[derive(Debug, Clone)]
+pub struct StartedGeneration {
+    /// What the assistant is asked.
+    pub request: ReplyRequest,
+    /// The question, as stored (with its siblings); new when posted or edited.
+    pub question: Message,
+    /// Whether the question was stored by this request (posted or edited), not answered
+    /// again.
+    pub new_question: bool,
+    /// The reply as it starts.
+    pub reply: Message,
+}
+
+impl MemLayer {
+    /// Starts the reply to `pending`: stores its question (when new) and the reply,
+    /// `generating` and empty, as the chat's active leaf, in one unit of work.
+    /// [`AppError::ReplyInProgress`] (nothing stored) while another reply is generating
+    /// in the chat.
+    pub fn start_reply(&self, pending: PendingReply) -> Result<StartedGeneration, AppError> {
+        let PendingReply {
+            request,
+            new_question,
+        } = pending;
+        let question = &request.question;
+        let now = self.ports.clock.now();
+        let id = MessageId::generate();
+        let reply = Message {
+            id,
+            chat_id: question.chat_id,
+            user_id: request.chat.owner,
+            role: Role::Assistant,
+            content: MessageContent::from_trusted(String::new()),
+            created_at: reply_timestamp(question.created_at, now),
+            parent_id: Some(question.id),
+            status: MessageStatus::Generating,
+            sibling_ids: vec![id],
+        };
+        match self
+            .ports
+            .replies
+            .start(question, new_question, &reply, now)?
+        {
+            StartedReply::Started {
+                question_siblings,
+                reply_siblings,
+            } => Ok(StartedGeneration {
+                question: Message {
+                    sibling_ids: question_siblings,
+                    ..request.question.clone()
+                },
+                reply: Message {
+                    sibling_ids: reply_siblings,
+                    ..reply
+                },
+                request,
+                new_question,
+            }),
+            StartedReply::Busy => Err(AppError::ReplyInProgress),
+            StartedReply::Gone => Err(self.gone(request.question.chat_id)?),
+        }
+    }
+
+    /// Appends a batch of a generating reply's pieces (`text`, and where each piece
+    /// ends in the whole reply, in characters). What the store says of the reply then.
+    pub fn append_to_reply(
+        &self,
+        reply: MessageId,
+        text: &str,
+        piece_ends: &[usize],
+    ) -> Result<ReplyState, AppError> {
+        Ok(self
+            .ports
+            .replies
+            .append(reply, text, piece_ends, self.ports.clock.now())?)
+    }
+
+    /// Ends a generating reply as `status`, with the last batch of its pieces. The
+    /// reply as stored; [`AppError::ChatNotFound`] or [`AppError::MessageNotFound`] if
+    /// it was deleted meanwhile.
+    pub fn end_reply(
+        &self,
+        reply: &Message,
+        text: &str,
+        piece_ends: &[usize],
+        status: MessageStatus,
+    ) -> Result<Message, AppError> {
+        match self
+            .ports
+            .replies
+            .finish(reply.id, text, piece_ends, status)?
+        {
+            Some(stored) => Ok(stored),
+            None => Err(self.gone(reply.chat_id)?),
+        }
+    }
+
+    /// Deletes a reply that failed before it had any text: its question stands alone,
+    /// as the active leaf again.
+    pub fn discard_reply(&self, reply: &Message) -> Result<(), AppError> {
+        self.ports
+            .messages
+            .delete_subtree(reply.chat_id, reply.id)?;
+        Ok(())
+    }
+
+    /// Why a reply that ended by itself cannot be read any more: its chat or its
+    /// branch was deleted.
+    pub fn reply_gone(&self, reply: &Message) -> AppError {
+        self.gone(reply.chat_id).unwrap_or_else(|error| error)
+    }
+
+    /// An assistant's reply of one of the user's chats, with where its pieces end, as
+    /// stored: to resume its stream. [`AppError::NotAReply`] on a user's message.
+    pub fn reply_of(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<StoredReply, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        self.stored_reply(chat.id, message)
+    }
+
+    /// The reply `message` of `chat`, read again (a stream following it from
+    /// another instance); the chat's ownership was checked when the stream began.
+    pub fn stored_reply(&self, chat: ChatId, message: MessageId) -> Result<StoredReply, AppError> {
+        let stored = self
+            .ports
+            .replies
+            .read(chat, message)?
+            .ok_or_else(|| self.gone(chat).unwrap_or_else(|error| error))?;
+        if stored.message.role != Role::Assistant {
+            return Err(AppError::NotAReply);
+        }
+        Ok(stored)
+    }
+
+    /// Asks a reply of one of the user's chats to stop, wherever it is generating.
+    /// The reply as stored at that moment (it may have ended already).
+    pub fn request_stop(
+        &self,
+        session: Session,
+        chat: ChatId,
+        message: MessageId,
+    ) -> Result<StoredReply, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        self.ports.replies.request_stop(chat.id, message)?;
+        self.stored_reply(chat.id, message)
+    }
+
+    /// What the store says of the replies this instance generates; with `heartbeat`,
+    /// noting that this instance is alive.
+    pub fn watch_replies(
+        &self,
+        replies: &[MessageId],
+        heartbeat: bool,
+    ) -> Result<Vec<ReplyState>, AppError> {
+        let alive_at = heartbeat.then(|| self.ports.clock.now());
+        Ok(self.ports.replies.watch(replies, alive_at)?)
+    }
+
+    /// Marks the replies of instances silent for `silence` as `failed` (any instance
+    /// may run it; it is idempotent). How many it marked.
+    pub fn reap_replies(&self, silence: Duration) -> Result<usize, AppError> {
+        let silence = chrono::TimeDelta::from_std(silence).unwrap_or(chrono::TimeDelta::MAX);
+        let since = self
+            .ports
+            .clock
+            .now()
+            .checked_sub_signed(silence)
+            .unwrap_or_default();
+        Ok(self.ports.replies.reap(since)?)
+    }
+
+    /// Marks every reply still generating as `failed`: on a database only this instance
+    /// uses (SQLite), what the last run left generating when it died. How many it
+    /// marked.
+    pub fn fail_orphaned_replies(&self) -> Result<usize, AppError> {
+        // Every heartbeat is older than a day from now.
+        let after_every_heartbeat = self.ports.clock.now() + chrono::TimeDelta::days(1);
+        Ok(self.ports.replies.reap(after_every_heartbeat)?)
+    }
+}
