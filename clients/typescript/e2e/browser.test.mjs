@@ -225,7 +225,8 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     assert.equal(names[0], "message");
     assert.equal(names.at(-1), "done");
     const deltas = streamed.events.filter(({ event }) => event === "delta");
-    assert.deepEqual(names, ["message", ...deltas.map(() => "delta"), "done"]);
+    assert.deepEqual(names, ["message", "reply", ...deltas.map(() => "delta"), "done"]);
+    assert.equal(streamed.replyId, streamed.reply.id);
     assert.equal(streamed.reply.content, deltas.map(({ data }) => data.content).join(""));
     assert.equal(streamed.question.content, "Tell me about Lisbon in one sentence.");
     if (MODEL_URL) {
@@ -237,6 +238,51 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     }
     const listed = await call("listMessages", chatId);
     assert.deepEqual(listed.data.slice(-2), [streamed.question, streamed.reply]);
+  });
+
+  const LONG = "Write a long story about a lighthouse keeper and a storm, in at least ten paragraphs.";
+  const noModel = MODEL_URL ? false : "needs a model (MEMLAYER_E2E_MODEL_URL): the fixed reply ends at once";
+
+  test("a reply outlives a reload: the page resumes it after the last event it saw", { skip: noModel }, async () => {
+    const chat = (await call("createChat", "Resumed")).data.id;
+    const started = await call("startReply", chat, LONG);
+    assert.ok(started.replyId && started.lastEventId >= 1, JSON.stringify(started));
+
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]");
+    // The reload cut the page's stream: the browser reports it aborted, as it should.
+    for (let i = failedRequests.length - 1; i >= 0; i--) {
+      if (failedRequests[i].includes(`/chats/${chat}/messages`) && failedRequests[i].includes("ERR_ABORTED")) {
+        failedRequests.splice(i, 1);
+      }
+    }
+    const resumed = await call("resumeReply", chat, started.replyId, started.lastEventId);
+
+    assert.equal(resumed.status, 200);
+    const deltas = resumed.events.filter(({ event }) => event === "delta");
+    deltas.forEach(({ id }, i) => assert.equal(id, started.lastEventId + 1 + i));
+    assert.equal(resumed.events.at(-1).event, "done");
+    const stored = resumed.reply;
+    assert.equal(stored.id, started.replyId);
+    assert.ok(stored.content.startsWith(started.text), JSON.stringify([started.text, stored.content]));
+    // Still generating at the reload (a long answer): every piece after the cursor came.
+    if (deltas.length > 0) assert.equal(stored.content, started.text + deltas.map(({ data }) => data.content).join(""));
+    const listed = await call("listMessages", chat);
+    assert.deepEqual(listed.data.at(-1), stored);
+  });
+
+  test("stops a reply from the page: it keeps its text, and its open stream ends with done", { skip: noModel }, async () => {
+    const chat = (await call("createChat", "Stopped")).data.id;
+    const started = await call("startReply", chat, LONG);
+
+    const stopped = await call("stopReply", chat, started.replyId);
+
+    assert.equal(stopped.status, 200, JSON.stringify(stopped));
+    assert.equal(stopped.reply.status, "stopped");
+    assert.ok(stopped.reply.content.startsWith(started.text));
+    const stream = await call("pendingReply");
+    assert.equal(stream.events.at(-1).event, "done");
+    assert.deepEqual(stream.reply, stopped.reply);
   });
 
   test("searches from the page, shows the matches, and opens a hit", async () => {
@@ -307,7 +353,7 @@ describe("the SPA's calls, from http://localhost:5173", () => {
 
     const streamed = await call("streamRegenerate", chatId, answer.id);
     assert.equal(streamed.status, 200);
-    assert.deepEqual(streamed.events.map(({ event }) => event).filter((name) => name !== "delta"), ["done"]);
+    assert.deepEqual(streamed.events.map(({ event }) => event).filter((name) => name !== "delta"), ["reply", "done"]);
     assert.deepEqual(streamed.reply.sibling_ids, [answer.id, regenerated.data.id, streamed.reply.id]);
 
     const edited = await call("edit", chatId, question.id, "Tell me about Porto instead.");
@@ -460,6 +506,7 @@ describe("Swagger UI at /docs", () => {
       "GET /chats",
       "GET /chats/{chat_id}",
       "GET /chats/{chat_id}/messages",
+      "GET /chats/{chat_id}/messages/{message_id}/stream",
       "GET /chats/{chat_id}/tree",
       "GET /folders",
       "GET /health",
@@ -475,6 +522,7 @@ describe("Swagger UI at /docs", () => {
       "POST /chats/{chat_id}/messages",
       "POST /chats/{chat_id}/messages/{message_id}/edit",
       "POST /chats/{chat_id}/messages/{message_id}/regenerate",
+      "POST /chats/{chat_id}/messages/{message_id}/stop",
       "POST /folders",
       "PUT /chats/{chat_id}/active",
     ]);

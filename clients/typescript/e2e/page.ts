@@ -9,9 +9,13 @@ import {
   createMemLayerClient,
   errorDetail,
   highlightedPieces,
+  resumeReply,
+  stopReply,
   streamEdit,
   streamMessage,
   streamRegenerate,
+  type ReplyEvent,
+  type StreamedReply,
 } from "../src/index";
 
 const api = new URLSearchParams(location.search).get("api") ?? "http://localhost:8000";
@@ -143,6 +147,33 @@ const page = {
     });
     return { ...result, events };
   },
+  /**
+   * Posts `content` streamed and answers once the first piece arrived (the reply's id,
+   * the last event id and the text so far), leaving the stream open: a reload then cuts
+   * it mid-reply. `pendingReply` is how that stream ended.
+   */
+  startReply: (id: string, content: string) =>
+    new Promise<{ replyId: string | undefined; lastEventId: number | undefined; text: string }>((resolve) => {
+      const events: ReplyEvent[] = [];
+      let text = "";
+      let replyId: string | undefined;
+      pending = streamMessage(api, id, content, (event) => {
+        events.push(event);
+        if (event.event === "reply") replyId = event.data.id;
+        if (event.event === "delta") text += event.data.content;
+        if (event.event !== "message" && event.event !== "reply" && event.event !== "title") {
+          resolve({ replyId, lastEventId: event.id, text });
+        }
+      }).then((result) => ({ ...result, events }));
+    }),
+  pendingReply: () => pending,
+  /** Resumes a reply's stream from `lastEventId`; reports the events. */
+  resumeReply: async (id: string, replyId: string, lastEventId?: number) => {
+    const events: ReplyEvent[] = [];
+    const result = await resumeReply(api, id, replyId, lastEventId, (event) => events.push(event));
+    return { ...result, events };
+  },
+  stopReply: (id: string, replyId: string) => stopReply(client, id, replyId),
   changePassword: async (current_password: string, new_password: string) =>
     remember(await outcome(client.POST("/auth/password", { body: { current_password, new_password } }))),
   logoutAll: () => outcome(client.POST("/auth/logout-all")),
@@ -158,6 +189,8 @@ declare global {
     memlayer: typeof page;
   }
 }
+
+let pending: Promise<StreamedReply & { events: ReplyEvent[] }> | undefined;
 
 window.memlayer = page;
 document.body.dataset["ready"] = "true";

@@ -95,37 +95,59 @@ export function errorDetail(body: unknown, status: number): string {
   return `Request failed (${status})`;
 }
 
-/** One event of a streamed reply (`POST /chats/{chat_id}/messages` with `Accept: text/event-stream`). */
+/**
+ * One event of a streamed reply (`POST /chats/{chat_id}/messages` with `Accept:
+ * text/event-stream`, or a resumed stream). A reply's own events carry `id`: `0` on
+ * `reply`, `1, 2, …` on its deltas, the next number on its ending; remember the last one
+ * seen to resume after a reload ({@link resumeReply}).
+ */
 export type ReplyEvent =
-  | { event: "message"; data: MessageResponse }
-  | { event: "delta"; data: Schemas["DeltaEvent"] }
-  | { event: "done"; data: MessageResponse }
-  | { event: "error"; data: ErrorBody };
+  | { event: "message"; id?: undefined; data: MessageResponse }
+  | { event: "reply"; id: number; data: MessageResponse }
+  | { event: "delta"; id: number; data: Schemas["DeltaEvent"] }
+  | { event: "title"; id?: undefined; data: ChatResponse }
+  | { event: "done"; id: number; data: MessageResponse }
+  | { event: "error"; id: number; data: ErrorBody };
 
-/** How a streamed post ended: the stored question and reply, or what to show the user. */
+/** How a streamed reply ended: the stored question and reply, or what to show the user. */
 export interface StreamedReply {
   status: number;
   question?: MessageResponse;
+  /** The reply's id, from its `reply` event (a resumed stream knows it already). */
+  replyId?: string;
+  /** The id of the last numbered event received: the cursor to resume from. */
+  lastEventId?: number;
   reply?: MessageResponse;
   detail?: string;
 }
 
+/** Options of the streaming calls. */
+export interface StreamOptions {
+  tokens?: TokenStore;
+  /**
+   * Stops reading the stream (the reply itself goes on in the service: stop it with
+   * {@link stopReply}, or resume it with {@link resumeReply}).
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * Posts `content` to a chat and streams the assistant's answer: `onEvent` sees the stored
- * question (`message`), each piece of text (`delta`) as the model writes it, then the
- * stored reply (`done`) or a failure (`error`). `EventSource` cannot send an
- * `Authorization` header, so this reads the response body of a `fetch` and parses it
- * with eventsource-parser. Aborting `signal` stops the assistant; what it had written
- * is kept as the reply.
+ * question (`message`), the reply as it starts (`reply`, with the id to resume or stop
+ * it), each piece of text (`delta`) as the model writes it, then the stored reply
+ * (`done`) or a failure (`error`). `EventSource` cannot send an `Authorization` header,
+ * so this reads the response body of a `fetch` and parses it with eventsource-parser.
+ * The reply belongs to the service: aborting `signal` (or reloading the page) does not
+ * stop it.
  */
 export function streamMessage(
   baseUrl: string,
   chatId: string,
   content: string,
   onEvent: (event: ReplyEvent) => void = () => {},
-  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+  options: StreamOptions = {},
 ): Promise<StreamedReply> {
-  return streamReply(baseUrl, `/chats/${encodeURIComponent(chatId)}/messages`, { content }, onEvent, options);
+  return streamReply(baseUrl, "POST", `/chats/${encodeURIComponent(chatId)}/messages`, { content }, onEvent, options);
 }
 
 /**
@@ -138,10 +160,10 @@ export function streamRegenerate(
   chatId: string,
   messageId: string,
   onEvent: (event: ReplyEvent) => void = () => {},
-  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+  options: StreamOptions = {},
 ): Promise<StreamedReply> {
   const path = `/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(messageId)}/regenerate`;
-  return streamReply(baseUrl, path, undefined, onEvent, options);
+  return streamReply(baseUrl, "POST", path, undefined, onEvent, options);
 }
 
 /**
@@ -154,26 +176,62 @@ export function streamEdit(
   messageId: string,
   content: string,
   onEvent: (event: ReplyEvent) => void = () => {},
-  options: { tokens?: TokenStore; signal?: AbortSignal } = {},
+  options: StreamOptions = {},
 ): Promise<StreamedReply> {
   const path = `/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(messageId)}/edit`;
-  return streamReply(baseUrl, path, { content }, onEvent, options);
+  return streamReply(baseUrl, "POST", path, { content }, onEvent, options);
+}
+
+/**
+ * Resumes the stream of a reply (after a reload, in another tab, on any instance): every
+ * `delta` numbered after `lastEventId` (from the first without one), then the live ones,
+ * then `done` or `error`. A reply that has ended answers its ending at once.
+ */
+export function resumeReply(
+  baseUrl: string,
+  chatId: string,
+  replyId: string,
+  lastEventId?: number,
+  onEvent: (event: ReplyEvent) => void = () => {},
+  options: StreamOptions = {},
+): Promise<StreamedReply> {
+  const path = `/chats/${encodeURIComponent(chatId)}/messages/${encodeURIComponent(replyId)}/stream`;
+  const headers = lastEventId === undefined ? {} : { "Last-Event-ID": String(lastEventId) };
+  return streamReply(baseUrl, "GET", path, undefined, onEvent, options, headers).then((result) => ({
+    replyId,
+    ...result,
+  }));
+}
+
+/**
+ * Stops a reply, wherever it is generating: it keeps its text, `status: "stopped"`, and
+ * every open stream of it ends with `done`. The reply as stored, or what to show.
+ */
+export async function stopReply(
+  client: MemLayerClient,
+  chatId: string,
+  replyId: string,
+): Promise<{ status: number; reply?: MessageResponse; detail?: string }> {
+  const { data, error, response } = await client.POST("/chats/{chat_id}/messages/{message_id}/stop", {
+    params: { path: { chat_id: chatId, message_id: replyId } },
+  });
+  return data ? { status: response.status, reply: data } : { status: response.status, detail: errorDetail(error, response.status) };
 }
 
 async function streamReply(
   baseUrl: string,
+  method: "GET" | "POST",
   path: string,
   body: { content: string } | undefined,
   onEvent: (event: ReplyEvent) => void,
-  options: { tokens?: TokenStore; signal?: AbortSignal },
+  options: StreamOptions,
+  extraHeaders: Record<string, string> = {},
 ): Promise<StreamedReply> {
   const token = (options.tokens ?? localStorage).getItem(TOKEN_KEY);
-  const headers: Record<string, string> = {
-    "Content-Type": "application/json",
-    Accept: "text/event-stream",
-  };
+  const headers: Record<string, string> = { Accept: "text/event-stream", ...extraHeaders };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers["Authorization"] = `Bearer ${token}`;
-  const init: RequestInit = { method: "POST", headers };
+  const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = JSON.stringify(body);
   if (options.signal) init.signal = options.signal;
   const response = await fetch(`${baseUrl}${path}`, init);
@@ -184,9 +242,11 @@ async function streamReply(
     return result;
   }
   const parser = createParser({
-    onEvent({ event, data }) {
-      const parsed = { event, data: JSON.parse(data) } as ReplyEvent;
+    onEvent({ event, id, data }) {
+      const parsed = { event, id: id === undefined ? undefined : Number(id), data: JSON.parse(data) } as ReplyEvent;
+      if (parsed.id !== undefined) result.lastEventId = parsed.id;
       if (parsed.event === "message") result.question = parsed.data;
+      if (parsed.event === "reply") result.replyId = parsed.data.id;
       if (parsed.event === "done") result.reply = parsed.data;
       if (parsed.event === "error") result.detail = errorDetail(parsed.data, response.status);
       onEvent(parsed);

@@ -233,13 +233,17 @@ export interface paths {
          *
          *     With `Accept: text/event-stream` the answer is streamed instead (200), as
          *     Server-Sent Events whose `data` is one JSON object each: `message` (the stored user
-         *     message, a MessageResponse) first, then `delta` (`{"content": "<next piece>"}`) as the
-         *     assistant writes, then `done` (the stored reply, a MessageResponse, whose content is
-         *     the deltas joined), or `error` (`{"detail": "..."}`) if the assistant fails mid-way
-         *     (the user's message stays stored). Lines starting with `:` are keep-alive comments.
-         *     A client that disconnects stops the assistant; what it was sent is stored as the
-         *     reply (nothing, when it was sent nothing). Errors before the stream starts are
-         *     ordinary JSON errors.
+         *     message, a MessageResponse) first, then `reply` (`id: 0`: the assistant's message as
+         *     it starts, `status: "generating"`), then `delta` (`{"content": "<next piece>"}`,
+         *     `id: 1, 2, …`) as the assistant writes, then `done` (the stored reply, whose content
+         *     is the deltas joined and whose status is `complete` or `stopped`), or `error`
+         *     (`{"detail": "..."}`) if the assistant fails (the user's message stays stored).
+         *     Lines starting with `:` are keep-alive comments. The reply belongs to the service: a
+         *     client that disconnects does not stop it (resume it with
+         *     `GET …/messages/{id}/stream`, stop it with `POST …/messages/{id}/stop`). Errors
+         *     before the stream starts are ordinary JSON errors: 409 while another reply is
+         *     generating in the chat, 503 with `Retry-After` when this instance runs
+         *     `MAX_GENERATIONS` replies already.
          */
         post: operations["postMessage"];
         delete?: never;
@@ -312,6 +316,52 @@ export interface paths {
          *     Events as posting streams it (no `message` event: the question is stored already).
          */
         post: operations["regenerateMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop a reply
+         * @description Ends a generating reply within a second, on whichever instance runs it: it keeps the
+         *     text written so far, `status: "stopped"`, and every open stream of it gets `done`.
+         *     The answer is the reply as stored (200). Stopping a reply that has ended changes
+         *     nothing and answers it as it is.
+         */
+        post: operations["stopReply"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Resume a reply's stream
+         * @description Server-Sent Events of an assistant's reply, from wherever it is generating: every
+         *     `delta` numbered after the cursor (`Last-Event-ID: N` or `?after=N`; without one,
+         *     from the first delta), then the live ones, then the ending event (`done` with the
+         *     stored reply, or `error`). A reply already ended answers its ending event at once.
+         */
+        get: operations["resumeReply"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1841,6 +1891,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description A reply is generating in this chat: stop it or wait */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -1877,7 +1936,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable; retry later */
+            /** @description Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2019,6 +2078,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description A reply is generating in this chat: stop it or wait */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -2055,7 +2123,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable; retry later */
+            /** @description Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2125,6 +2193,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description A reply is generating in this chat: stop it or wait */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description A chat or message id that is not a UUID */
             422: {
                 headers: {
@@ -2141,6 +2218,152 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stopReply: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+                /** @description The assistant's reply */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reply as stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An id that is not a UUID, or a user's message */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resumeReply: {
+        parameters: {
+            query?: {
+                /** @description The id of the last event seen, when `Last-Event-ID` cannot be sent */
+                after?: number;
+            };
+            header?: {
+                /** @description The id of the last event seen */
+                "Last-Event-ID"?: number | null;
+            };
+            path: {
+                /** @description The chat's id */
+                chat_id: string;
+                /** @description The assistant's reply */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reply's deltas after the cursor, then `done` or `error` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chat belongs to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat, or no such message in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An id that is not a UUID, a cursor that is not a whole number, or a user's message */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
             /** @description Database unavailable; retry later */
