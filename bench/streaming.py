@@ -14,6 +14,7 @@ import json
 import resource
 import statistics
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 PROMPT = "Write two sentences about the sea."
@@ -221,9 +222,16 @@ def concurrent_streams(memlayer_port: int, targets: list[tuple[str, str]]) -> di
                                 for r in results if r not in completed})[:5]}
 
 
-def disconnect_latency(memlayer_port: int, token: str, chat: str, upstream: FakeUpstream, samples: int) -> list[float]:
-    """Milliseconds from a client closing its stream (after the first piece) to MemLayer
-    closing its connection to the stalled model."""
+def stop_latency(memlayer_port: int, token: str, chat: str, upstream: FakeUpstream, samples: int) -> list[float]:
+    """Milliseconds from a stop request (sent after the first piece, on its own
+    connection) to MemLayer closing its connection to the stalled model."""
+
+    def stop(reply: str) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{memlayer_port}/chats/{chat}/messages/{reply}/stop", method="POST",
+            headers={"authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
 
     async def once() -> float:
         reader, writer = await asyncio.open_connection("127.0.0.1", memlayer_port)
@@ -234,11 +242,14 @@ def disconnect_latency(memlayer_port: int, token: str, chat: str, upstream: Fake
         seen = b""
         while b"event: delta" not in seen:
             seen += await reader.read(65536)
+        reply = json.loads(seen.split(b"event: reply\ndata: ", 1)[1].split(b"\n", 1)[0])["id"]
         before = len(upstream.closed)
-        writer.close()
-        left = time.perf_counter()
+        asked = time.perf_counter()
+        stopping = asyncio.create_task(asyncio.to_thread(stop, reply))
         while len(upstream.closed) == before:
             await asyncio.sleep(0.001)
-        return (upstream.closed[-1] - left) * 1000
+        await stopping
+        writer.close()
+        return (upstream.closed[-1] - asked) * 1000
 
     return [asyncio.run(once()) for _ in range(samples)]
