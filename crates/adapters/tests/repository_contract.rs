@@ -13,8 +13,8 @@ use memlayer_domain::{
     Organisation, PasswordHash, PathEnd, Role, Session, User, UserId,
 };
 use memlayer_ports::{
-    Activation, AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck,
-    MessageRepository, Spent, UserRepository,
+    AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck, MessageRepository,
+    Spent, UserRepository,
 };
 use memlayer_testkit::TestDatabase;
 
@@ -88,7 +88,6 @@ memlayer_testkit::on_both_backends!(
     a_sessions_own_messages_are_listed_and_no_one_elses,
     many_writers_at_once_are_all_kept_and_a_refused_one_spoils_none,
     a_path_is_the_ancestors_of_its_end_with_every_siblings_ids,
-    a_reply_takes_the_active_path_only_while_its_question_holds_it,
     an_exchange_follows_the_chats_active_leaf,
     switching_to_a_message_activates_the_newest_leaf_below_it,
     deleting_a_message_takes_its_subtree_and_moves_the_active_leaf_off_it,
@@ -170,9 +169,7 @@ fn reply_to(parent: &Message, role: Role, content: &str, created_at: DateTime<Ut
 
 /// Appends `message`, making it its chat's active leaf; whether it was stored.
 fn append(db: &Database, message: &Message) -> bool {
-    MessageRepository::append(db, message, Activation::Always)
-        .unwrap()
-        .is_some()
+    MessageRepository::append(db, message).unwrap().is_some()
 }
 
 /// Every message of `chat`, newest first, each as if it had no siblings: what the
@@ -927,29 +924,6 @@ fn a_path_is_the_ancestors_of_its_end_with_every_siblings_ids(db: &Store) {
     let tree = db.list_oldest_first(None, chat.id, None, 10).unwrap();
     assert_eq!(ids(&tree), [question.id, first.id, next.id, second.id]);
     assert_eq!(tree[3].sibling_ids, [first.id, second.id]);
-}
-
-fn a_reply_takes_the_active_path_only_while_its_question_holds_it(db: &Store) {
-    let ada = new_user(db, "ada@example.com");
-    let chat = new_chat(db, ada.id, "talk", at(1));
-    let question = message(&chat, Role::User, "q", at(2));
-    let elsewhere = message(&chat, Role::User, "other", at(3));
-    assert!(append(db, &question));
-    let reply = reply_to(&question, Role::Assistant, "a", at(4));
-    let late = reply_to(&elsewhere, Role::Assistant, "b", at(5));
-
-    let taken = MessageRepository::append(&**db, &reply, Activation::IfActiveIs(question.id));
-    assert_eq!(taken.unwrap(), Some(vec![reply.id]));
-    assert_eq!(active_leaf(db, &chat), Some(reply.id));
-    assert!(append(db, &elsewhere));
-    let kept = MessageRepository::append(&**db, &late, Activation::IfActiveIs(question.id));
-
-    assert!(kept.unwrap().is_some());
-    assert_eq!(
-        active_leaf(db, &chat),
-        Some(elsewhere.id),
-        "the switch holds"
-    );
 }
 
 fn an_exchange_follows_the_chats_active_leaf(db: &Store) {
@@ -1779,5 +1753,255 @@ mod search_migration {
                 ["Où est la bibliothèque ?", "Vieux chat"]
             );
         }
+    }
+}
+
+/// Replies as they are written (`ReplyRepository`): started, appended to in batches,
+/// finished, stopped, watched and reaped, the same on both databases.
+mod replies {
+    use memlayer_domain::{SearchOrder, SearchQuery};
+    use memlayer_ports::{ReplyRepository, ReplyState, SearchIndex, StartedReply};
+
+    use super::*;
+
+    memlayer_testkit::on_both_backends!(
+        crate::Store::new;
+        a_reply_is_started_appended_to_in_batches_and_finished,
+        a_chat_takes_one_generating_reply_at_a_time,
+        a_stop_request_reaches_the_reply_through_append_and_watch,
+        replies_silent_too_long_are_reaped_as_failed_with_their_text,
+        a_reply_whose_chat_was_deleted_is_gone,
+        a_reply_enters_the_search_index_when_it_ends,
+    );
+
+    /// A question (new) and its reply, `generating`, started at `at(seconds)`.
+    fn started(db: &Database, chat: &Chat, seconds: i64) -> (Message, Message) {
+        let question = message(chat, Role::User, "q", at(seconds));
+        let reply = Message {
+            content: MessageContent::from_trusted(String::new()),
+            status: MessageStatus::Generating,
+            ..reply_to(&question, Role::Assistant, "unused", at(seconds + 1))
+        };
+        let outcome = db.start(&question, true, &reply, at(seconds + 1)).unwrap();
+        assert_eq!(
+            outcome,
+            StartedReply::Started {
+                question_siblings: vec![question.id],
+                reply_siblings: vec![reply.id],
+            }
+        );
+        (question, reply)
+    }
+
+    fn state(db: &Database, chat: &Chat, reply: &Message) -> (MessageStatus, String, Vec<usize>) {
+        let stored = db.read(chat.id, reply.id).unwrap().unwrap();
+        (
+            stored.message.status,
+            stored.message.content.as_str().to_owned(),
+            stored.piece_ends,
+        )
+    }
+
+    fn a_reply_is_started_appended_to_in_batches_and_finished(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (_, reply) = started(db, &chat, 2);
+        assert_eq!(active_leaf(db, &chat), Some(reply.id));
+        assert_eq!(
+            state(db, &chat, &reply),
+            (MessageStatus::Generating, String::new(), vec![])
+        );
+
+        let generating = ReplyState::Generating {
+            stop_requested: false,
+        };
+        assert_eq!(
+            db.append_pieces(reply.id, "Hé", &[2], at(4)).unwrap(),
+            generating
+        );
+        assert_eq!(
+            db.append_pieces(reply.id, "llo", &[3, 5], at(5)).unwrap(),
+            generating
+        );
+        assert_eq!(
+            state(db, &chat, &reply),
+            (MessageStatus::Generating, "Héllo".into(), vec![2, 3, 5])
+        );
+        let done = db
+            .finish(reply.id, "!", &[6], MessageStatus::Complete)
+            .unwrap()
+            .unwrap();
+
+        assert_eq!(
+            (done.id, done.status, done.content.as_str()),
+            (reply.id, MessageStatus::Complete, "Héllo!")
+        );
+        assert_eq!(state(db, &chat, &reply).2, [2, 3, 5, 6]);
+        // Ended: nothing more is appended, and it ends once.
+        assert_eq!(
+            db.append_pieces(reply.id, "x", &[7], at(6)).unwrap(),
+            ReplyState::Gone
+        );
+        assert_eq!(
+            db.finish(reply.id, "", &[], MessageStatus::Stopped)
+                .unwrap(),
+            None
+        );
+        assert_eq!(state(db, &chat, &reply).1, "Héllo!");
+    }
+
+    fn a_chat_takes_one_generating_reply_at_a_time(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let other = new_chat(db, ada.id, "other", at(1));
+        let (_, reply) = started(db, &chat, 2);
+        let (question, second) = {
+            let question = message(&chat, Role::User, "again", at(5));
+            let second = Message {
+                content: MessageContent::from_trusted(String::new()),
+                status: MessageStatus::Generating,
+                ..reply_to(&question, Role::Assistant, "unused", at(6))
+            };
+            (question, second)
+        };
+
+        assert!(db.generating_in(chat.id).unwrap());
+        assert!(!db.generating_in(other.id).unwrap());
+        assert_eq!(
+            db.start(&question, true, &second, at(6)).unwrap(),
+            StartedReply::Busy
+        );
+        assert_eq!(
+            db.raw_count("messages", &chat),
+            2,
+            "nothing stored when busy"
+        );
+        started(db, &other, 3);
+        db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
+            .unwrap()
+            .unwrap();
+        assert!(!db.generating_in(chat.id).unwrap());
+        assert!(matches!(
+            db.start(&question, true, &second, at(6)).unwrap(),
+            StartedReply::Started { .. }
+        ));
+    }
+
+    fn a_stop_request_reaches_the_reply_through_append_and_watch(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (question, reply) = started(db, &chat, 2);
+        let unknown = MessageId::generate();
+
+        assert!(
+            !db.request_stop(chat.id, question.id).unwrap(),
+            "a question does not generate"
+        );
+        assert!(
+            !db.request_stop(ChatId::generate(), reply.id).unwrap(),
+            "another chat's id"
+        );
+        assert!(db.request_stop(chat.id, reply.id).unwrap());
+
+        let asked = ReplyState::Generating {
+            stop_requested: true,
+        };
+        assert_eq!(
+            db.watch(&[reply.id, unknown], None).unwrap(),
+            [asked, ReplyState::Gone]
+        );
+        assert_eq!(db.append_pieces(reply.id, "a", &[1], at(3)).unwrap(), asked);
+        db.finish(reply.id, "", &[], MessageStatus::Stopped)
+            .unwrap()
+            .unwrap();
+        assert!(!db.request_stop(chat.id, reply.id).unwrap(), "ended");
+        assert_eq!(
+            db.watch(&[reply.id], Some(at(4))).unwrap(),
+            [ReplyState::Gone]
+        );
+    }
+
+    fn replies_silent_too_long_are_reaped_as_failed_with_their_text(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (_, silent) = started(db, &chat, 2);
+        let other = new_chat(db, ada.id, "other", at(1));
+        let (_, alive) = started(db, &other, 2);
+        db.append_pieces(silent.id, "so far", &[6], at(10)).unwrap();
+        // Heartbeats without pieces.
+        db.watch(&[alive.id], Some(at(100))).unwrap();
+
+        assert_eq!(db.reap(at(5)).unwrap(), 0);
+        assert_eq!(db.reap(at(50)).unwrap(), 1);
+
+        assert_eq!(
+            state(db, &chat, &silent),
+            (MessageStatus::Failed, "so far".into(), vec![6])
+        );
+        assert_eq!(state(db, &other, &alive).0, MessageStatus::Generating);
+        assert_eq!(
+            db.append_pieces(silent.id, "late", &[10], at(51)).unwrap(),
+            ReplyState::Gone
+        );
+        assert!(!db.generating_in(chat.id).unwrap());
+    }
+
+    fn a_reply_whose_chat_was_deleted_is_gone(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (question, reply) = started(db, &chat, 2);
+
+        assert!(ChatRepository::delete(&**db, chat.id).unwrap());
+
+        assert_eq!(
+            db.append_pieces(reply.id, "a", &[1], at(3)).unwrap(),
+            ReplyState::Gone
+        );
+        assert_eq!(
+            db.finish(reply.id, "", &[], MessageStatus::Complete)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            db.watch(&[reply.id], Some(at(3))).unwrap(),
+            [ReplyState::Gone]
+        );
+        assert_eq!(db.read(chat.id, reply.id).unwrap(), None);
+        assert_eq!(
+            db.start(&question, true, &reply, at(4)).unwrap(),
+            StartedReply::Gone
+        );
+    }
+
+    fn a_reply_enters_the_search_index_when_it_ends(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (_, reply) = started(db, &chat, 2);
+        let (_, discarded) = started(db, &new_chat(db, ada.id, "other", at(1)), 2);
+        let query = SearchQuery::parse("zebra").unwrap();
+        let found = || {
+            db.search(
+                Session::new(ada.id, 0),
+                &query,
+                SearchOrder::Newest,
+                None,
+                10,
+            )
+            .unwrap()
+            .len()
+        };
+        db.append_pieces(reply.id, "a zebra", &[7], at(3)).unwrap();
+        db.append_pieces(discarded.id, "zebra too", &[9], at(3))
+            .unwrap();
+        assert_eq!(found(), 0, "found while generating");
+
+        db.finish(reply.id, " crossed", &[15], MessageStatus::Complete)
+            .unwrap()
+            .unwrap();
+        assert!(db.delete_subtree(discarded.chat_id, discarded.id).unwrap());
+
+        assert_eq!(found(), 1);
+        assert!(db.delete_subtree(chat.id, reply.id).unwrap());
+        assert_eq!(found(), 0);
     }
 }

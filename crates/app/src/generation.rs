@@ -94,7 +94,7 @@ impl MemLayer {
         Ok(self
             .ports
             .replies
-            .append(reply, text, piece_ends, self.ports.clock.now())?)
+            .append_pieces(reply, text, piece_ends, self.ports.clock.now())?)
     }
 
     /// Ends a generating reply as `status`, with the last batch of its pieces. The
@@ -202,5 +202,185 @@ impl MemLayer {
         // Every heartbeat is older than a day from now.
         let after_every_heartbeat = self.ports.clock.now() + chrono::TimeDelta::days(1);
         Ok(self.ports.replies.reap(after_every_heartbeat)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memlayer_domain::UserId;
+    use memlayer_ports::{ContextWindow, RepositoryError};
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::testing::{Fixture, NOW, any_session, content};
+
+    /// A fixture whose user owns a chat and whose assistant wants no history.
+    fn asking() -> (Fixture, Session, memlayer_domain::Chat) {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = fx.stored_chat(session.user);
+        fx.responder
+            .expect_context()
+            .return_const(ContextWindow::NONE);
+        (fx, session, chat)
+    }
+
+    #[test]
+    fn a_reply_starts_generating_and_empty_below_its_question_stamped_after_it() {
+        let (mut fx, session, chat) = asking();
+        fx.replies
+            .expect_start()
+            .withf(|question, new, reply, now| {
+                *new && *now == NOW
+                    && reply.parent_id == Some(question.id)
+                    && reply.created_at > question.created_at
+                    && (reply.role, reply.status) == (Role::Assistant, MessageStatus::Generating)
+                    && reply.content.as_str().is_empty()
+            })
+            .times(1)
+            .returning(|question, _, reply, _| {
+                Ok(StartedReply::Started {
+                    question_siblings: vec![MessageId::generate(), question.id],
+                    reply_siblings: vec![reply.id],
+                })
+            });
+        let app = fx.app();
+        let pending = app.ask(session, chat.id, content("hi")).unwrap();
+
+        let started = app.start_reply(pending).unwrap();
+
+        assert!(started.new_question);
+        assert_eq!(started.question.sibling_ids.len(), 2);
+        assert_eq!(started.reply.chat_id, chat.id);
+        assert_eq!(started.reply.user_id, session.user);
+    }
+
+    #[test]
+    fn a_chat_with_a_reply_generating_takes_no_other() {
+        let (mut fx, session, chat) = asking();
+        fx.replies
+            .expect_start()
+            .returning(|_, _, _, _| Ok(StartedReply::Busy));
+        let app = fx.app();
+        let pending = app.ask(session, chat.id, content("hi")).unwrap();
+
+        let error = app.start_reply(pending).unwrap_err();
+
+        assert!(matches!(error, AppError::ReplyInProgress), "{error:?}");
+    }
+
+    #[test]
+    fn a_reply_whose_chat_or_branch_went_away_is_not_found() {
+        for (chat_still_there, expected) in [(true, "MessageNotFound"), (false, "ChatNotFound")] {
+            let mut fx = Fixture::new();
+            let session = any_session();
+            let chat = crate::testing::chat_owned_by(session.user);
+            let found = chat.clone();
+            let mut finds = 0;
+            fx.chats.expect_find().returning(move |_| {
+                finds += 1;
+                Ok((finds == 1 || chat_still_there).then(|| (found.clone(), 0)))
+            });
+            fx.responder
+                .expect_context()
+                .return_const(ContextWindow::NONE);
+            fx.replies
+                .expect_start()
+                .returning(|_, _, _, _| Ok(StartedReply::Gone));
+            let app = fx.app();
+            let pending = app.ask(session, chat.id, content("hi")).unwrap();
+
+            let error = app.start_reply(pending).unwrap_err();
+
+            assert!(format!("{error:?}").starts_with(expected), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn resuming_or_stopping_a_users_message_is_refused() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = fx.stored_chat(session.user);
+        let question = Message {
+            id: MessageId::generate(),
+            chat_id: chat.id,
+            user_id: session.user,
+            role: Role::User,
+            content: content("hi"),
+            created_at: NOW,
+            parent_id: None,
+            status: MessageStatus::Complete,
+            sibling_ids: vec![],
+        };
+        let id = question.id;
+        fx.replies.expect_read().returning(move |_, _| {
+            Ok(Some(StoredReply {
+                message: question.clone(),
+                piece_ends: vec![],
+            }))
+        });
+        fx.replies.expect_request_stop().returning(|_, _| Ok(false));
+
+        let app = fx.app();
+
+        assert!(matches!(
+            app.reply_of(session, chat.id, id),
+            Err(AppError::NotAReply)
+        ));
+        assert!(matches!(
+            app.request_stop(session, chat.id, id),
+            Err(AppError::NotAReply)
+        ));
+    }
+
+    #[test]
+    fn someone_elses_reply_is_neither_read_nor_stopped() {
+        let mut fx = Fixture::new();
+        let chat = fx.stored_chat(UserId::generate());
+        fx.users.expect_is_current().returning(|_| Ok(true));
+        fx.replies.expect_read().never();
+        fx.replies.expect_request_stop().never();
+        let app = fx.app();
+        let stranger = any_session();
+
+        let read = app.reply_of(stranger, chat.id, MessageId::generate());
+        let stopped = app.request_stop(stranger, chat.id, MessageId::generate());
+
+        assert!(matches!(read, Err(AppError::NotChatOwner)), "{read:?}");
+        assert!(
+            matches!(stopped, Err(AppError::NotChatOwner)),
+            "{stopped:?}"
+        );
+    }
+
+    #[test]
+    fn replies_silent_for_the_window_are_reaped_and_an_outage_is_unavailable() {
+        let mut fx = Fixture::new();
+        fx.replies
+            .expect_reap()
+            .with(eq(NOW - chrono::TimeDelta::seconds(30)))
+            .times(1)
+            .returning(|_| Ok(2));
+        fx.replies
+            .expect_finish()
+            .returning(|_, _, _, _| Err(RepositoryError::Unavailable("down".into())));
+        let app = fx.app();
+
+        assert_eq!(app.reap_replies(Duration::from_secs(30)).unwrap(), 2);
+        let reply = Message {
+            id: MessageId::generate(),
+            chat_id: memlayer_domain::ChatId::generate(),
+            user_id: UserId::generate(),
+            role: Role::Assistant,
+            content: MessageContent::from_trusted(String::new()),
+            created_at: NOW,
+            parent_id: None,
+            status: MessageStatus::Generating,
+            sibling_ids: vec![],
+        };
+        let error = app
+            .end_reply(&reply, "", &[], MessageStatus::Complete)
+            .unwrap_err();
+        assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }
 }

@@ -126,28 +126,16 @@ pub trait SearchIndex: Send + Sync {
     ) -> Result<Vec<StoredHit>, RepositoryError>;
 }
 
-/// How storing a message moves its chat's active leaf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// The message becomes the active leaf (a new question, an edit).
-    Always,
-    /// The message becomes the active leaf only while this one still is (a reply to
-    /// it): a client that switched branches meanwhile keeps its branch.
-    IfActiveIs(MessageId),
-}
-
 /// Stores messages: the nodes of each chat's tree.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait MessageRepository: Send + Sync {
-    /// Appends a message to its chat (its parent as given), moving the chat's active
-    /// leaf as `activation` says, in one unit of work. The message's sibling ids as
-    /// stored (oldest first, itself included), or `None` if the chat no longer exists
-    /// (deleted meanwhile), in which case nothing is stored.
-    fn append(
-        &self,
-        message: &Message,
-        activation: Activation,
-    ) -> Result<Option<Vec<MessageId>>, RepositoryError>;
+    /// Appends a message to its chat (its parent as given) as the chat's active leaf,
+    /// in one unit of work. The message's sibling ids as stored (oldest first, itself
+    /// included), or `None` if the chat no longer exists (deleted meanwhile), in which
+    /// case nothing is stored. (Posting stores through [`ReplyRepository::start`] and
+    /// [`MessageRepository::append_exchange`]; this stores one message of a tree as
+    /// given, as the repository's contract tests build theirs.)
+    fn append(&self, message: &Message) -> Result<Option<Vec<MessageId>>, RepositoryError>;
     /// Appends a question and its reply to their chat together (both or neither), only
     /// if the chat is the session user's and the session is current (checked in the
     /// same unit of work). The question follows the chat's active leaf as it is then
@@ -196,9 +184,6 @@ pub trait MessageRepository: Send + Sync {
         chat: ChatId,
         message: MessageId,
     ) -> Result<Option<MessageId>, RepositoryError>;
-    /// Makes `message` the chat's active leaf, if it is (still) a message of the chat;
-    /// `false` if not, and nothing changes.
-    fn make_active(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError>;
     /// Deletes `message` and every message below it. When the active leaf was among
     /// them, the newest leaf below the message's parent becomes active (for a first
     /// message, the newest leaf of the chat; none when the chat is left empty). `false`
@@ -272,7 +257,7 @@ pub trait ReplyRepository: Send + Sync {
     ) -> Result<StartedReply, RepositoryError>;
     /// Appends `text` to a generating reply, with the ends of the pieces it holds, and
     /// notes the instance is alive at `now`. What the store says of the reply then.
-    fn append(
+    fn append_pieces(
         &self,
         reply: MessageId,
         text: &str,

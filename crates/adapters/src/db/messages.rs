@@ -14,7 +14,7 @@ use memlayer_domain::{
     ChatId, Cursor, Message, MessageId, Node, PathEnd, PathWalk, Session, newest_leaf_below,
     newest_leaf_of_chat, subtree,
 };
-use memlayer_ports::{Activation, MessageRepository, RepositoryError};
+use memlayer_ports::{MessageRepository, RepositoryError};
 
 use super::connection::{self, Pool};
 use super::position;
@@ -147,11 +147,7 @@ pub(super) fn retried<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result
 }
 
 impl MessageRepository for Database {
-    fn append(
-        &self,
-        message: &Message,
-        activation: Activation,
-    ) -> Result<Option<Vec<MessageId>>, RepositoryError> {
+    fn append(&self, message: &Message) -> Result<Option<Vec<MessageId>>, RepositoryError> {
         let row = MessageRow::from(message);
         let (chat, id, parent) = (row.chat_id, row.id, row.parent_id);
         let stored = retried(|| {
@@ -160,19 +156,9 @@ impl MessageRepository for Database {
                 diesel::insert_into(messages::table)
                     .values(&row)
                     .execute(conn)?;
-                let chat_row = chats::table.find(chat);
-                match activation {
-                    Activation::Always => {
-                        diesel::update(chat_row)
-                            .set(chats::active_message_id.eq(Some(id)))
-                            .execute(conn)?;
-                    }
-                    Activation::IfActiveIs(active) => {
-                        diesel::update(chat_row.filter(chats::active_message_id.eq(db_id(active))))
-                            .set(chats::active_message_id.eq(Some(id)))
-                            .execute(conn)?;
-                    }
-                }
+                diesel::update(chats::table.find(chat))
+                    .set(chats::active_message_id.eq(Some(id)))
+                    .execute(conn)?;
                 conn.siblings(chat, parent)
             }))
         });
@@ -439,28 +425,6 @@ impl MessageRepository for Database {
                     .set(chats::active_message_id.eq(Some(db_id(leaf))))
                     .execute(conn)?;
                 Ok(Some(leaf))
-            }))
-        })?)
-    }
-
-    fn make_active(&self, chat: ChatId, message: MessageId) -> Result<bool, RepositoryError> {
-        let chat = DbUuid(chat.as_uuid());
-        let message = db_id(message);
-        Ok(retried(|| {
-            with_writer!(self, |conn| conn.transaction(|conn| {
-                conn.lock_chat(chat)?;
-                let exists: i64 = messages::table
-                    .filter(messages::id.eq(message))
-                    .filter(messages::chat_id.eq(chat))
-                    .count()
-                    .get_result(conn)?;
-                if exists == 0 {
-                    return Ok(false);
-                }
-                diesel::update(chats::table.find(chat))
-                    .set(chats::active_message_id.eq(Some(message)))
-                    .execute(conn)?;
-                Ok(true)
             }))
         })?)
     }

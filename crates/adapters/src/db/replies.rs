@@ -119,7 +119,7 @@ impl ReplyRepository for Database {
         }
     }
 
-    fn append(
+    fn append_pieces(
         &self,
         reply: MessageId,
         text: &str,
