@@ -1759,6 +1759,8 @@ mod search_migration {
 /// Replies as they are written (`ReplyRepository`): started, appended to in batches,
 /// finished, stopped, watched and reaped, the same on both databases.
 mod replies {
+    use std::time::Duration;
+
     use memlayer_domain::{SearchOrder, SearchQuery};
     use memlayer_ports::{ReplyRepository, ReplyState, SearchIndex, StartedReply};
 
@@ -1767,6 +1769,7 @@ mod replies {
     memlayer_testkit::on_both_backends!(
         crate::Store::new;
         a_reply_is_started_appended_to_in_batches_and_finished,
+        a_batch_whose_answer_was_lost_is_not_appended_twice,
         a_chat_takes_one_generating_reply_at_a_time,
         a_stop_request_reaches_the_reply_through_append_and_watch,
         replies_silent_too_long_are_reaped_as_failed_with_their_text,
@@ -1774,7 +1777,11 @@ mod replies {
         a_reply_enters_the_search_index_when_it_ends,
     );
 
-    /// A question (new) and its reply, `generating`, started at `at(seconds)`.
+    const GENERATING: ReplyState = ReplyState::Generating {
+        stop_requested: false,
+    };
+
+    /// A new question and its reply, `generating`, started at `at(seconds)`.
     fn started(db: &Database, chat: &Chat, seconds: i64) -> (Message, Message) {
         let question = message(chat, Role::User, "q", at(seconds));
         let reply = Message {
@@ -1782,7 +1789,7 @@ mod replies {
             status: MessageStatus::Generating,
             ..reply_to(&question, Role::Assistant, "unused", at(seconds + 1))
         };
-        let outcome = db.start(&question, true, &reply, at(seconds + 1)).unwrap();
+        let outcome = db.start(&question, true, &reply).unwrap();
         assert_eq!(
             outcome,
             StartedReply::Started {
@@ -1812,23 +1819,20 @@ mod replies {
             (MessageStatus::Generating, String::new(), vec![])
         );
 
-        let generating = ReplyState::Generating {
-            stop_requested: false,
-        };
         assert_eq!(
-            db.append_pieces(reply.id, "Hé", &[2], at(4)).unwrap(),
-            generating
+            db.append_pieces(reply.id, 0, "Hé", &[2]).unwrap(),
+            GENERATING
         );
         assert_eq!(
-            db.append_pieces(reply.id, "llo", &[3, 5], at(5)).unwrap(),
-            generating
+            db.append_pieces(reply.id, 2, "llo", &[3, 5]).unwrap(),
+            GENERATING
         );
         assert_eq!(
             state(db, &chat, &reply),
             (MessageStatus::Generating, "Héllo".into(), vec![2, 3, 5])
         );
         let done = db
-            .finish(reply.id, "!", &[6], MessageStatus::Complete)
+            .finish(reply.id, "Héllo!", &[2, 3, 5, 6], MessageStatus::Complete)
             .unwrap()
             .unwrap();
 
@@ -1839,8 +1843,8 @@ mod replies {
         assert_eq!(state(db, &chat, &reply).2, [2, 3, 5, 6]);
         // Ended: nothing more is appended, and it ends once.
         assert_eq!(
-            db.append_pieces(reply.id, "x", &[7], at(6)).unwrap(),
-            ReplyState::Gone
+            db.append_pieces(reply.id, 6, "x", &[7]).unwrap(),
+            ReplyState::Ended
         );
         assert_eq!(
             db.finish(reply.id, "", &[], MessageStatus::Stopped)
@@ -1850,25 +1854,45 @@ mod replies {
         assert_eq!(state(db, &chat, &reply).1, "Héllo!");
     }
 
+    fn a_batch_whose_answer_was_lost_is_not_appended_twice(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (_, reply) = started(db, &chat, 2);
+        db.append_pieces(reply.id, 0, "ab", &[1, 2]).unwrap();
+
+        // The same batch again (its first answer lost): stored once.
+        assert_eq!(
+            db.append_pieces(reply.id, 0, "ab", &[1, 2]).unwrap(),
+            GENERATING
+        );
+        assert_eq!(
+            state(db, &chat, &reply),
+            (MessageStatus::Generating, "ab".into(), vec![1, 2])
+        );
+        // A batch out of step with what is stored ends the reply's writing.
+        assert_eq!(
+            db.append_pieces(reply.id, 7, "z", &[8]).unwrap(),
+            ReplyState::Ended
+        );
+        assert_eq!(state(db, &chat, &reply).1, "ab");
+    }
+
     fn a_chat_takes_one_generating_reply_at_a_time(db: &Store) {
         let ada = new_user(db, "ada@example.com");
         let chat = new_chat(db, ada.id, "talk", at(1));
         let other = new_chat(db, ada.id, "other", at(1));
         let (_, reply) = started(db, &chat, 2);
-        let (question, second) = {
-            let question = message(&chat, Role::User, "again", at(5));
-            let second = Message {
-                content: MessageContent::from_trusted(String::new()),
-                status: MessageStatus::Generating,
-                ..reply_to(&question, Role::Assistant, "unused", at(6))
-            };
-            (question, second)
+        let question = message(&chat, Role::User, "again", at(5));
+        let second = Message {
+            content: MessageContent::from_trusted(String::new()),
+            status: MessageStatus::Generating,
+            ..reply_to(&question, Role::Assistant, "unused", at(6))
         };
 
         assert!(db.generating_in(chat.id).unwrap());
         assert!(!db.generating_in(other.id).unwrap());
         assert_eq!(
-            db.start(&question, true, &second, at(6)).unwrap(),
+            db.start(&question, true, &second).unwrap(),
             StartedReply::Busy
         );
         assert_eq!(
@@ -1882,7 +1906,7 @@ mod replies {
             .unwrap();
         assert!(!db.generating_in(chat.id).unwrap());
         assert!(matches!(
-            db.start(&question, true, &second, at(6)).unwrap(),
+            db.start(&question, true, &second).unwrap(),
             StartedReply::Started { .. }
         ));
     }
@@ -1907,32 +1931,31 @@ mod replies {
             stop_requested: true,
         };
         assert_eq!(
-            db.watch(&[reply.id, unknown], None).unwrap(),
+            db.watch(&[reply.id, unknown], false).unwrap(),
             [asked, ReplyState::Gone]
         );
-        assert_eq!(db.append_pieces(reply.id, "a", &[1], at(3)).unwrap(), asked);
-        db.finish(reply.id, "", &[], MessageStatus::Stopped)
+        assert_eq!(db.append_pieces(reply.id, 0, "a", &[1]).unwrap(), asked);
+        db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
             .unwrap()
             .unwrap();
         assert!(!db.request_stop(chat.id, reply.id).unwrap(), "ended");
-        assert_eq!(
-            db.watch(&[reply.id], Some(at(4))).unwrap(),
-            [ReplyState::Gone]
-        );
+        assert_eq!(db.watch(&[reply.id], true).unwrap(), [ReplyState::Ended]);
     }
 
     fn replies_silent_too_long_are_reaped_as_failed_with_their_text(db: &Store) {
         let ada = new_user(db, "ada@example.com");
         let chat = new_chat(db, ada.id, "talk", at(1));
         let (_, silent) = started(db, &chat, 2);
+        db.append_pieces(silent.id, 0, "so far", &[6]).unwrap();
+        // Heartbeats are the database's time: make this one an hour old.
+        db.raw.execute(&format!(
+            "UPDATE messages SET heartbeat_at = '2000-01-01T00:00:00.000000Z' WHERE id = '{}'",
+            silent.id
+        ));
         let other = new_chat(db, ada.id, "other", at(1));
         let (_, alive) = started(db, &other, 2);
-        db.append_pieces(silent.id, "so far", &[6], at(10)).unwrap();
-        // Heartbeats without pieces.
-        db.watch(&[alive.id], Some(at(100))).unwrap();
 
-        assert_eq!(db.reap(at(5)).unwrap(), 0);
-        assert_eq!(db.reap(at(50)).unwrap(), 1);
+        assert_eq!(db.reap(Duration::from_secs(3600)).unwrap(), 1);
 
         assert_eq!(
             state(db, &chat, &silent),
@@ -1940,10 +1963,14 @@ mod replies {
         );
         assert_eq!(state(db, &other, &alive).0, MessageStatus::Generating);
         assert_eq!(
-            db.append_pieces(silent.id, "late", &[10], at(51)).unwrap(),
-            ReplyState::Gone
+            db.append_pieces(silent.id, 6, "late", &[10]).unwrap(),
+            ReplyState::Ended
         );
         assert!(!db.generating_in(chat.id).unwrap());
+        // Everything generating, as the next start on SQLite reaps it.
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(db.reap(Duration::ZERO).unwrap(), 1);
+        assert_eq!(state(db, &other, &alive).0, MessageStatus::Failed);
     }
 
     fn a_reply_whose_chat_was_deleted_is_gone(db: &Store) {
@@ -1954,7 +1981,7 @@ mod replies {
         assert!(ChatRepository::delete(&**db, chat.id).unwrap());
 
         assert_eq!(
-            db.append_pieces(reply.id, "a", &[1], at(3)).unwrap(),
+            db.append_pieces(reply.id, 0, "a", &[1]).unwrap(),
             ReplyState::Gone
         );
         assert_eq!(
@@ -1962,13 +1989,10 @@ mod replies {
                 .unwrap(),
             None
         );
-        assert_eq!(
-            db.watch(&[reply.id], Some(at(3))).unwrap(),
-            [ReplyState::Gone]
-        );
+        assert_eq!(db.watch(&[reply.id], true).unwrap(), [ReplyState::Gone]);
         assert_eq!(db.read(chat.id, reply.id).unwrap(), None);
         assert_eq!(
-            db.start(&question, true, &reply, at(4)).unwrap(),
+            db.start(&question, true, &reply).unwrap(),
             StartedReply::Gone
         );
     }
@@ -1990,14 +2014,19 @@ mod replies {
             .unwrap()
             .len()
         };
-        db.append_pieces(reply.id, "a zebra", &[7], at(3)).unwrap();
-        db.append_pieces(discarded.id, "zebra too", &[9], at(3))
+        db.append_pieces(reply.id, 0, "a zebra", &[7]).unwrap();
+        db.append_pieces(discarded.id, 0, "zebra too", &[9])
             .unwrap();
         assert_eq!(found(), 0, "found while generating");
 
-        db.finish(reply.id, " crossed", &[15], MessageStatus::Complete)
-            .unwrap()
-            .unwrap();
+        db.finish(
+            reply.id,
+            "a zebra crossed",
+            &[7, 15],
+            MessageStatus::Complete,
+        )
+        .unwrap()
+        .unwrap();
         assert!(db.delete_subtree(discarded.chat_id, discarded.id).unwrap());
 
         assert_eq!(found(), 1);

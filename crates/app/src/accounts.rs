@@ -161,6 +161,23 @@ impl MemLayer {
 
     /// [`AppError::Unauthenticated`] unless `session` is current: the account exists and
     /// its tokens were not revoked since this one was issued.
+    /// Which of `sessions` are no longer current (their tokens were revoked, or their
+    /// account deleted), in one query: for the streams that follow replies, which end
+    /// when their session does.
+    pub fn stale_sessions(&self, sessions: &[Session]) -> Result<Vec<Session>, AppError> {
+        let users: Vec<UserId> = sessions.iter().map(|session| session.user).collect();
+        let current = self.ports.users.token_generations(&users)?;
+        Ok(sessions
+            .iter()
+            .filter(|session| {
+                !current.iter().any(|&(user, generation)| {
+                    user == session.user && generation == session.generation
+                })
+            })
+            .copied()
+            .collect())
+    }
+
     pub(crate) fn ensure_current(&self, session: Session) -> Result<(), AppError> {
         if self.ports.users.is_current(session)? {
             Ok(())

@@ -10,13 +10,14 @@
 
 use std::time::Duration;
 
-use memlayer_domain::ChatId;
+use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
-    Message, MessageContent, MessageId, MessageStatus, Role, Session, reply_timestamp,
+    Chat, ChatId, ChatTitle, Message, MessageContent, MessageId, MessageStatus, Role, Session,
+    reply_timestamp,
 };
 use memlayer_ports::{ReplyRequest, ReplyState, StartedReply, StoredReply};
 
-use crate::messages::PendingReply;
+use crate::messages::{AnswerStream, PendingReply};
 use crate::{AppError, MemLayer};
 
 /// A reply just started: its question as stored, and the reply itself (`generating`,
@@ -58,11 +59,7 @@ impl MemLayer {
             status: MessageStatus::Generating,
             sibling_ids: vec![id],
         };
-        match self
-            .ports
-            .replies
-            .start(question, new_question, &reply, now)?
-        {
+        match self.ports.replies.start(question, new_question, &reply)? {
             StartedReply::Started {
                 question_siblings,
                 reply_siblings,
@@ -84,22 +81,26 @@ impl MemLayer {
     }
 
     /// Appends a batch of a generating reply's pieces (`text`, and where each piece
-    /// ends in the whole reply, in characters). What the store says of the reply then.
+    /// ends in the whole reply, in characters) to the `stored_chars` characters stored
+    /// so far. What the store says of the reply then.
     pub fn append_to_reply(
         &self,
         reply: MessageId,
+        stored_chars: usize,
         text: &str,
         piece_ends: &[usize],
     ) -> Result<ReplyState, AppError> {
         Ok(self
             .ports
             .replies
-            .append_pieces(reply, text, piece_ends, self.ports.clock.now())?)
+            .append_pieces(reply, stored_chars, text, piece_ends)?)
     }
 
-    /// Ends a generating reply as `status`, with the last batch of its pieces. The
-    /// reply as stored; [`AppError::ChatNotFound`] or [`AppError::MessageNotFound`] if
-    /// it was deleted meanwhile.
+    /// Ends a generating reply as `status`, with its whole `text` and the ends of all
+    /// its pieces. The reply as stored; [`AppError::ChatNotFound`] or
+    /// [`AppError::MessageNotFound`] if it was deleted meanwhile, and
+    /// [`AppError::AssistantFailed`] if another instance ended it (taking this one for
+    /// dead).
     pub fn end_reply(
         &self,
         reply: &Message,
@@ -113,7 +114,7 @@ impl MemLayer {
             .finish(reply.id, text, piece_ends, status)?
         {
             Some(stored) => Ok(stored),
-            None => Err(self.gone(reply.chat_id)?),
+            None => Err(self.reply_gone(reply)),
         }
     }
 
@@ -126,10 +127,14 @@ impl MemLayer {
         Ok(())
     }
 
-    /// Why a reply that ended by itself cannot be read any more: its chat or its
-    /// branch was deleted.
+    /// Why a reply can no longer be written to: its chat or its branch was deleted, or
+    /// (still stored) another instance ended it.
     pub fn reply_gone(&self, reply: &Message) -> AppError {
-        self.gone(reply.chat_id).unwrap_or_else(|error| error)
+        match self.ports.replies.read(reply.chat_id, reply.id) {
+            Ok(Some(_)) => ended_elsewhere(),
+            Ok(None) => self.gone(reply.chat_id).unwrap_or_else(|error| error),
+            Err(error) => error.into(),
+        }
     }
 
     /// An assistant's reply of one of the user's chats, with where its pieces end, as
@@ -178,31 +183,63 @@ impl MemLayer {
         replies: &[MessageId],
         heartbeat: bool,
     ) -> Result<Vec<ReplyState>, AppError> {
-        let alive_at = heartbeat.then(|| self.ports.clock.now());
-        Ok(self.ports.replies.watch(replies, alive_at)?)
+        Ok(self.ports.replies.watch(replies, heartbeat)?)
     }
 
     /// Marks the replies of instances silent for `silence` as `failed` (any instance
     /// may run it; it is idempotent). How many it marked.
     pub fn reap_replies(&self, silence: Duration) -> Result<usize, AppError> {
-        let silence = chrono::TimeDelta::from_std(silence).unwrap_or(chrono::TimeDelta::MAX);
-        let since = self
-            .ports
-            .clock
-            .now()
-            .checked_sub_signed(silence)
-            .unwrap_or_default();
-        Ok(self.ports.replies.reap(since)?)
+        Ok(self.ports.replies.reap(silence)?)
     }
 
     /// Marks every reply still generating as `failed`: on a database only this instance
     /// uses (SQLite), what the last run left generating when it died. How many it
     /// marked.
     pub fn fail_orphaned_replies(&self) -> Result<usize, AppError> {
-        // Every heartbeat is older than a day from now.
-        let after_every_heartbeat = self.ports.clock.now() + chrono::TimeDelta::days(1);
-        Ok(self.ports.replies.reap(after_every_heartbeat)?)
+        Ok(self.ports.replies.reap(Duration::ZERO)?)
     }
+
+    /// Whether the model is to name the chat of `started`: a model answers, the
+    /// question opens an empty chat, and the chat's title is still its default.
+    pub fn wants_title(&self, started: &StartedGeneration) -> bool {
+        let chat = &started.request.chat;
+        self.ports.responder.fixed_reply().is_none()
+            && started.new_question
+            && started.question.parent_id.is_none()
+            && chat.active_message_id.is_none()
+            && chat.title == ChatTitle::default_at(chat.created_at)
+    }
+
+    /// The model's title for a chat that opens with `question`, as it is written.
+    pub fn title(&self, question: &MessageContent) -> AnswerStream {
+        self.ports
+            .responder
+            .title(question)
+            .map_err(AppError::AssistantFailed)
+            .boxed()
+    }
+
+    /// Names `chat` from the model's `text` ([`ChatTitle::from_model`]), unless its
+    /// title changed meanwhile (a rename by its owner wins). The chat as it is then, or
+    /// `None` when nothing changed.
+    pub fn name_chat(&self, chat: &Chat, text: &str) -> Result<Option<Chat>, AppError> {
+        let Some(title) = ChatTitle::from_model(text) else {
+            return Ok(None);
+        };
+        let default = ChatTitle::default_at(chat.created_at);
+        if title == default || !self.ports.chats.retitle_if(chat.id, &default, &title)? {
+            return Ok(None);
+        }
+        Ok(self.ports.chats.find(chat.id)?.map(|(chat, _)| chat))
+    }
+}
+
+/// A reply another instance ended (marking it failed, as if this one were dead): the
+/// model's work here is lost, as when the model fails.
+pub fn ended_elsewhere() -> AppError {
+    AppError::AssistantFailed(memlayer_ports::ResponderError::Broken(
+        "another instance ended the reply (this one was taken for dead)".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -230,15 +267,14 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .withf(|question, new, reply, now| {
-                *new && *now == NOW
-                    && reply.parent_id == Some(question.id)
+            .withf(|question, new, reply| {
+                *new && reply.parent_id == Some(question.id)
                     && reply.created_at > question.created_at
                     && (reply.role, reply.status) == (Role::Assistant, MessageStatus::Generating)
                     && reply.content.as_str().is_empty()
             })
             .times(1)
-            .returning(|question, _, reply, _| {
+            .returning(|question, _, reply| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![MessageId::generate(), question.id],
                     reply_siblings: vec![reply.id],
@@ -260,7 +296,7 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .returning(|_, _, _, _| Ok(StartedReply::Busy));
+            .returning(|_, _, _| Ok(StartedReply::Busy));
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("hi")).unwrap();
 
@@ -286,7 +322,7 @@ mod tests {
                 .return_const(ContextWindow::NONE);
             fx.replies
                 .expect_start()
-                .returning(|_, _, _, _| Ok(StartedReply::Gone));
+                .returning(|_, _, _| Ok(StartedReply::Gone));
             let app = fx.app();
             let pending = app.ask(session, chat.id, content("hi")).unwrap();
 
@@ -358,7 +394,7 @@ mod tests {
         let mut fx = Fixture::new();
         fx.replies
             .expect_reap()
-            .with(eq(NOW - chrono::TimeDelta::seconds(30)))
+            .with(eq(Duration::from_secs(30)))
             .times(1)
             .returning(|_| Ok(2));
         fx.replies

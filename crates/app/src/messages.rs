@@ -411,7 +411,7 @@ mod tests {
             .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
-        fx.replies.expect_start().returning(move |q, new, r, _| {
+        fx.replies.expect_start().returning(move |q, new, r| {
             let mut log = log.lock().unwrap();
             if new {
                 log.push(q.clone());
@@ -464,7 +464,7 @@ mod tests {
             .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
         fx.replies
             .expect_start()
-            .withf(|q, new, r, _| {
+            .withf(|q, new, r| {
                 q.role == Role::User
                     && q.content.as_str() == "And now?"
                     && *new
@@ -472,7 +472,7 @@ mod tests {
             })
             .times(1)
             .in_sequence(&mut order)
-            .returning(|q, _, r, _| {
+            .returning(|q, _, r| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],
@@ -923,9 +923,9 @@ mod tests {
         let asked_again = question.id;
         fx.replies
             .expect_start()
-            .withf(move |q, new, _, _| q.id == asked_again && !*new)
+            .withf(move |q, new, _| q.id == asked_again && !*new)
             .times(1)
-            .returning(|q, _, r, _| {
+            .returning(|q, _, r| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],

@@ -131,6 +131,31 @@ impl ChatTitle {
         Self(now.format("Chat %Y-%m-%d %H:%M").to_string())
     }
 
+    /// A title a model wrote (naming a chat from its first question): its first line
+    /// that is not blank, without the quotes, markup, "Title:" label or final full stop
+    /// models like to add, cut to [`TITLE_MAX_CHARS`]; `None` when nothing is left.
+    pub fn from_model(text: &str) -> Option<Self> {
+        let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
+        let line = line
+            .strip_prefix("Title:")
+            .or_else(|| line.strip_prefix("title:"))
+            .unwrap_or(line);
+        let decoration =
+            |c: char| matches!(c, '"' | '\'' | '*' | '#' | '`' | '“' | '”' | '«' | '»');
+        let line = line
+            .trim()
+            .trim_matches(decoration)
+            .trim_end_matches('.')
+            .trim();
+        let title: String = line
+            .chars()
+            .filter(|&c| c != '\0')
+            .take(TITLE_MAX_CHARS)
+            .collect();
+        let title = title.trim();
+        (!title.is_empty()).then(|| Self(title.to_owned()))
+    }
+
     /// A title the user chose (renaming a chat): blank is refused. The length limit
     /// counts the title as given, before trimming.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
@@ -190,6 +215,27 @@ mod tests {
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 7, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn a_models_title_is_its_first_line_without_decoration() {
+        let title = |text: &str| ChatTitle::from_model(text).map(|t| t.as_str().to_owned());
+        assert_eq!(title("Lisbon in a day"), Some("Lisbon in a day".into()));
+        assert_eq!(
+            title("\n  \"Lisbon in a day.\"\nMore"),
+            Some("Lisbon in a day".into())
+        );
+        assert_eq!(
+            title("Title: **Trip planning**"),
+            Some("Trip planning".into())
+        );
+        assert_eq!(title(" \n\t"), None);
+        assert_eq!(title("\"\""), None);
+        let long = "x".repeat(TITLE_MAX_CHARS + 10);
+        assert_eq!(
+            title(&long).map(|t| t.chars().count()),
+            Some(TITLE_MAX_CHARS)
+        );
     }
 
     #[test]

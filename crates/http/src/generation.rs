@@ -12,15 +12,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use actix_web::web::Data;
-use futures_util::StreamExt;
-use memlayer_app::domain::{Message, MessageId, MessageStatus};
+use futures_util::{StreamExt, TryStreamExt};
+use memlayer_app::domain::{Chat, Message, MessageContent, MessageId, MessageStatus, Session};
 use memlayer_app::ports::{ReplyState, ResponderError};
-use memlayer_app::{AppError, StartedGeneration};
-use tokio::sync::{Notify, watch};
+use memlayer_app::{AppError, PendingReply, StartedGeneration};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument as _;
 
@@ -35,6 +35,10 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// (from another instance) or deleted.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
+/// How often this instance asks the database whether the sessions of the streams open
+/// here are still current (one query for all of them).
+const SESSIONS_EVERY: Duration = Duration::from_secs(1);
+
 /// Why a generation ended before the model finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cause {
@@ -44,6 +48,8 @@ pub(crate) enum Cause {
     Gone,
     /// The service is shutting down.
     Shutdown,
+    /// Another instance ended the reply (it took this one for dead).
+    Ended,
 }
 
 /// How a reply ended, for everyone following it.
@@ -66,7 +72,18 @@ pub(crate) struct Live {
 #[derive(Default)]
 struct LiveState {
     pieces: Vec<String>,
+    title: Option<Chat>,
     ending: Option<Ending>,
+}
+
+/// What a listener has not seen yet of a reply generating here.
+pub(crate) struct Update {
+    /// The pieces after those it has seen.
+    pub(crate) pieces: Vec<String>,
+    /// The chat newly named by the model, if the listener has not seen it.
+    pub(crate) title: Option<Chat>,
+    /// How the reply ended, once it has.
+    pub(crate) ending: Option<Ending>,
 }
 
 impl Live {
@@ -89,6 +106,11 @@ impl Live {
         self.changed.notify_waiters();
     }
 
+    fn name(&self, chat: Chat) {
+        self.lock().title = Some(chat);
+        self.changed.notify_waiters();
+    }
+
     fn end(&self, ending: Ending) {
         self.lock().ending = Some(ending);
         self.changed.notify_waiters();
@@ -105,18 +127,22 @@ impl Live {
         });
     }
 
-    /// The pieces after the first `seen`, once there is at least one, and the ending
-    /// once there is one.
-    pub(crate) async fn after(&self, seen: usize) -> (Vec<String>, Option<Ending>) {
+    /// What a listener that has seen the first `seen` pieces (and the title, if
+    /// `title_seen`) has not seen yet, once there is something.
+    pub(crate) async fn after(&self, seen: usize, title_seen: bool) -> Update {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
             {
                 let state = self.lock();
-                if state.pieces.len() > seen || state.ending.is_some() {
-                    let new = state.pieces.get(seen..).unwrap_or_default().to_vec();
-                    return (new, state.ending.clone());
+                let title = state.title.clone().filter(|_| !title_seen);
+                if state.pieces.len() > seen || state.ending.is_some() || title.is_some() {
+                    return Update {
+                        pieces: state.pieces.get(seen..).unwrap_or_default().to_vec(),
+                        title,
+                        ending: state.ending.clone(),
+                    };
                 }
             }
             changed.await;
@@ -126,20 +152,25 @@ impl Live {
     /// How the reply ended, once it has.
     pub(crate) async fn ended(&self) -> Ending {
         loop {
-            if let (_, Some(ending)) = self.after(usize::MAX).await {
+            if let Some(ending) = self.after(usize::MAX, true).await.ending {
                 return ending;
             }
         }
     }
 }
 
-/// The replies generating on this instance, and the cap on how many may.
+/// The replies generating on this instance, the cap on how many may, and the streams
+/// open here (each ends when its session is revoked).
 pub struct Generations {
     running: Mutex<HashMap<MessageId, Arc<Live>>>,
     reserved: AtomicUsize,
     max: usize,
     idle: Notify,
+    streams: Mutex<Vec<(Session, Weak<Notify>)>>,
 }
+
+/// A stream's registration: notified when its session is no longer current.
+pub(crate) type Revoked = Arc<Notify>;
 
 /// A place among the replies this instance may generate at once; freed when dropped.
 pub(crate) struct Reservation(Arc<Generations>);
@@ -158,7 +189,40 @@ impl Generations {
             reserved: AtomicUsize::new(0),
             max,
             idle: Notify::new(),
+            streams: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Registers a stream of `session`'s: it is told when the session ends.
+    pub(crate) fn follow(&self, session: Session) -> Revoked {
+        let revoked = Arc::new(Notify::new());
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((session, Arc::downgrade(&revoked)));
+        revoked
+    }
+
+    /// The sessions of the streams still open (forgetting the closed ones).
+    fn open_sessions(&self) -> Vec<Session> {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.retain(|(_, stream)| stream.strong_count() > 0);
+        let mut sessions: Vec<Session> = streams.iter().map(|(session, _)| *session).collect();
+        sessions.sort_by_key(|session| (session.user.as_uuid(), session.generation));
+        sessions.dedup();
+        sessions
+    }
+
+    /// Ends the streams of these sessions.
+    fn revoke(&self, stale: &[Session]) {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        for (session, stream) in streams.iter() {
+            if stale.contains(session)
+                && let Some(stream) = stream.upgrade()
+            {
+                stream.notify_one();
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Arc<Live>>> {
@@ -218,62 +282,147 @@ impl Generations {
         }
     }
 
-    /// For a shutdown: lets the replies generating here finish within `grace`, then
-    /// stops the rest, which are stored `stopped` with their text so far.
+    /// For a shutdown (from its signal): lets the replies generating here finish
+    /// within `grace`, then stops the rest, which are stored `stopped` with their text
+    /// so far, and their streams end with `done`.
     pub async fn drain(&self, grace: Duration) {
         if self.idle_within(grace).await {
             return;
         }
-        let left = self.len();
         tracing::warn!(
-            replies = left,
+            replies = self.len(),
             "replies still generating at the end of the shutdown's grace period: stopping them"
         );
         for live in self.lock().values() {
             live.stop(Cause::Shutdown);
         }
-        // Storing what they have takes one statement each.
+        self.settled().await;
+    }
+
+    /// Waits (at most 10 s: one statement each) until the replies stopped here are
+    /// stored.
+    pub async fn settled(&self) {
         self.idle_within(Duration::from_secs(10)).await;
     }
 }
 
-/// Spawns the generation of `started` (which holds `reservation`'s place until it
-/// ends) on the actix system's arbiter, in the current tracing span. Its listeners on
-/// this instance follow what it returns.
-pub(crate) fn spawn(
+/// A reply started for a request: what its listeners follow.
+pub(crate) type Started = (StartedGeneration, Arc<Live>);
+
+/// Starts the reply to `pending`, holding `reservation`'s place until it ends: stores it
+/// (`start_reply`), then runs its generation, both in one task on the actix system's
+/// arbiter, in the current tracing span. The task does not depend on the request: once
+/// the reply is stored it is generated, even if the request that asked for it is gone
+/// by then (its connection reset).
+pub(crate) async fn start(
     state: &Data<ApiState>,
-    started: StartedGeneration,
+    pending: PendingReply,
     reservation: Reservation,
-) -> Arc<Live> {
-    let (live, stopped) = Live::new();
-    state
-        .generations
-        .lock()
-        .insert(started.reply.id, live.clone());
-    let task = generate(state.clone(), started, live.clone(), stopped, reservation);
-    // A system that no longer runs drops the task, which stores what it has.
+) -> Result<Started, ApiError> {
+    let (answer, answered) = oneshot::channel();
+    let task = {
+        let state = state.clone();
+        async move {
+            let started = blocking(&state, move |app| app.start_reply(pending)).await;
+            match started {
+                Ok(started) => {
+                    let live = run(&state, started.clone(), reservation);
+                    let _ = answer.send(Ok((started, live)));
+                }
+                Err(error) => {
+                    let _ = answer.send(Err(error));
+                }
+            }
+        }
+    };
     actix_web::rt::System::current()
         .arbiter()
         .spawn(task.in_current_span());
+    answered
+        .await
+        .unwrap_or_else(|closed| Err(ApiError::App(AppError::Internal(closed.into()))))
+}
+
+/// Runs the generation of `started`, and the naming of its chat if it is due, as tasks
+/// of the current arbiter. Its listeners on this instance follow what it returns.
+fn run(state: &Data<ApiState>, started: StartedGeneration, reservation: Reservation) -> Arc<Live> {
+    let (live, stopped) = Live::new();
+    let id = started.reply.id;
+    state.generations.lock().insert(id, live.clone());
+    if state.app.wants_title(&started) {
+        let chat = started.request.chat.clone();
+        let question = started.question.content.clone();
+        actix_web::rt::spawn(name(state.clone(), chat, question, live.clone()).in_current_span());
+    }
+    // Made before the task runs: should the task never run, or die, the guard still
+    // stores the reply and ends its streams.
+    let unended = Unended {
+        state: state.clone(),
+        reply: started.reply.clone(),
+        live: live.clone(),
+        written: Some(Written::default()),
+        _reservation: reservation,
+    };
+    actix_web::rt::spawn(generate(unended, started, stopped).in_current_span());
     live
 }
 
-/// What the generation has of the reply: how many characters, and what is not in the
-/// database yet.
+/// Has the model name `chat` from its first `question`, in parallel with the reply, and
+/// tells the reply's listeners here (a `title` event on the streams still open).
+async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live: Arc<Live>) {
+    let text = state
+        .app
+        .title(&question)
+        .try_fold(String::new(), |mut text, piece| {
+            text.push_str(&piece);
+            std::future::ready(Ok(text))
+        })
+        .await;
+    let named = match text {
+        Ok(text) => blocking(&state, move |app| app.name_chat(&chat, &text)).await,
+        Err(error) => Err(ApiError::App(error)),
+    };
+    match named {
+        Ok(Some(chat)) => live.name(chat),
+        Ok(None) => {}
+        // The chat keeps its title; the reply is not concerned.
+        Err(error) => tracing::warn!(%error, "the model could not name the chat"),
+    }
+}
+
+/// What the generation has of the reply: all of it (to end it with), and what is not
+/// in the database yet.
 #[derive(Debug, Default)]
 struct Written {
+    text: String,
+    ends: Vec<usize>,
     chars: usize,
     visible: bool,
-    batch: String,
-    ends: Vec<usize>,
+    /// How many characters (bytes, pieces) the database holds.
+    stored_chars: usize,
+    stored_bytes: usize,
+    stored_pieces: usize,
 }
 
 impl Written {
     fn add(&mut self, piece: &str) {
         self.chars += piece.chars().count();
         self.visible |= !piece.trim().is_empty();
-        self.batch.push_str(piece);
+        self.text.push_str(piece);
         self.ends.push(self.chars);
+    }
+
+    /// The batch not in the database yet: its text and its pieces' ends.
+    fn batch(&self) -> (String, Vec<usize>) {
+        let text = self.text.get(self.stored_bytes..).unwrap_or_default();
+        let ends = self.ends.get(self.stored_pieces..).unwrap_or_default();
+        (text.to_owned(), ends.to_vec())
+    }
+
+    fn stored(&mut self) {
+        self.stored_chars = self.chars;
+        self.stored_bytes = self.text.len();
+        self.stored_pieces = self.ends.len();
     }
 }
 
@@ -284,42 +433,53 @@ enum Outcome {
     Cut(Cause),
 }
 
-/// A generation the task has not ended yet. Should the task be dropped first (the
-/// runtime stops), the reply is stored `stopped` with what it has, there and then.
+/// A generation not ended yet. Should its task be dropped first (it never ran, it
+/// panicked, or the runtime stopped), the reply is stored `stopped` with what it has,
+/// there and then, its streams end, and its place is freed.
 struct Unended {
     state: Data<ApiState>,
     reply: Message,
+    live: Arc<Live>,
     written: Option<Written>,
+    _reservation: Reservation,
+}
+
+impl Unended {
+    /// Tells the listeners how the reply ended, and forgets it.
+    fn settle(&self, ending: Ending) {
+        if let Ending::Failed(error) = &ending {
+            error.log();
+        }
+        self.live.end(ending);
+        self.state.generations.remove(self.reply.id);
+    }
 }
 
 impl Drop for Unended {
     fn drop(&mut self) {
-        if let Some(written) = self.written.take()
-            && let Err(error) = self.state.app.end_reply(
+        if let Some(written) = self.written.take() {
+            let stored = self.state.app.end_reply(
                 &self.reply,
-                &written.batch,
+                &written.text,
                 &written.ends,
                 MessageStatus::Stopped,
-            )
-        {
-            ApiError::App(error).log();
+            );
+            self.settle(match stored {
+                Ok(reply) => Ending::Done(reply),
+                Err(error) => Ending::Failed(Arc::new(ApiError::App(error))),
+            });
         }
     }
 }
 
 async fn generate(
-    state: Data<ApiState>,
+    mut unended: Unended,
     started: StartedGeneration,
-    live: Arc<Live>,
     mut stopped: watch::Receiver<Option<Cause>>,
-    _reservation: Reservation,
 ) {
+    let state = unended.state.clone();
     let reply = started.reply.clone();
-    let mut unended = Unended {
-        state: state.clone(),
-        reply: reply.clone(),
-        written: Some(Written::default()),
-    };
+    let live = unended.live.clone();
     let mut answer = state.app.answer(&started.request);
     let mut flush = interval_at(Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -352,34 +512,30 @@ async fn generate(
     let Some(written) = unended.written.take() else {
         return;
     };
-    let ending = end(&state, reply.clone(), written, outcome).await;
-    if let Ending::Failed(error) = &ending {
-        error.log();
-    }
-    live.end(ending);
-    state.generations.remove(reply.id);
+    let ending = end(&state, reply, written, outcome).await;
+    unended.settle(ending);
 }
 
 /// Appends the pieces not in the database yet; why to stop, if the database says so.
 async fn append(state: &Data<ApiState>, reply: MessageId, written: &mut Written) -> Option<Cause> {
-    if written.ends.is_empty() {
+    if written.stored_pieces == written.ends.len() {
         return None;
     }
-    let (text, ends) = (written.batch.clone(), written.ends.clone());
-    match blocking(state, move |app| app.append_to_reply(reply, &text, &ends)).await {
-        Ok(appended) => {
-            written.batch.clear();
-            written.ends.clear();
-            match appended {
-                ReplyState::Generating {
-                    stop_requested: true,
-                } => Some(Cause::Stop),
-                ReplyState::Generating { .. } => None,
-                ReplyState::Gone => Some(Cause::Gone),
-            }
+    let (text, ends) = written.batch();
+    let stored_chars = written.stored_chars;
+    let appended = blocking(state, move |app| {
+        app.append_to_reply(reply, stored_chars, &text, &ends)
+    })
+    .await;
+    match appended {
+        Ok(ReplyState::Generating { stop_requested }) => {
+            written.stored();
+            stop_requested.then_some(Cause::Stop)
         }
+        Ok(ReplyState::Ended) => Some(Cause::Ended),
+        Ok(ReplyState::Gone) => Some(Cause::Gone),
         Err(error) => {
-            // Kept for the next batch; the listeners here have every piece already.
+            // Tried again with the next batch; the listeners here have every piece.
             error.log();
             None
         }
@@ -402,9 +558,9 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         }
         Outcome::Failed(error) if !written.visible => return discard(state, reply, error).await,
         Outcome::Failed(error) => {
-            let Written { batch, ends, .. } = written;
+            let Written { text, ends, .. } = written;
             let stored = blocking(state, move |app| {
-                app.end_reply(&reply, &batch, &ends, MessageStatus::Failed)
+                app.end_reply(&reply, &text, &ends, MessageStatus::Failed)
             })
             .await;
             return Ending::Failed(Arc::new(match stored {
@@ -413,7 +569,7 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
             }));
         }
         Outcome::Cut(Cause::Stop | Cause::Shutdown) => MessageStatus::Stopped,
-        Outcome::Cut(Cause::Gone) => {
+        Outcome::Cut(Cause::Gone | Cause::Ended) => {
             let gone = blocking(state, move |app| Ok(app.reply_gone(&reply))).await;
             return Ending::Failed(Arc::new(match gone {
                 Ok(gone) => ApiError::App(gone),
@@ -421,9 +577,9 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
             }));
         }
     };
-    let Written { batch, ends, .. } = written;
+    let Written { text, ends, .. } = written;
     match blocking(state, move |app| {
-        app.end_reply(&reply, &batch, &ends, status)
+        app.end_reply(&reply, &text, &ends, status)
     })
     .await
     {
@@ -459,6 +615,7 @@ pub async fn watch(state: Data<ApiState>, settings: Watch) {
     let mut ticks = interval(WATCH_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut last_beat, mut last_reap) = (Instant::now(), Instant::now());
+    let mut last_sessions = Instant::now();
     loop {
         ticks.tick().await;
         let ids = state.generations.ids();
@@ -476,6 +633,7 @@ pub async fn watch(state: Data<ApiState>, settings: Watch) {
                                 stop_requested: true,
                             } => Cause::Stop,
                             ReplyState::Generating { .. } => continue,
+                            ReplyState::Ended => Cause::Ended,
                             ReplyState::Gone => Cause::Gone,
                         };
                         if let Some(live) = state.generations.get(id) {
@@ -484,6 +642,16 @@ pub async fn watch(state: Data<ApiState>, settings: Watch) {
                     }
                 }
                 Err(error) => error.log(),
+            }
+        }
+        if last_sessions.elapsed() >= SESSIONS_EVERY {
+            last_sessions = Instant::now();
+            let sessions = state.generations.open_sessions();
+            if !sessions.is_empty() {
+                match blocking(&state, move |app| app.stale_sessions(&sessions)).await {
+                    Ok(stale) => state.generations.revoke(&stale),
+                    Err(error) => error.log(),
+                }
             }
         }
         if last_reap.elapsed() >= reap_every {

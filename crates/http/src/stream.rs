@@ -14,7 +14,7 @@ use actix_web::http::header::{self, CacheDirective};
 use actix_web::web::{Bytes, Data};
 use futures_util::{StreamExt, stream};
 use memlayer_app::AppError;
-use memlayer_app::domain::{ChatId, MessageId, MessageStatus};
+use memlayer_app::domain::{ChatId, MessageId, MessageStatus, Session};
 use memlayer_app::ports::ResponderError;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -22,10 +22,10 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::blocking::blocking;
-use crate::dto::{DeltaEvent, MessageResponse};
+use crate::dto::{ChatResponse, DeltaEvent, MessageResponse};
 use crate::error::ApiError;
 use crate::error::wire::ErrorBody;
-use crate::generation::{Ending, Live};
+use crate::generation::{Ending, Live, Update};
 use crate::state::ApiState;
 
 /// The media type of a streamed reply.
@@ -88,18 +88,32 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 /// its stream, not the reply.
 pub(crate) fn reply(
     state: Data<ApiState>,
+    session: Session,
     first: Vec<Bytes>,
     source: Source,
     seen: usize,
 ) -> HttpResponse {
     // A few events in flight: a slow client holds the listener, not the generation.
     let (events, outbox) = mpsc::channel(8);
+    let revoked = state.generations.follow(session);
     // In the request's span, so the stream's log lines carry the request id.
     let follow = async move {
-        match source {
-            Source::Live(live) => follow_live(&live, seen, &events).await,
-            Source::Stored { chat, reply } => {
-                follow_stored(&state, chat, reply, seen, &events).await;
+        let followed = async {
+            match source {
+                Source::Live(live) => follow_live(&live, seen, &events).await,
+                Source::Stored { chat, reply } => {
+                    follow_stored(&state, chat, reply, seen, &events).await;
+                }
+            }
+        };
+        tokio::select! {
+            () = followed => {}
+            () = revoked.notified() => {
+                // The session ended (its tokens revoked, its account deleted): so does
+                // its stream, not the reply. No id: the reply's numbering goes on.
+                let ended = ApiError::App(AppError::Unauthenticated);
+                let body = ErrorBody { detail: crate::error::detail(&ended) };
+                let _ = events.send(event("error", None, &body)).await;
             }
         }
     };
@@ -118,21 +132,39 @@ pub(crate) fn reply(
 /// Sends the pieces of a reply generating here, after the first `seen`, then its
 /// ending; a comment when it is quiet for [`HEARTBEAT`]. Returns when the client left.
 async fn follow_live(live: &Live, mut seen: usize, events: &mpsc::Sender<Bytes>) {
+    let mut title_seen = false;
     loop {
-        let Ok((pieces, ending)) = tokio::time::timeout(HEARTBEAT, live.after(seen)).await else {
+        let Ok(update) = tokio::time::timeout(HEARTBEAT, live.after(seen, title_seen)).await else {
             if events.send(Bytes::from_static(b":\n\n")).await.is_err() {
                 return;
             }
             continue;
         };
+        let Update {
+            pieces,
+            title,
+            ending,
+        } = update;
+        if let Some(chat) = title {
+            title_seen = true;
+            if events
+                .send(event("title", None, &ChatResponse::from(chat)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
         for content in pieces {
-            seen += 1;
+            seen = seen.saturating_add(1);
             if events.send(delta(seen, content)).await.is_err() {
                 return;
             }
         }
         if let Some(ending) = ending {
-            let _ = events.send(ending_event(seen + 1, &ending)).await;
+            let _ = events
+                .send(ending_event(seen.saturating_add(1), &ending))
+                .await;
             return;
         }
     }
@@ -154,7 +186,10 @@ async fn follow_stored(
             Ok(stored) => stored,
             Err(error) => {
                 let _ = events
-                    .send(ending_event(seen + 1, &Ending::Failed(Arc::new(error))))
+                    .send(ending_event(
+                        seen.saturating_add(1),
+                        &Ending::Failed(Arc::new(error)),
+                    ))
                     .await;
                 return;
             }
@@ -170,7 +205,7 @@ async fn follow_stored(
             pieces_after(stored.message.content.as_str(), &stored.piece_ends, seen)
         };
         for content in pieces {
-            seen += 1;
+            seen = seen.saturating_add(1);
             quiet_since = Instant::now();
             if events.send(delta(seen, content)).await.is_err() {
                 return;
@@ -186,7 +221,9 @@ async fn follow_stored(
             MessageStatus::Complete | MessageStatus::Stopped => Some(Ending::Done(stored.message)),
         };
         if let Some(ending) = ending {
-            let _ = events.send(ending_event(seen + 1, &ending)).await;
+            let _ = events
+                .send(ending_event(seen.saturating_add(1), &ending))
+                .await;
             return;
         }
         if quiet_since.elapsed() >= HEARTBEAT {

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use futures_core::stream::BoxStream;
-use memlayer_domain::{Chat, Message, Password, PasswordHash, Session};
+use memlayer_domain::{Chat, Message, MessageContent, Password, PasswordHash, Session};
 use thiserror::Error;
 
 use crate::error::BoxError;
@@ -125,4 +125,8 @@ pub trait AssistantResponder: Send + Sync {
     /// waiting for anything (no model behind it); `None` for an assistant that must be
     /// asked.
     fn fixed_reply(&self) -> Option<String>;
+    /// Starts asking for a short title for a conversation that opens with `question`
+    /// (a request of its own, in parallel with the reply); an assistant without a
+    /// model answers nothing.
+    fn title(&self, question: &MessageContent) -> ReplyStream;
 }

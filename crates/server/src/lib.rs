@@ -8,6 +8,7 @@ mod dev_secret;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive};
@@ -73,7 +74,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// Which database it uses.
     pub backend: Backend,
-    /// The replies generating on it: [`Generations::drain`] them once the server
+    /// The replies generating on it: the server's graceful shutdown drains them
+    /// ([`Generations::drain`]); wait until they are [`Generations::settled`] once it
     /// stopped.
     pub generations: Arc<Generations>,
 }
@@ -106,7 +108,7 @@ pub fn start(config: &Config) -> Result<Running, StartupError> {
             silence: config.http.reply_silence,
         },
     ));
-    let (server, addr) = http_server(&config.http, api)?;
+    let (server, addr) = http_server(&config.http, api, generations.clone())?;
     let (server, metrics_addr) = match config.logging.metrics_addr {
         Some(metrics_addr) => {
             let (server, bound) = metrics_listener(server, metrics_addr)?;
@@ -201,7 +203,11 @@ fn signing_secret(jwt_secret: &JwtSecret) -> Result<SecretString, StartupError> 
 /// Binds the API's address and assembles the HTTP server around `api`: workers,
 /// connection cap, deadlines, middleware, and the per-client cap on connections.
 /// Returns the server, not running yet, and the address it listens on.
-fn http_server(config: &HttpConfig, api: Api) -> Result<(ServerBuilder, SocketAddr), StartupError> {
+fn http_server(
+    config: &HttpConfig,
+    api: Api,
+    generations: Arc<Generations>,
+) -> Result<(ServerBuilder, SocketAddr), StartupError> {
     let bind_error = |source| StartupError::Bind {
         addr: format!("{}:{}", config.host, config.port),
         source,
@@ -219,6 +225,17 @@ fn http_server(config: &HttpConfig, api: Api) -> Result<(ServerBuilder, SocketAd
     // `Expect: 100-continue` before the body is invited, which this needs.
     let builder = Server::build();
     let shutdown = builder.graceful_shutdown_signal();
+    // From the shutdown's start, replies get its timeout less a second to finish; then
+    // they are stopped and stored, so their streams end with `done` before the workers'
+    // own timeout closes the connections.
+    let signal = shutdown.clone();
+    let grace = config
+        .shutdown_timeout
+        .saturating_sub(Duration::from_secs(1));
+    actix_web::rt::spawn(async move {
+        signal.notified().await;
+        generations.drain(grace).await;
+    });
     let server = builder
         .workers(config.workers)
         .worker_max_blocking_threads(config.blocking_threads)

@@ -170,4 +170,21 @@ impl ChatRepository for Database {
             Err(error) => Err(UpdateChatError::Repository(error.into())),
         }
     }
+
+    fn retitle_if(
+        &self,
+        id: ChatId,
+        expected: &ChatTitle,
+        title: &ChatTitle,
+    ) -> Result<bool, RepositoryError> {
+        let id = DbUuid(id.as_uuid());
+        let renamed = with_writer!(self, |conn| diesel::update(
+            chats::table
+                .find(id)
+                .filter(chats::title.eq(expected.as_str()))
+        )
+        .set(chats::title.eq(title.as_str()))
+        .execute(conn))?;
+        Ok(renamed > 0)
+    }
 }

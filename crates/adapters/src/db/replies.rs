@@ -1,7 +1,7 @@
 //! Replies as they are written ([`ReplyRepository`]): stored from their start, appended to
 //! in batches by the instance that generates them, readable and stoppable from any.
 
-use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use memlayer_domain::{ChatId, Message, MessageId, MessageStatus};
@@ -10,8 +10,10 @@ use memlayer_ports::{ReplyRepository, ReplyState, RepositoryError, StartedReply,
 use super::messages::{LockChat, TreeQueries, db_id, is_gone, retried, to_message};
 use super::rows::MessageRow;
 use super::schema::{chats, messages};
-use super::sql_types::{DbTimestamp, DbUuid};
-use super::{Database, DbError, with_connection, with_writer};
+use diesel::sql_types::{Nullable, Text};
+
+use super::sql_types::{DbTimestamp, DbUuid, UtcTimestamp};
+use super::{Backend, Database, DbError, with_connection, with_writer};
 
 const GENERATING: &str = "generating";
 
@@ -42,6 +44,39 @@ fn is_duplicate(error: &DbError) -> bool {
     )
 }
 
+diesel::define_sql_function! {
+    /// SQL's `length(text)`: characters, on PostgreSQL and SQLite.
+    fn length(text: Text) -> Integer;
+}
+
+impl Database {
+    /// "Now" by the database's clock, as a heartbeat is stored: every instance on one
+    /// PostgreSQL then compares heartbeats on one clock. SQLite (one instance) formats
+    /// its clock's time as the timestamps it stores (RFC 3339, UTC).
+    fn now(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => "now()",
+            Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        }
+    }
+
+    /// `silence` before now, by the database's clock.
+    fn now_minus(&self, silence: std::time::Duration) -> String {
+        let seconds = silence.as_secs_f64();
+        match self.backend() {
+            Backend::Postgres => format!("now() - interval '{seconds:.3} seconds'"),
+            Backend::Sqlite => {
+                format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{seconds:.3} seconds')")
+            }
+        }
+    }
+}
+
+/// A count of characters as SQL's integer.
+fn sql_count(chars: usize) -> i32 {
+    i32::try_from(chars).unwrap_or(i32::MAX)
+}
+
 impl ReplyRepository for Database {
     fn generating_in(&self, chat: ChatId) -> Result<bool, RepositoryError> {
         let chat = DbUuid(chat.as_uuid());
@@ -60,10 +95,10 @@ impl ReplyRepository for Database {
         question: &Message,
         question_is_new: bool,
         reply: &Message,
-        now: DateTime<Utc>,
     ) -> Result<StartedReply, RepositoryError> {
         let (asked, answer) = (MessageRow::from(question), MessageRow::from(reply));
         let chat = asked.chat_id;
+        let now = self.now();
         let started = retried(|| {
             with_writer!(self, |conn| conn.transaction(|conn| {
                 conn.lock_chat(chat)?;
@@ -94,7 +129,7 @@ impl ReplyRepository for Database {
                     .values(&answer)
                     .execute(conn)?;
                 diesel::update(messages::table.find(answer.id))
-                    .set(messages::heartbeat_at.eq(Some(DbTimestamp(now))))
+                    .set(messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)))
                     .execute(conn)?;
                 // A new answer always becomes the active leaf.
                 let moved = diesel::update(chats::table.find(chat))
@@ -122,30 +157,54 @@ impl ReplyRepository for Database {
     fn append_pieces(
         &self,
         reply: MessageId,
+        stored_chars: usize,
         text: &str,
         piece_ends: &[usize],
-        now: DateTime<Utc>,
     ) -> Result<ReplyState, RepositoryError> {
         let ends = encode(piece_ends);
-        let stop: Option<bool> = with_writer!(self, |conn| {
-            diesel::update(
+        let now = self.now();
+        let id = db_id(reply);
+        let after = stored_chars.saturating_add(text.chars().count());
+        let state = with_writer!(self, |conn| {
+            let appended: Option<bool> = diesel::update(
                 messages::table
-                    .filter(messages::id.eq(db_id(reply)))
-                    .filter(messages::status.eq(GENERATING)),
+                    .filter(messages::id.eq(id))
+                    .filter(messages::status.eq(GENERATING))
+                    .filter(length(messages::content).eq(sql_count(stored_chars))),
             )
             .set((
                 messages::content.eq(messages::content.concat(text)),
                 messages::piece_ends.eq(messages::piece_ends.concat(&ends)),
-                messages::heartbeat_at.eq(Some(DbTimestamp(now))),
+                messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)),
             ))
             .returning(messages::stop_requested)
             .get_result(conn)
-            .optional()
+            .optional()?;
+            if let Some(stop_requested) = appended {
+                return Ok(ReplyState::Generating { stop_requested });
+            }
+            // Not appended: gone, ended elsewhere, or appended already (the answer to
+            // an earlier try was lost).
+            let found: Option<(String, i32, bool)> = messages::table
+                .find(id)
+                .select((
+                    messages::status,
+                    length(messages::content),
+                    messages::stop_requested,
+                ))
+                .first(conn)
+                .optional()?;
+            Ok(match found {
+                None => ReplyState::Gone,
+                Some((status, chars, stop_requested))
+                    if status == GENERATING && chars == sql_count(after) =>
+                {
+                    ReplyState::Generating { stop_requested }
+                }
+                Some(_) => ReplyState::Ended,
+            })
         })?;
-        Ok(match stop {
-            Some(stop_requested) => ReplyState::Generating { stop_requested },
-            None => ReplyState::Gone,
-        })
+        Ok(state)
     }
 
     fn finish(
@@ -163,8 +222,8 @@ impl ReplyRepository for Database {
                     .filter(messages::status.eq(GENERATING)),
             )
             .set((
-                messages::content.eq(messages::content.concat(text)),
-                messages::piece_ends.eq(messages::piece_ends.concat(&ends)),
+                messages::content.eq(text),
+                messages::piece_ends.eq(&ends),
                 messages::status.eq(status.as_str()),
                 messages::heartbeat_at.eq(None::<DbTimestamp>),
             ))
@@ -226,52 +285,59 @@ impl ReplyRepository for Database {
     fn watch(
         &self,
         replies: &[MessageId],
-        alive_at: Option<DateTime<Utc>>,
+        heartbeat: bool,
     ) -> Result<Vec<ReplyState>, RepositoryError> {
         if replies.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<DbUuid> = replies.iter().map(|&id| db_id(id)).collect();
-        let found: Vec<(DbUuid, bool)> = match alive_at {
-            Some(now) => with_writer!(self, |conn| {
+        let now = self.now();
+        // Every one of them, generating or not (a missing one is gone).
+        let found: Vec<(DbUuid, String, bool)> = if heartbeat {
+            with_writer!(self, |conn| {
                 diesel::update(
                     messages::table
                         .filter(messages::id.eq_any(&ids))
                         .filter(messages::status.eq(GENERATING)),
                 )
-                .set(messages::heartbeat_at.eq(Some(DbTimestamp(now))))
-                .returning((messages::id, messages::stop_requested))
-                .get_results(conn)
-            })?,
-            None => with_connection!(self, |conn| {
+                .set(messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)))
+                .execute(conn)?;
                 messages::table
                     .filter(messages::id.eq_any(&ids))
-                    .filter(messages::status.eq(GENERATING))
-                    .select((messages::id, messages::stop_requested))
+                    .select((messages::id, messages::status, messages::stop_requested))
                     .load(conn)
-            })?,
+            })?
+        } else {
+            with_connection!(self, |conn| {
+                messages::table
+                    .filter(messages::id.eq_any(&ids))
+                    .select((messages::id, messages::status, messages::stop_requested))
+                    .load(conn)
+            })?
         };
         Ok(ids
             .iter()
-            .map(|id| {
-                found
-                    .iter()
-                    .find(|(found, _)| found == id)
-                    .map_or(ReplyState::Gone, |&(_, stop_requested)| {
-                        ReplyState::Generating { stop_requested }
-                    })
+            .map(|id| match found.iter().find(|(found, ..)| found == id) {
+                None => ReplyState::Gone,
+                Some((_, status, stop_requested)) if status == GENERATING => {
+                    ReplyState::Generating {
+                        stop_requested: *stop_requested,
+                    }
+                }
+                Some(_) => ReplyState::Ended,
             })
             .collect())
     }
 
-    fn reap(&self, silent_since: DateTime<Utc>) -> Result<usize, RepositoryError> {
+    fn reap(&self, silence: std::time::Duration) -> Result<usize, RepositoryError> {
+        let before = self.now_minus(silence);
         let reaped = with_writer!(self, |conn| {
             diesel::update(
                 messages::table
                     .filter(messages::status.eq(GENERATING))
                     .filter(
                         messages::heartbeat_at
-                            .lt(DbTimestamp(silent_since))
+                            .lt(sql::<Nullable<UtcTimestamp>>(&before))
                             .or(messages::heartbeat_at.is_null()),
                     ),
             )

@@ -56,6 +56,21 @@ impl UserRepository for Database {
         .get_result(conn))?)
     }
 
+    fn token_generations(&self, ids: &[UserId]) -> Result<Vec<(UserId, i64)>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<DbUuid> = ids.iter().map(|id| DbUuid(id.as_uuid())).collect();
+        let found: Vec<(DbUuid, i64)> = with_connection!(self, |conn| users::table
+            .filter(users::id.eq_any(&ids))
+            .select((users::id, users::token_generation))
+            .load(conn))?;
+        Ok(found
+            .into_iter()
+            .map(|(id, generation)| (UserId::from_uuid(id.0), generation))
+            .collect())
+    }
+
     fn revoke_tokens(
         &self,
         session: Session,

@@ -1,5 +1,6 @@
 use futures_util::StreamExt;
 use futures_util::stream;
+use memlayer_domain::MessageContent;
 use memlayer_ports::{AssistantResponder, ContextWindow, ReplyRequest, ReplyStream};
 
 /// The reply every message gets when no model is configured.
@@ -20,5 +21,10 @@ impl AssistantResponder for FixedReply {
 
     fn fixed_reply(&self) -> Option<String> {
         Some(REPLY.to_owned())
+    }
+
+    /// No model to ask: chats keep their titles.
+    fn title(&self, _question: &MessageContent) -> ReplyStream {
+        stream::empty().boxed()
     }
 }

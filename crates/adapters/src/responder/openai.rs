@@ -6,7 +6,7 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt, TryStreamExt};
-use memlayer_domain::Role;
+use memlayer_domain::{MessageContent, Role};
 use memlayer_ports::{
     AssistantResponder, BoxError, ContextWindow, ReplyRequest, ReplyStream, ResponderError,
 };
@@ -104,6 +104,7 @@ impl OpenAiResponder {
             model: &self.settings.model,
             messages: system.into_iter().chain(conversation).collect(),
             stream: true,
+            max_tokens: None,
         }
     }
 }
@@ -126,10 +127,48 @@ impl AssistantResponder for OpenAiResponder {
     }
 
     fn reply(&self, request: ReplyRequest) -> ReplyStream {
-        let mut call = self
-            .client
-            .post(self.endpoint.clone())
-            .json(&self.request_body(&request));
+        self.complete(&self.request_body(&request), self.settings.max_reply_chars)
+    }
+
+    fn title(&self, question: &MessageContent) -> ReplyStream {
+        let opening: String = question.as_str().chars().take(TITLE_PROMPT_CHARS).collect();
+        let body = ChatCompletionRequest {
+            model: &self.settings.model,
+            messages: vec![
+                ChatMessage {
+                    role: "system",
+                    content: TITLE_INSTRUCTIONS.to_owned(),
+                },
+                ChatMessage {
+                    role: "user",
+                    content: opening,
+                },
+            ],
+            stream: true,
+            max_tokens: Some(TITLE_MAX_TOKENS),
+        };
+        self.complete(&body, TITLE_MAX_CHARS)
+    }
+}
+
+/// What the model is told when asked for a chat's title.
+pub const TITLE_INSTRUCTIONS: &str = "Write a short title, at most six words, for a \
+    conversation that starts with the user's message below. Answer with the title only: \
+    no quotes, no punctuation at the end.";
+
+/// The most of the first question a title request sends.
+const TITLE_PROMPT_CHARS: usize = 2_000;
+
+/// The most tokens a title request asks for (`max_tokens`).
+const TITLE_MAX_TOKENS: u32 = 24;
+
+/// The most characters of a title read from the model.
+const TITLE_MAX_CHARS: usize = 200;
+
+impl OpenAiResponder {
+    /// Streams the model's answer to `body`, at most `max_chars` characters of it.
+    fn complete(&self, body: &ChatCompletionRequest<'_>, max_chars: usize) -> ReplyStream {
+        let mut call = self.client.post(self.endpoint.clone()).json(body);
         if let Some(key) = &self.settings.api_key {
             match HeaderValue::try_from(format!("Bearer {}", key.expose_secret())) {
                 Ok(mut value) => {
@@ -142,7 +181,6 @@ impl AssistantResponder for OpenAiResponder {
             }
         }
         let asked = std::time::Instant::now();
-        let max_chars = self.settings.max_reply_chars;
         stream::once(async move {
             let response = call.send().await.map_err(transport_error)?;
             let status = response.status();
@@ -349,6 +387,8 @@ struct ChatCompletionRequest<'a> {
     model: &'a str,
     messages: Vec<ChatMessage>,
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
 }
 
 #[derive(Serialize)]

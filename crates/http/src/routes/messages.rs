@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use memlayer_app::PendingReply;
-use memlayer_app::domain::MessageStatus;
+use memlayer_app::domain::{MessageStatus, Session};
 
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
@@ -77,7 +77,7 @@ pub async fn post(
         return Ok(HttpResponse::Created().json(MessageResponse::from(reply)));
     }
     let pending = blocking(&state, move |app| app.ask(user, chat, content)).await?;
-    answer(state, pending, streamed).await
+    answer(state, user, pending, streamed).await
 }
 
 /// Answers `pending`: stores its question (when new) and the reply, `generating`,
@@ -85,6 +85,7 @@ pub async fn post(
 /// Streamed, the answer follows the generation; in JSON it waits for its end.
 async fn answer(
     state: Data<ApiState>,
+    session: Session,
     pending: PendingReply,
     streamed: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -93,8 +94,7 @@ async fn answer(
         .generations
         .reserve()
         .ok_or(ApiError::TooManyReplies)?;
-    let started = blocking(&state, move |app| app.start_reply(pending)).await?;
-    let live = generation::spawn(&state, started.clone(), reservation);
+    let (started, live) = generation::start(&state, pending, reservation).await?;
     if streamed {
         let mut first = Vec::with_capacity(2);
         if started.new_question {
@@ -109,7 +109,13 @@ async fn answer(
             Some(0),
             &MessageResponse::from(started.reply),
         ));
-        return Ok(stream::reply(state, first, stream::Source::Live(live), 0));
+        return Ok(stream::reply(
+            state,
+            session,
+            first,
+            stream::Source::Live(live),
+            0,
+        ));
     }
     // No thread and no connection is held while the model writes.
     Ok(ended(live.ended().await, HttpResponse::Created()))
@@ -159,7 +165,7 @@ pub async fn regenerate(
 ) -> Result<HttpResponse, ApiError> {
     let streamed = stream::wants_event_stream(request.headers().get(header::ACCEPT));
     let pending = blocking(&state, move |app| app.regenerate(user, chat, message)).await?;
-    answer(state, pending, streamed).await
+    answer(state, user, pending, streamed).await
 }
 
 /// Edit a message
@@ -202,7 +208,7 @@ pub async fn edit(
     let content = body.try_into_content()?;
     let streamed = stream::wants_event_stream(request.headers().get(header::ACCEPT));
     let pending = blocking(&state, move |app| app.edit(user, chat, message, content)).await?;
-    answer(state, pending, streamed).await
+    answer(state, user, pending, streamed).await
 }
 
 /// Delete a message
@@ -350,7 +356,7 @@ pub async fn resume(
             reply: message,
         },
     };
-    Ok(stream::reply(state, Vec::new(), source, seen))
+    Ok(stream::reply(state, user, Vec::new(), source, seen))
 }
 
 /// A resume cursor: a whole number ≥ 0, or 422 naming where it came from.
@@ -358,7 +364,9 @@ fn cursor(value: Option<&str>, source: Source, name: &str) -> Result<usize, ApiE
     value
         .map(str::trim)
         .filter(|value| !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()))
-        .and_then(|value| value.parse().ok())
+        // An event id is at most u32::MAX (a reply of that many pieces is not stored).
+        .and_then(|value| value.parse::<u32>().ok())
+        .map(|seen| usize::try_from(seen).unwrap_or(usize::MAX))
         .ok_or_else(|| ApiError::Invalid(vec![crate::error::wire::not_a_cursor(source, name)]))
 }
 

@@ -38,6 +38,9 @@ memlayer_testkit::on_both_backends!(crate::generations::with_model;
     deleting_the_chat_stops_its_reply,
     deleting_the_question_stops_its_reply,
     a_model_that_fails_after_some_text_leaves_the_reply_failed_with_it,
+    a_chat_with_its_default_title_is_named_by_the_model_from_its_first_question,
+    a_rename_wins_over_the_models_title,
+    revoking_the_accounts_tokens_ends_its_open_streams_not_its_reply,
 );
 
 mod capacity {
@@ -495,6 +498,143 @@ fn a_model_that_fails_after_some_text_leaves_the_reply_failed_with_it(t: &WithSc
     assert_eq!(state(&tree[1]), ("failed", "Half"));
 }
 
+fn revoking_the_accounts_tokens_ends_its_open_streams_not_its_reply(t: &WithScriptedModel) {
+    let email = format!("revoked-{}@example.com", uuid::Uuid::now_v7());
+    let token = t.api.register(&email, "password1");
+    let path = crate::support::messages_path(&t.api.new_chat(&token));
+    t.upstream
+        .script(vec![Script::Paced(vec!["a", "b", "c", "d", "e", "f"], 300)]);
+    let (mut events, id) = start(t, &token, &path, "Letters?");
+    assert_eq!(events.next_event().unwrap().0, "delta");
+
+    let revoked = t
+        .api
+        .request("POST", "/auth/logout-all")
+        .token(&token)
+        .send();
+
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    let rest: Vec<(String, Value)> = std::iter::from_fn(|| events.next_event()).collect();
+    assert_eq!(
+        rest.last(),
+        Some(&(
+            "error".to_owned(),
+            json!({ "detail": "Could not validate credentials" })
+        )),
+        "{rest:?}"
+    );
+    assert!(rest.iter().all(|(name, _)| name != "done"), "{rest:?}");
+    // The reply itself goes on, and is there for the next session.
+    let login = t
+        .api
+        .request("POST", "/auth/login")
+        .json(&crate::support::credentials(&email, "password1"))
+        .send();
+    let token = login.json()["access_token"].as_str().unwrap().to_owned();
+    let done = eventually(&t.api, &token, &path, &id, |m| {
+        m.is_some_and(|m| m["status"] != "generating")
+    })
+    .unwrap();
+    assert_eq!(state(&done), ("complete", "abcdef"));
+}
+
+/// A new chat with the default title (none given): its messages path.
+fn untitled_chat(api: &TestApp, token: &str) -> String {
+    let chat = api.post("/chats", token, json!({}));
+    assert_eq!(chat.status, 201, "{}", chat.text);
+    crate::support::messages_path(chat.json()["id"].as_str().unwrap())
+}
+
+/// The title requests the model received.
+fn title_requests(upstream: &Upstream) -> Vec<Value> {
+    upstream
+        .requests()
+        .into_iter()
+        .map(|request| request.body)
+        .filter(|body| {
+            body["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|system| system.starts_with("Write a short title"))
+        })
+        .collect()
+}
+
+fn a_chat_with_its_default_title_is_named_by_the_model_from_its_first_question(
+    t: &WithScriptedModel,
+) {
+    let token = t.api.new_user();
+    let path = untitled_chat(&t.api, &token);
+    t.upstream
+        .script_titles(vec![Script::Answer(vec!["\"Lisbon", " in a day.\""])]);
+    t.upstream.script(vec![
+        Script::Paced(vec!["Start", " at", " the", " river"], 150),
+        Script::Answer(vec!["Sure"]),
+    ]);
+
+    let events = numbered(t.api.post_streamed(
+        &path,
+        &token,
+        json!({ "content": "Plan a day in Lisbon for me" }),
+    ));
+
+    let titles: Vec<&Value> = events
+        .iter()
+        .filter(|(name, ..)| name == "title")
+        .map(|(_, id, data)| {
+            assert_eq!(*id, None);
+            data
+        })
+        .collect();
+    assert_eq!(titles.len(), 1, "{events:?}");
+    assert_eq!(titles[0]["title"], "Lisbon in a day");
+    assert_eq!(titles[0]["id"].as_str(), Some(chat_of(&path)));
+    let chat = t
+        .api
+        .get(&format!("/chats/{}", chat_of(&path)), &token)
+        .json();
+    assert_eq!(chat["title"], "Lisbon in a day");
+    let asked = title_requests(&t.upstream);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0]["messages"][1]["content"],
+        "Plan a day in Lisbon for me"
+    );
+    // Only a first question names a chat.
+    assert_eq!(
+        t.api
+            .post(&path, &token, json!({ "content": "And then?" }))
+            .status,
+        201
+    );
+    assert_eq!(title_requests(&t.upstream).len(), 1);
+}
+
+fn a_rename_wins_over_the_models_title(t: &WithScriptedModel) {
+    let token = t.api.new_user();
+    let path = untitled_chat(&t.api, &token);
+    let chat = format!("/chats/{}", chat_of(&path));
+    // The title comes after the user renamed the chat.
+    t.upstream
+        .script_titles(vec![Script::Paced(vec!["Model's", " title"], 300)]);
+    t.upstream
+        .script(vec![Script::Paced(vec!["A", " long", " answer"], 300)]);
+
+    let mut events = t
+        .api
+        .post_streamed(&path, &token, json!({ "content": "Hello there" }));
+    assert_eq!(events.next_event().unwrap().0, "message");
+    let renamed = t
+        .api
+        .call("PATCH", &chat, &token, Some(&json!({ "title": "Mine" })));
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let rest = numbered(events);
+
+    assert!(rest.iter().all(|(name, ..)| name != "title"), "{rest:?}");
+    assert_eq!(rest.last().unwrap().0, "done");
+    assert_eq!(t.api.get(&chat, &token).json()["title"], "Mine");
+    assert_eq!(title_requests(&t.upstream).len(), 1);
+}
+
 /// Two instances (in this process, each its own server and its own generations) over
 /// one PostgreSQL database, with one scripted model.
 struct TwoOnPostgres {
@@ -669,7 +809,7 @@ fn sigterm_lets_a_reply_finish_within_the_shutdown_timeout_then_stores_the_rest_
         Script::Paced(vec!["Quick", " one"], 200),
         Script::StallAfter(vec!["Once"]),
     ]);
-    let service = process(&db, &upstream, &[("SHUTDOWN_TIMEOUT_SECS", "2")]);
+    let service = process(&db, &upstream, &[("SHUTDOWN_TIMEOUT_SECS", "3")]);
     let agent = crate::process::agent();
     let token = crate::support::register_at(&agent, &service.base, "sigterm@example.com");
     let (quick, slow) = (
@@ -682,25 +822,42 @@ fn sigterm_lets_a_reply_finish_within_the_shutdown_timeout_then_stores_the_rest_
         &crate::support::messages_path(&quick),
         0,
     );
+    drop(quick_connection);
+    // A client still following the slow one when the shutdown comes.
     let (slow_connection, slow_id) = post_raw(
         &service.base,
         &token,
         &crate::support::messages_path(&slow),
         1,
     );
-    drop((quick_connection, slow_connection));
 
-    let (status, _) = service.stop();
+    service.terminate();
 
-    assert!(status.success(), "{status:?}");
-    let stored = |id: &str| {
-        (
-            db.count(&format!("SELECT COUNT(*) FROM messages WHERE id = '{id}' AND status = 'complete' AND content = 'Quick one'")),
-            db.count(&format!("SELECT COUNT(*) FROM messages WHERE id = '{id}' AND status = 'stopped' AND content = 'Once'")),
-        )
+    let mut followed = BufReader::new(slow_connection);
+    let ending = loop {
+        let mut line = String::new();
+        assert!(
+            followed.read_line(&mut line).unwrap() > 0,
+            "the stream ended without done"
+        );
+        if line.starts_with("event: ") {
+            let mut data = String::new();
+            followed.read_line(&mut data).unwrap();
+            if line.trim() == "event: done" {
+                break serde_json::from_str::<Value>(data.trim_start_matches("data: ")).unwrap();
+            }
+        }
     };
-    assert_eq!(stored(&quick_id), (1, 0));
-    assert_eq!(stored(&slow_id), (0, 1));
+    assert_eq!(state(&ending), ("stopped", "Once"));
+    let (status, _) = service.finish();
+    assert!(status.success(), "{status:?}");
+    let stored = |id: &str, status: &str, content: &str| {
+        db.count(&format!(
+            "SELECT COUNT(*) FROM messages WHERE id = '{id}' AND status = '{status}' AND content = '{content}'"
+        ))
+    };
+    assert_eq!(stored(&quick_id, "complete", "Quick one"), 1);
+    assert_eq!(stored(&slow_id, "stopped", "Once"), 1);
     assert!(
         upstream.closed(Duration::from_secs(5)),
         "the model's connection stayed open"

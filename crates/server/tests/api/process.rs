@@ -132,7 +132,7 @@ impl Service {
     }
 
     /// Sends SIGTERM.
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let killed = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -153,7 +153,7 @@ impl Service {
     }
 
     /// Waits for the exit (after a SIGTERM), and its last line.
-    fn finish(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         let status = wait_for_exit(&mut self.child, Duration::from_secs(30));
         self.wait_for_line("MemLayer stopped", Duration::from_secs(5));
         (status, self.log())

@@ -83,6 +83,7 @@ pub struct Upstream {
     pub url: String,
     requests: Arc<Mutex<Vec<Request>>>,
     scripts: Arc<Mutex<VecDeque<Script>>>,
+    titles: Arc<Mutex<VecDeque<Script>>>,
     closed: Receiver<()>,
 }
 
@@ -96,7 +97,9 @@ pub struct Request {
 }
 
 enum Mode {
-    Scripted(Arc<Mutex<VecDeque<Script>>>),
+    /// Replies from the first queue, titles (a request whose system message asks for a
+    /// title) from the second.
+    Scripted(Arc<Mutex<VecDeque<Script>>>, Arc<Mutex<VecDeque<Script>>>),
     Recording(String),
 }
 
@@ -104,15 +107,28 @@ impl Upstream {
     /// A scripted server; requests beyond the scripts get `Answer(["Hi"])`.
     pub fn scripted(scripts: Vec<Script>) -> Self {
         let scripts = Arc::new(Mutex::new(VecDeque::from(scripts)));
-        Self::serve(Mode::Scripted(scripts.clone()), scripts)
+        let titles = Arc::default();
+        Self::serve(
+            Mode::Scripted(scripts.clone(), Arc::clone(&titles)),
+            scripts,
+            titles,
+        )
     }
 
     /// A pass-through to the real model server at `target` (`host:port`).
     pub fn recording(target: &str) -> Self {
-        Self::serve(Mode::Recording(target.to_owned()), Arc::default())
+        Self::serve(
+            Mode::Recording(target.to_owned()),
+            Arc::default(),
+            Arc::default(),
+        )
     }
 
-    fn serve(mode: Mode, scripts: Arc<Mutex<VecDeque<Script>>>) -> Self {
+    fn serve(
+        mode: Mode,
+        scripts: Arc<Mutex<VecDeque<Script>>>,
+        titles: Arc<Mutex<VecDeque<Script>>>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -130,8 +146,15 @@ impl Upstream {
             url,
             requests,
             scripts,
+            titles,
             closed,
         }
+    }
+
+    /// Adds scripts for the next title requests (without one, a title request is
+    /// answered 500).
+    pub fn script_titles(&self, scripts: Vec<Script>) {
+        self.titles.lock().unwrap().extend(scripts);
     }
 
     /// Adds scripts for the next requests.
@@ -163,13 +186,25 @@ fn handle(mut connection: TcpStream, mode: &Mode, log: &Mutex<Vec<Request>>, clo
                 .or_else(|| line.strip_prefix("Authorization: "))
         })
         .map(str::to_owned);
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let asks_for_a_title = parsed["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|system| system.starts_with("Write a short title"));
     log.lock().unwrap().push(Request {
         authorization,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body: parsed,
     });
     match mode {
         Mode::Recording(target) => pass_through(&mut connection, target, &head, &body),
-        Mode::Scripted(scripts) => {
+        Mode::Scripted(_, titles) if asks_for_a_title => {
+            let script = titles
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Script::Status(500));
+            answer(&mut connection, &mut reader, &script, closed);
+        }
+        Mode::Scripted(scripts, _) => {
             let script = scripts
                 .lock()
                 .unwrap()
