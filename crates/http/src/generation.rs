@@ -20,7 +20,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use memlayer_app::domain::{Chat, Message, MessageContent, MessageId, MessageStatus, Session};
 use memlayer_app::ports::{ReplyState, ResponderError};
 use memlayer_app::{AppError, PendingReply, StartedGeneration};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument as _;
 
@@ -167,6 +167,10 @@ pub struct Generations {
     max: usize,
     idle: Notify,
     streams: Mutex<Vec<(Session, Weak<Notify>)>>,
+    /// Turns at the database for the generations' writes: no more at once than the
+    /// pool has connections, so a thousand replies flushing do not take a thousand
+    /// blocking threads (and their memory) to queue for a handful of connections.
+    writes: Semaphore,
 }
 
 /// A stream's registration: notified when its session is no longer current.
@@ -182,15 +186,27 @@ impl Drop for Reservation {
 }
 
 impl Generations {
-    /// At most `max` replies at once.
-    pub fn new(max: usize) -> Arc<Self> {
+    /// At most `max` replies at once, writing through at most `connections` database
+    /// connections at once.
+    pub fn new(max: usize, connections: usize) -> Arc<Self> {
         Arc::new(Self {
             running: Mutex::new(HashMap::new()),
             reserved: AtomicUsize::new(0),
             max,
             idle: Notify::new(),
             streams: Mutex::new(Vec::new()),
+            writes: Semaphore::new(connections.max(1)),
         })
+    }
+
+    /// Runs a generation's use case on the blocking pool, in turn with the others'.
+    async fn write<T, F>(state: &Data<ApiState>, use_case: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&memlayer_app::MemLayer) -> Result<T, AppError> + Send + 'static,
+    {
+        let _turn = state.generations.writes.acquire().await;
+        blocking(state, use_case).await
     }
 
     /// Registers a stream of `session`'s: it is told when the session ends.
@@ -323,7 +339,7 @@ pub(crate) async fn start(
     let task = {
         let state = state.clone();
         async move {
-            let started = blocking(&state, move |app| app.start_reply(pending)).await;
+            let started = Generations::write(&state, move |app| app.start_reply(pending)).await;
             match started {
                 Ok(started) => {
                     let live = run(&state, started.clone(), reservation);
@@ -523,7 +539,7 @@ async fn append(state: &Data<ApiState>, reply: MessageId, written: &mut Written)
     }
     let (text, ends) = written.batch();
     let stored_chars = written.stored_chars;
-    let appended = blocking(state, move |app| {
+    let appended = Generations::write(state, move |app| {
         app.append_to_reply(reply, stored_chars, &text, &ends)
     })
     .await;
@@ -559,7 +575,7 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         Outcome::Failed(error) if !written.visible => return discard(state, reply, error).await,
         Outcome::Failed(error) => {
             let Written { text, ends, .. } = written;
-            let stored = blocking(state, move |app| {
+            let stored = Generations::write(state, move |app| {
                 app.end_reply(&reply, &text, &ends, MessageStatus::Failed)
             })
             .await;
@@ -578,7 +594,7 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         }
     };
     let Written { text, ends, .. } = written;
-    match blocking(state, move |app| {
+    match Generations::write(state, move |app| {
         app.end_reply(&reply, &text, &ends, status)
     })
     .await
@@ -591,7 +607,7 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
 /// Deletes a reply that failed before it had any text (its question stands alone);
 /// the ending is `error`.
 async fn discard(state: &Data<ApiState>, reply: Message, error: AppError) -> Ending {
-    if let Err(failed) = blocking(state, move |app| app.discard_reply(&reply)).await {
+    if let Err(failed) = Generations::write(state, move |app| app.discard_reply(&reply)).await {
         failed.log();
     }
     Ending::Failed(Arc::new(ApiError::App(error)))

@@ -85,7 +85,10 @@ pub struct Running {
 pub fn start(config: &Config) -> Result<Running, StartupError> {
     let db = open_database(&config.database)?;
     let backend = db.backend();
-    let generations = Generations::new(config.http.max_generations);
+    let generations = Generations::new(
+        config.http.max_generations,
+        usize::try_from(config.database.pool_size).unwrap_or(usize::MAX),
+    );
     let api = build_api(config, db, generations.clone())?;
     let state = api.state();
     if backend == Backend::Sqlite {
