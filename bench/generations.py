@@ -414,7 +414,7 @@ def render(report: dict) -> str:
         "every 5 s, are counted with them). The model alone writes a reply in 2 s; they lived longer because the "
         "scripted model and the listeners run in this script's one Python process, on the same two CPUs as the "
         "service. The generations write through at most the pool's connections at once, so the threads stay few "
-        "(without that turn, 1,000 replies took 191 threads on PostgreSQL and 501 on SQLite, and 104 and 129 MiB).",
+        "(without that turn, in an earlier run with `DATABASE_POOL_SIZE=16` on both, 1,000 replies took 191 threads and 104 MiB on PostgreSQL, 501 threads and 129 MiB on SQLite).",
         "",
         "**Stop** (a reply stalled after its first piece): from the stop request to the model's connection closing.",
         "",
