@@ -17,7 +17,7 @@ use memlayer_domain::{
 };
 use memlayer_ports::{ReplyRequest, ReplyState, StartedReply, StoredReply};
 
-use crate::messages::{AnswerStream, PendingReply};
+use crate::posting::{AnswerStream, PendingReply};
 use crate::{AppError, MemLayer};
 
 /// A reply just started: its question as stored, and the reply itself (`generating`,

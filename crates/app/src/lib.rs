@@ -13,7 +13,8 @@ mod error;
 mod export;
 mod folders;
 mod generation;
-mod messages;
+mod listing;
+mod posting;
 mod search;
 #[cfg(test)]
 mod testing;
@@ -32,7 +33,7 @@ pub use generation::StartedGeneration;
 pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;
-pub use messages::{AnswerStream, PendingReply};
+pub use posting::{AnswerStream, PendingReply};
 
 /// The adapters the use cases run on.
 #[derive(Clone)]
