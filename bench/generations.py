@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (bench/run.py: psql, database_url, rss_kib, machine, SECRET)
+import streaming  # noqa: E402  (bench/streaming.py: the real model's comparison)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Replies that outlive the connection (issue 18)"
@@ -373,6 +374,25 @@ def render(report: dict) -> str:
         f"PostgreSQL {report['pg_version']} database, then one on a SQLite file; a scripted model in the benchmark's "
         "process that stamps each piece as it sends it (one clock for both ends). One run.",
         "",
+    ]
+    model = report.get("model")
+    if model:
+        overhead = model["through_ttft_ms"] - model["direct_ttft_ms"]
+        loss = 1 - model["through_rate"] / model["direct_rate"] if model["direct_rate"] else 0.0
+        lines += [
+            f"**Against the real model** (BENCH_MODEL: llama-server, SmolLM2-135M-Instruct, `scripts/model-server`): "
+            f"{model['samples']} requests with the same prompt straight to it and through MemLayer (a reply stored "
+            "from its start, pieces batched to the database), interleaved; medians.",
+            "",
+            "| | time to first piece ms | pieces/s |",
+            "|---|---:|---:|",
+            f"| straight from llama-server | {model['direct_ttft_ms']:.1f} | {model['direct_rate']:.1f} |",
+            f"| through MemLayer | {model['through_ttft_ms']:.1f} | {model['through_rate']:.1f} |",
+            f"| MemLayer adds / loses | {overhead:+.1f} ms (target ≤ 5: {'met' if overhead <= 5 else '**missed**'}) | "
+            f"{loss * 100:+.1f} % (target ≤ 2: {'met' if loss <= 0.02 else '**missed**'}) |",
+            "",
+        ]
+    lines += [
         f"**Live lag** (a reply of {lag_['pieces']} pieces, 10 ms apart): from the model sending a piece to a stream "
         "receiving it.",
         "",
@@ -452,6 +472,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.binary.exists():
         sys.exit(f"{args.binary} is missing: cargo build --release -p memlayer-server")
+    streaming.raise_file_limit()
     concurrent = args.concurrent or (50 if args.smoke else 1000)
     lag_pieces = args.lag_pieces or (50 if args.smoke else 500)
     admin = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -464,6 +485,17 @@ def main() -> None:
                     "pg_version": run.psql(admin, "SHOW server_version")}
     # The default pool (DATABASE_POOL_SIZE), as an operator runs it.
     extra = {"MAX_GENERATIONS": "1000"}
+    real = os.environ.get("BENCH_MODEL")
+    if real:
+        through = Instance(args.binary, url, args.port + 3, model, {"ASSISTANT_URL": f"http://{real}/v1"})
+        try:
+            token = register(through, "model")
+            samples = 3 if args.smoke else 20
+            chats = [new_chat(through, token) for _ in range(samples)]
+            report["model"] = streaming.compare_with_model(real, through.port, token, chats, samples)
+            print("model:", report["model"], flush=True)
+        finally:
+            through.stop()
     a = Instance(args.binary, url, args.port, model, extra)
     b = Instance(args.binary, url, args.port + 1, model, extra)
     try:

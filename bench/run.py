@@ -629,9 +629,29 @@ def main() -> None:
     if problems:
         sys.exit(f"scenarios with errors or no requests: {problems}")
     if not args.smoke:
-        # bench/search.py's section (search at scale, minutes of seeding) is kept as it was.
-        args.output.write_text(report + search.kept_section(args.output))
+        # The sections other scripts write (bench/tree.py, bench/generations.py,
+        # bench/search.py: minutes of seeding each) are kept as they were.
+        args.output.write_text(report + kept_sections(args.output) + search.kept_section(args.output))
         print(f"wrote {args.output}")
+
+
+# The headings of the sections bench/tree.py and bench/generations.py write.
+OTHER_SECTIONS = ("## Conversation trees (issue 17)", "## Replies that outlive the connection (issue 18)")
+
+
+def kept_sections(output: Path) -> str:
+    """The sections of an existing report that other scripts wrote (each up to the next
+    heading or marker comment), for the full run, which rewrites the rest."""
+    text = output.read_text() if output.exists() else ""
+    kept = ""
+    for heading in OTHER_SECTIONS:
+        start = text.find(heading)
+        if start < 0:
+            continue
+        ends = [text.find(mark, start + len(heading)) for mark in ("\n## ", "\n<!-- ")]
+        end = min((e for e in ends if e >= 0), default=len(text))
+        kept += "\n" + text[start:end].rstrip() + "\n"
+    return kept
 
 
 def run_streaming(binary: Path, url: str, users: int, smoke: bool) -> dict:

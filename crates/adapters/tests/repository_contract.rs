@@ -1781,6 +1781,10 @@ mod replies {
         stop_requested: false,
     };
 
+    fn pieces(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|&text| text.to_owned()).collect()
+    }
+
     /// A new question and its reply, `generating`, started at `at(seconds)`.
     fn started(db: &Database, chat: &Chat, seconds: i64) -> (Message, Message) {
         let question = message(chat, Role::User, "q", at(seconds));
@@ -1820,11 +1824,12 @@ mod replies {
         );
 
         assert_eq!(
-            db.append_pieces(reply.id, 0, "Hé", &[2]).unwrap(),
+            db.append_pieces(reply.id, 0, 0, &pieces(&["Hé"])).unwrap(),
             GENERATING
         );
         assert_eq!(
-            db.append_pieces(reply.id, 2, "llo", &[3, 5]).unwrap(),
+            db.append_pieces(reply.id, 1, 2, &pieces(&["l", "lo"]))
+                .unwrap(),
             GENERATING
         );
         assert_eq!(
@@ -1843,7 +1848,7 @@ mod replies {
         assert_eq!(state(db, &chat, &reply).2, [2, 3, 5, 6]);
         // Ended: nothing more is appended, and it ends once.
         assert_eq!(
-            db.append_pieces(reply.id, 6, "x", &[7]).unwrap(),
+            db.append_pieces(reply.id, 4, 6, &pieces(&["x"])).unwrap(),
             ReplyState::Ended
         );
         assert_eq!(
@@ -1858,23 +1863,31 @@ mod replies {
         let ada = new_user(db, "ada@example.com");
         let chat = new_chat(db, ada.id, "talk", at(1));
         let (_, reply) = started(db, &chat, 2);
-        db.append_pieces(reply.id, 0, "ab", &[1, 2]).unwrap();
+        db.append_pieces(reply.id, 0, 0, &pieces(&["a", "b"]))
+            .unwrap();
 
         // The same batch again (its first answer lost): stored once.
         assert_eq!(
-            db.append_pieces(reply.id, 0, "ab", &[1, 2]).unwrap(),
+            db.append_pieces(reply.id, 0, 0, &pieces(&["a", "b"]))
+                .unwrap(),
+            GENERATING
+        );
+        // The same, with the pieces that came since: those follow.
+        assert_eq!(
+            db.append_pieces(reply.id, 0, 0, &pieces(&["a", "b", "ç", "d"]))
+                .unwrap(),
             GENERATING
         );
         assert_eq!(
             state(db, &chat, &reply),
-            (MessageStatus::Generating, "ab".into(), vec![1, 2])
+            (MessageStatus::Generating, "abçd".into(), vec![1, 2, 3, 4])
         );
         // A batch out of step with what is stored ends the reply's writing.
         assert_eq!(
-            db.append_pieces(reply.id, 7, "z", &[8]).unwrap(),
+            db.append_pieces(reply.id, 9, 9, &pieces(&["z"])).unwrap(),
             ReplyState::Ended
         );
-        assert_eq!(state(db, &chat, &reply).1, "ab");
+        assert_eq!(state(db, &chat, &reply).1, "abçd");
     }
 
     fn a_chat_takes_one_generating_reply_at_a_time(db: &Store) {
@@ -1934,7 +1947,10 @@ mod replies {
             db.watch(&[reply.id, unknown], false).unwrap(),
             [asked, ReplyState::Gone]
         );
-        assert_eq!(db.append_pieces(reply.id, 0, "a", &[1]).unwrap(), asked);
+        assert_eq!(
+            db.append_pieces(reply.id, 0, 0, &pieces(&["a"])).unwrap(),
+            asked
+        );
         db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
             .unwrap()
             .unwrap();
@@ -1946,7 +1962,8 @@ mod replies {
         let ada = new_user(db, "ada@example.com");
         let chat = new_chat(db, ada.id, "talk", at(1));
         let (_, silent) = started(db, &chat, 2);
-        db.append_pieces(silent.id, 0, "so far", &[6]).unwrap();
+        db.append_pieces(silent.id, 0, 0, &pieces(&["so far"]))
+            .unwrap();
         // Heartbeats are the database's time: make this one an hour old.
         db.raw.execute(&format!(
             "UPDATE messages SET heartbeat_at = '2000-01-01T00:00:00.000000Z' WHERE id = '{}'",
@@ -1963,13 +1980,14 @@ mod replies {
         );
         assert_eq!(state(db, &other, &alive).0, MessageStatus::Generating);
         assert_eq!(
-            db.append_pieces(silent.id, 6, "late", &[10]).unwrap(),
+            db.append_pieces(silent.id, 1, 6, &pieces(&["late"]))
+                .unwrap(),
             ReplyState::Ended
         );
         assert!(!db.generating_in(chat.id).unwrap());
-        // Everything generating, as the next start on SQLite reaps it.
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(db.reap(Duration::ZERO).unwrap(), 1);
+        // Everything generating, whatever its heartbeat, as the next start on SQLite
+        // fails it.
+        assert_eq!(db.fail_generating().unwrap(), 1);
         assert_eq!(state(db, &other, &alive).0, MessageStatus::Failed);
     }
 
@@ -1981,7 +1999,7 @@ mod replies {
         assert!(ChatRepository::delete(&**db, chat.id).unwrap());
 
         assert_eq!(
-            db.append_pieces(reply.id, 0, "a", &[1]).unwrap(),
+            db.append_pieces(reply.id, 0, 0, &pieces(&["a"])).unwrap(),
             ReplyState::Gone
         );
         assert_eq!(
@@ -2014,8 +2032,9 @@ mod replies {
             .unwrap()
             .len()
         };
-        db.append_pieces(reply.id, 0, "a zebra", &[7]).unwrap();
-        db.append_pieces(discarded.id, 0, "zebra too", &[9])
+        db.append_pieces(reply.id, 0, 0, &pieces(&["a zebra"]))
+            .unwrap();
+        db.append_pieces(discarded.id, 0, 0, &pieces(&["zebra too"]))
             .unwrap();
         assert_eq!(found(), 0, "found while generating");
 

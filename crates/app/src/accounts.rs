@@ -159,8 +159,6 @@ impl MemLayer {
         }
     }
 
-    /// [`AppError::Unauthenticated`] unless `session` is current: the account exists and
-    /// its tokens were not revoked since this one was issued.
     /// Which of `sessions` are no longer current (their tokens were revoked, or their
     /// account deleted), in one query: for the streams that follow replies, which end
     /// when their session does.
@@ -178,6 +176,8 @@ impl MemLayer {
             .collect())
     }
 
+    /// [`AppError::Unauthenticated`] unless `session` is current: the account exists and
+    /// its tokens were not revoked since this one was issued.
     pub(crate) fn ensure_current(&self, session: Session) -> Result<(), AppError> {
         if self.ports.users.is_current(session)? {
             Ok(())

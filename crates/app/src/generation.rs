@@ -80,20 +80,19 @@ impl MemLayer {
         }
     }
 
-    /// Appends a batch of a generating reply's pieces (`text`, and where each piece
-    /// ends in the whole reply, in characters) to the `stored_chars` characters stored
-    /// so far. What the store says of the reply then.
+    /// Appends a batch of a generating reply's `pieces` to the `stored_pieces` pieces
+    /// (`stored_chars` characters) stored so far. What the store says of the reply then.
     pub fn append_to_reply(
         &self,
         reply: MessageId,
+        stored_pieces: usize,
         stored_chars: usize,
-        text: &str,
-        piece_ends: &[usize],
+        pieces: &[String],
     ) -> Result<ReplyState, AppError> {
         Ok(self
             .ports
             .replies
-            .append_pieces(reply, stored_chars, text, piece_ends)?)
+            .append_pieces(reply, stored_pieces, stored_chars, pieces)?)
     }
 
     /// Ends a generating reply as `status`, with its whole `text` and the ends of all
@@ -196,7 +195,7 @@ impl MemLayer {
     /// uses (SQLite), what the last run left generating when it died. How many it
     /// marked.
     pub fn fail_orphaned_replies(&self) -> Result<usize, AppError> {
-        Ok(self.ports.replies.reap(Duration::ZERO)?)
+        Ok(self.ports.replies.fail_generating()?)
     }
 
     /// Whether the model is to name the chat of `started`: a model answers, the

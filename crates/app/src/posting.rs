@@ -41,6 +41,11 @@ impl PendingReply {
     pub fn has_new_question(&self) -> bool {
         self.new_question
     }
+
+    /// What the assistant is to be asked.
+    pub fn request(&self) -> &ReplyRequest {
+        &self.request
+    }
 }
 
 /// The assistant's answer as it is written: its pieces in order, or the failure that
@@ -58,7 +63,7 @@ impl MemLayer {
         chat: ChatId,
         content: MessageContent,
     ) -> Result<PendingReply, AppError> {
-        let chat = self.owned_chat(session, chat)?;
+        let chat = self.available_chat(session, chat)?;
         let parent = chat.active_message_id;
         let history = self.history(&chat, parent.map(PathEnd::At))?;
         Ok(self.pending(chat, history, parent, content))
@@ -74,7 +79,7 @@ impl MemLayer {
         chat: ChatId,
         message: MessageId,
     ) -> Result<PendingReply, AppError> {
-        let chat = self.owned_chat(session, chat)?;
+        let chat = self.available_chat(session, chat)?;
         let target = self.message_of(&chat, message)?;
         let question = match (target.role, target.parent_id) {
             (Role::User, _) => target,
@@ -103,7 +108,7 @@ impl MemLayer {
         message: MessageId,
         content: MessageContent,
     ) -> Result<PendingReply, AppError> {
-        let chat = self.owned_chat(session, chat)?;
+        let chat = self.available_chat(session, chat)?;
         let original = self.message_of(&chat, message)?;
         if original.role != Role::User {
             return Err(AppError::NotAUserMessage);
@@ -111,6 +116,18 @@ impl MemLayer {
         let parent = original.parent_id;
         let history = self.history(&chat, parent.map(PathEnd::At))?;
         Ok(self.pending(chat, history, parent, content))
+    }
+
+    /// One of the user's chats with no reply generating in it
+    /// ([`AppError::ReplyInProgress`]): checked before the model is asked, so a
+    /// refused request costs the model nothing. (Starting the reply checks again, in
+    /// its unit of work, for a reply that started meanwhile.)
+    fn available_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
+        let chat = self.owned_chat(session, chat)?;
+        if self.ports.replies.generating_in(chat.id)? {
+            return Err(AppError::ReplyInProgress);
+        }
+        Ok(chat)
     }
 
     /// The message `id` of `chat`, or [`AppError::MessageNotFound`].
@@ -541,6 +558,31 @@ mod tests {
         let error = fx.app().ask(any_session(), id, content("hi")).unwrap_err();
 
         assert!(matches!(error, AppError::NotChatOwner), "{error:?}");
+    }
+
+    #[test]
+    fn a_chat_with_a_reply_generating_takes_no_question_and_the_model_is_not_asked() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = fx.stored_chat(session.user);
+        fx.replies.checkpoint();
+        fx.replies.expect_generating_in().returning(|_| Ok(true));
+        fx.replies.expect_start().never();
+        fx.responder.expect_reply().never();
+        let app = fx.app();
+
+        for error in [
+            app.ask(session, chat.id, content("hi")).err(),
+            app.regenerate(session, chat.id, MessageId::generate())
+                .err(),
+            app.edit(session, chat.id, MessageId::generate(), content("x"))
+                .err(),
+        ] {
+            assert!(
+                matches!(error, Some(AppError::ReplyInProgress)),
+                "{error:?}"
+            );
+        }
     }
 
     #[test]

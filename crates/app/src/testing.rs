@@ -38,6 +38,9 @@ impl Fixture {
     pub fn new() -> Self {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(NOW);
+        // No reply generating in any chat, unless a test says otherwise.
+        let mut replies = MockReplyRepository::new();
+        replies.expect_generating_in().returning(|_| Ok(false));
         Self {
             users: MockUserRepository::new(),
             chats: MockChatRepository::new(),
@@ -49,7 +52,7 @@ impl Fixture {
             responder: MockAssistantResponder::new(),
             folders: MockFolderRepository::new(),
             search: MockSearchIndex::new(),
-            replies: MockReplyRepository::new(),
+            replies,
         }
     }
 

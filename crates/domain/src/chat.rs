@@ -136,20 +136,25 @@ impl ChatTitle {
     /// models like to add, cut to [`TITLE_MAX_CHARS`]; `None` when nothing is left.
     pub fn from_model(text: &str) -> Option<Self> {
         let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
-        let line = line
-            .strip_prefix("Title:")
-            .or_else(|| line.strip_prefix("title:"))
-            .unwrap_or(line);
         let decoration =
             |c: char| matches!(c, '"' | '\'' | '*' | '#' | '`' | '“' | '”' | '«' | '»');
-        let line = line
-            .trim()
-            .trim_matches(decoration)
-            .trim_end_matches('.')
-            .trim();
+        // Quotes around a label, a label inside markup: peel until nothing changes.
+        let mut line = line;
+        loop {
+            let peeled = line.trim().trim_matches(decoration).trim();
+            let peeled = ["Title:", "title:", "TITLE:"]
+                .iter()
+                .find_map(|label| peeled.strip_prefix(label))
+                .unwrap_or(peeled);
+            let peeled = peeled.trim().trim_end_matches('.').trim();
+            if peeled == line {
+                break;
+            }
+            line = peeled;
+        }
         let title: String = line
             .chars()
-            .filter(|&c| c != '\0')
+            .filter(|c| !c.is_control())
             .take(TITLE_MAX_CHARS)
             .collect();
         let title = title.trim();

@@ -11,16 +11,21 @@
 //! replies of dead instances `failed`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::web::Data;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use memlayer_app::domain::{Chat, Message, MessageContent, MessageId, MessageStatus, Session};
+use memlayer_app::ports::ReplyRequest;
 use memlayer_app::ports::{ReplyState, ResponderError};
-use memlayer_app::{AppError, PendingReply, StartedGeneration};
+use memlayer_app::{AnswerStream, AppError, PendingReply, StartedGeneration};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::Instrument as _;
 
@@ -34,6 +39,9 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// How often this instance asks the database whether its replies were asked to stop
 /// (from another instance) or deleted.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// The longest a title request may take.
+const TITLE_WAIT: Duration = Duration::from_secs(30);
 
 /// How often this instance asks the database whether the sessions of the streams open
 /// here are still current (one query for all of them).
@@ -186,8 +194,8 @@ impl Drop for Reservation {
 }
 
 impl Generations {
-    /// At most `max` replies at once, writing through at most `connections` database
-    /// connections at once.
+    /// At most `max` replies at once, writing through at most `connections` less two
+    /// database connections at once (at least one).
     pub fn new(max: usize, connections: usize) -> Arc<Self> {
         Arc::new(Self {
             running: Mutex::new(HashMap::new()),
@@ -195,7 +203,8 @@ impl Generations {
             max,
             idle: Notify::new(),
             streams: Mutex::new(Vec::new()),
-            writes: Semaphore::new(connections.max(1)),
+            // Two connections left to the requests and the watch.
+            writes: Semaphore::new(connections.saturating_sub(2).max(1)),
         })
     }
 
@@ -253,6 +262,11 @@ impl Generations {
             })
             .ok()
             .map(|_| Reservation(self.clone()))
+    }
+
+    /// Whether fewer than the most replies are generating here.
+    fn has_room(&self) -> bool {
+        self.reserved.load(Ordering::Acquire) < self.max
     }
 
     /// The reply `id`, if it is generating on this instance.
@@ -339,12 +353,15 @@ pub(crate) async fn start(
     let task = {
         let state = state.clone();
         async move {
+            // The model reads the question while the database stores it.
+            let early = EarlyAnswer::start(&state.app, pending.request());
             let started = Generations::write(&state, move |app| app.start_reply(pending)).await;
             match started {
                 Ok(started) => {
-                    let live = run(&state, started.clone(), reservation);
+                    let live = run(&state, started.clone(), early, reservation);
                     let _ = answer.send(Ok((started, live)));
                 }
+                // Dropping `early` cancels the model's request.
                 Err(error) => {
                     let _ = answer.send(Err(error));
                 }
@@ -361,11 +378,18 @@ pub(crate) async fn start(
 
 /// Runs the generation of `started`, and the naming of its chat if it is due, as tasks
 /// of the current arbiter. Its listeners on this instance follow what it returns.
-fn run(state: &Data<ApiState>, started: StartedGeneration, reservation: Reservation) -> Arc<Live> {
+fn run(
+    state: &Data<ApiState>,
+    started: StartedGeneration,
+    answer: EarlyAnswer,
+    reservation: Reservation,
+) -> Arc<Live> {
     let (live, stopped) = Live::new();
     let id = started.reply.id;
     state.generations.lock().insert(id, live.clone());
-    if state.app.wants_title(&started) {
+    // A title is a request to the model of its own: not when this instance runs as
+    // many as it may.
+    if state.app.wants_title(&started) && state.generations.has_room() {
         let chat = started.request.chat.clone();
         let question = started.question.content.clone();
         actix_web::rt::spawn(name(state.clone(), chat, question, live.clone()).in_current_span());
@@ -379,21 +403,70 @@ fn run(state: &Data<ApiState>, started: StartedGeneration, reservation: Reservat
         written: Some(Written::default()),
         _reservation: reservation,
     };
-    actix_web::rt::spawn(generate(unended, started, stopped).in_current_span());
+    actix_web::rt::spawn(generate(unended, answer.into_stream(), stopped).in_current_span());
     live
+}
+
+/// The assistant's answer, asked for at once: the model reads the question while the
+/// database stores it. Dropping it cancels the request to the model.
+struct EarlyAnswer(JoinHandle<(AnswerStream, Option<Result<String, AppError>>)>);
+
+impl EarlyAnswer {
+    /// Asks for the answer to `request`, now, on the current arbiter.
+    fn start(app: &memlayer_app::MemLayer, request: &ReplyRequest) -> Self {
+        let mut answer = app.answer(request);
+        Self(actix_web::rt::spawn(
+            async move {
+                let first = answer.next().await;
+                (answer, first)
+            }
+            .in_current_span(),
+        ))
+    }
+
+    /// The whole answer: its first piece, then the rest.
+    fn into_stream(self) -> AnswerStream {
+        stream::once(self)
+            .flat_map(|joined| match joined {
+                Ok((rest, first)) => stream::iter(first).chain(rest).boxed(),
+                Err(error) => stream::iter([Err(AppError::Internal(error.into()))]).boxed(),
+            })
+            .boxed()
+    }
+}
+
+impl Future for EarlyAnswer {
+    type Output = Result<(AnswerStream, Option<Result<String, AppError>>), JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for EarlyAnswer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Has the model name `chat` from its first `question`, in parallel with the reply, and
 /// tells the reply's listeners here (a `title` event on the streams still open).
 async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live: Arc<Live>) {
-    let text = state
+    let asked = state
         .app
         .title(&question)
         .try_fold(String::new(), |mut text, piece| {
             text.push_str(&piece);
             std::future::ready(Ok(text))
-        })
-        .await;
+        });
+    // A title is a few words: a model still writing one after this is given up on.
+    let text = match tokio::time::timeout(TITLE_WAIT, asked).await {
+        Ok(text) => text,
+        Err(_) => {
+            tracing::warn!("the model took too long to name the chat");
+            return;
+        }
+    };
     let named = match text {
         Ok(text) => blocking(&state, move |app| app.name_chat(&chat, &text)).await,
         Err(error) => Err(ApiError::App(error)),
@@ -406,18 +479,18 @@ async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live:
     }
 }
 
-/// What the generation has of the reply: all of it (to end it with), and what is not
-/// in the database yet.
+/// What the generation has of the reply: all of it (to end it with), and the pieces
+/// not in the database yet.
 #[derive(Debug, Default)]
 struct Written {
     text: String,
     ends: Vec<usize>,
     chars: usize,
     visible: bool,
-    /// How many characters (bytes, pieces) the database holds.
-    stored_chars: usize,
-    stored_bytes: usize,
+    /// The pieces not stored yet, and how many pieces (characters) are.
+    batch: Vec<String>,
     stored_pieces: usize,
+    stored_chars: usize,
 }
 
 impl Written {
@@ -426,19 +499,14 @@ impl Written {
         self.visible |= !piece.trim().is_empty();
         self.text.push_str(piece);
         self.ends.push(self.chars);
+        self.batch.push(piece.to_owned());
     }
 
-    /// The batch not in the database yet: its text and its pieces' ends.
-    fn batch(&self) -> (String, Vec<usize>) {
-        let text = self.text.get(self.stored_bytes..).unwrap_or_default();
-        let ends = self.ends.get(self.stored_pieces..).unwrap_or_default();
-        (text.to_owned(), ends.to_vec())
-    }
-
+    /// The batch has been stored.
     fn stored(&mut self) {
-        self.stored_chars = self.chars;
-        self.stored_bytes = self.text.len();
         self.stored_pieces = self.ends.len();
+        self.stored_chars = self.chars;
+        self.batch.clear();
     }
 }
 
@@ -490,13 +558,12 @@ impl Drop for Unended {
 
 async fn generate(
     mut unended: Unended,
-    started: StartedGeneration,
+    mut answer: AnswerStream,
     mut stopped: watch::Receiver<Option<Cause>>,
 ) {
     let state = unended.state.clone();
-    let reply = started.reply.clone();
+    let reply = unended.reply.clone();
     let live = unended.live.clone();
-    let mut answer = state.app.answer(&started.request);
     let mut flush = interval_at(Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let outcome = loop {
@@ -534,13 +601,14 @@ async fn generate(
 
 /// Appends the pieces not in the database yet; why to stop, if the database says so.
 async fn append(state: &Data<ApiState>, reply: MessageId, written: &mut Written) -> Option<Cause> {
-    if written.stored_pieces == written.ends.len() {
+    if written.batch.is_empty() {
         return None;
     }
-    let (text, ends) = written.batch();
-    let stored_chars = written.stored_chars;
+    // The batch does not change meanwhile: no piece is read while it is stored.
+    let batch = written.batch.clone();
+    let (stored_pieces, stored_chars) = (written.stored_pieces, written.stored_chars);
     let appended = Generations::write(state, move |app| {
-        app.append_to_reply(reply, stored_chars, &text, &ends)
+        app.append_to_reply(reply, stored_pieces, stored_chars, &batch)
     })
     .await;
     match appended {
@@ -551,7 +619,8 @@ async fn append(state: &Data<ApiState>, reply: MessageId, written: &mut Written)
         Ok(ReplyState::Ended) => Some(Cause::Ended),
         Ok(ReplyState::Gone) => Some(Cause::Gone),
         Err(error) => {
-            // Tried again with the next batch; the listeners here have every piece.
+            // Tried again with the next batch (the store skips what it kept of this
+            // one); the listeners here have every piece already.
             error.log();
             None
         }

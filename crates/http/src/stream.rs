@@ -96,11 +96,14 @@ pub(crate) fn reply(
     // A few events in flight: a slow client holds the listener, not the generation.
     let (events, outbox) = mpsc::channel(8);
     let revoked = state.generations.follow(session);
+    let starts_the_reply = !first.is_empty();
     // In the request's span, so the stream's log lines carry the request id.
     let follow = async move {
         let followed = async {
             match source {
-                Source::Live(live) => follow_live(&live, seen, &events).await,
+                // A resumed stream (one with a cursor or none, not the post's own) does
+                // not get the title again: `title` is never replayed.
+                Source::Live(live) => follow_live(&live, seen, !starts_the_reply, &events).await,
                 Source::Stored { chat, reply } => {
                     follow_stored(&state, chat, reply, seen, &events).await;
                 }
@@ -131,8 +134,12 @@ pub(crate) fn reply(
 
 /// Sends the pieces of a reply generating here, after the first `seen`, then its
 /// ending; a comment when it is quiet for [`HEARTBEAT`]. Returns when the client left.
-async fn follow_live(live: &Live, mut seen: usize, events: &mpsc::Sender<Bytes>) {
-    let mut title_seen = false;
+async fn follow_live(
+    live: &Live,
+    mut seen: usize,
+    mut title_seen: bool,
+    events: &mpsc::Sender<Bytes>,
+) {
     loop {
         let Ok(update) = tokio::time::timeout(HEARTBEAT, live.after(seen, title_seen)).await else {
             if events.send(Bytes::from_static(b":\n\n")).await.is_err() {

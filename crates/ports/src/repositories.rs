@@ -269,16 +269,16 @@ pub trait ReplyRepository: Send + Sync {
         question_is_new: bool,
         reply: &Message,
     ) -> Result<StartedReply, RepositoryError>;
-    /// Appends `text` to a generating reply whose stored text is `stored_chars`
-    /// characters long, with the ends of the pieces it holds, and beats its heartbeat.
-    /// Idempotent: a batch stored before (whose acknowledgement was lost) is not stored
-    /// twice. What the store says of the reply then.
+    /// Appends `pieces` to a generating reply that holds `stored_pieces` pieces,
+    /// `stored_chars` characters in all, and beats its heartbeat. Idempotent: pieces
+    /// stored by an earlier try whose answer was lost are not stored twice, and the rest
+    /// of the batch follows them. What the store says of the reply then.
     fn append_pieces(
         &self,
         reply: MessageId,
+        stored_pieces: usize,
         stored_chars: usize,
-        text: &str,
-        piece_ends: &[usize],
+        pieces: &[String],
     ) -> Result<ReplyState, RepositoryError>;
     /// Ends a generating reply as `status`, with its whole `text` and the ends of all
     /// its pieces. The reply as stored, or `None` if it is gone or no longer generating.
@@ -306,4 +306,8 @@ pub trait ReplyRepository: Send + Sync {
     /// the database's clock, so instances' clocks need not agree) as `failed`, keeping
     /// its text. How many it marked.
     fn reap(&self, silence: std::time::Duration) -> Result<usize, RepositoryError>;
+    /// Marks every reply still generating as `failed`, keeping its text, whatever its
+    /// heartbeat says: for a database only one instance uses, at that instance's start.
+    /// How many it marked.
+    fn fail_generating(&self) -> Result<usize, RepositoryError>;
 }

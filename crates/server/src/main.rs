@@ -5,6 +5,7 @@
 //! generated from it); `memlayer --help` and `memlayer --version` print and exit.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use memlayer_server::config::LogFormat;
 use memlayer_server::{Config, StartupError, start};
@@ -87,11 +88,9 @@ fn main() -> ExitCode {
             running.addr,
         );
         let served = running.server.await.map_err(StartupError::Serve);
-        // The HTTP server has stopped; replies generating finish, or are stored stopped.
-        running
-            .generations
-            .drain(config.http.shutdown_timeout)
-            .await;
+        // The HTTP server has stopped. After SIGTERM its graceful shutdown drained the
+        // replies already; after SIGINT (a forced stop) they are stopped and stored now.
+        running.generations.drain(Duration::ZERO).await;
         served
     });
     match served {

@@ -49,6 +49,36 @@ diesel::define_sql_function! {
     fn length(text: Text) -> Integer;
 }
 
+diesel::define_sql_function! {
+    /// SQL's `replace(text, from, to)`, on PostgreSQL and SQLite.
+    fn replace(text: Text, from: Text, to: Text) -> Text;
+}
+
+/// How many pieces a stored `piece_ends` holds: its commas (ASCII, so characters and
+/// bytes agree whatever the database's encoding).
+#[diesel::dsl::auto_type]
+fn piece_count(ends: messages::piece_ends) -> _ {
+    let none: &'static str = "";
+    let comma: &'static str = ",";
+    length(ends) - length(replace(ends, comma, none))
+}
+
+/// The text of `pieces` after the first `skip`, and where each of those ends in the
+/// whole reply (whose stored part, before the batch, is `stored_chars` long), as stored.
+fn batch(stored_chars: usize, pieces: &[String], skip: usize) -> (String, String) {
+    let mut chars = stored_chars;
+    let mut ends = Vec::with_capacity(pieces.len());
+    let mut text = String::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        chars += piece.chars().count();
+        if index >= skip {
+            text.push_str(piece);
+            ends.push(chars);
+        }
+    }
+    (text, encode(&ends))
+}
+
 impl Database {
     /// "Now" by the database's clock, as a heartbeat is stored: every instance on one
     /// PostgreSQL then compares heartbeats on one clock. SQLite (one instance) formats
@@ -157,52 +187,62 @@ impl ReplyRepository for Database {
     fn append_pieces(
         &self,
         reply: MessageId,
+        stored_pieces: usize,
         stored_chars: usize,
-        text: &str,
-        piece_ends: &[usize],
+        pieces: &[String],
     ) -> Result<ReplyState, RepositoryError> {
-        let ends = encode(piece_ends);
         let now = self.now();
         let id = db_id(reply);
-        let after = stored_chars.saturating_add(text.chars().count());
         let state = with_writer!(self, |conn| {
-            let appended: Option<bool> = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id))
-                    .filter(messages::status.eq(GENERATING))
-                    .filter(length(messages::content).eq(sql_count(stored_chars))),
-            )
-            .set((
-                messages::content.eq(messages::content.concat(text)),
-                messages::piece_ends.eq(messages::piece_ends.concat(&ends)),
-                messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)),
-            ))
-            .returning(messages::stop_requested)
-            .get_result(conn)
-            .optional()?;
-            if let Some(stop_requested) = appended {
-                return Ok(ReplyState::Generating { stop_requested });
-            }
-            // Not appended: gone, ended elsewhere, or appended already (the answer to
-            // an earlier try was lost).
-            let found: Option<(String, i32, bool)> = messages::table
-                .find(id)
-                .select((
-                    messages::status,
-                    length(messages::content),
-                    messages::stop_requested,
+            let mut skip = 0;
+            loop {
+                let (text, ends) = batch(stored_chars, pieces, skip);
+                let appended: Option<bool> = diesel::update(
+                    messages::table
+                        .filter(messages::id.eq(id))
+                        .filter(messages::status.eq(GENERATING))
+                        .filter(
+                            piece_count(messages::piece_ends).eq(sql_count(stored_pieces + skip)),
+                        ),
+                )
+                .set((
+                    messages::content.eq(messages::content.concat(&text)),
+                    messages::piece_ends.eq(messages::piece_ends.concat(&ends)),
+                    messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)),
                 ))
-                .first(conn)
+                .returning(messages::stop_requested)
+                .get_result(conn)
                 .optional()?;
-            Ok(match found {
-                None => ReplyState::Gone,
-                Some((status, chars, stop_requested))
-                    if status == GENERATING && chars == sql_count(after) =>
-                {
-                    ReplyState::Generating { stop_requested }
+                if let Some(stop_requested) = appended {
+                    return Ok(ReplyState::Generating { stop_requested });
                 }
-                Some(_) => ReplyState::Ended,
-            })
+                // Not appended: gone, ended elsewhere, or some of these pieces stored
+                // already (the answer to an earlier try was lost).
+                let found: Option<(String, i32, bool)> = messages::table
+                    .find(id)
+                    .select((
+                        messages::status,
+                        piece_count(messages::piece_ends),
+                        messages::stop_requested,
+                    ))
+                    .first(conn)
+                    .optional()?;
+                let Some((status, count, stop_requested)) = found else {
+                    return Ok(ReplyState::Gone);
+                };
+                let stored = usize::try_from(count).unwrap_or(usize::MAX);
+                let already = stored
+                    .checked_sub(stored_pieces)
+                    .filter(|_| status == GENERATING);
+                match already {
+                    Some(all) if all == pieces.len() => {
+                        return Ok(ReplyState::Generating { stop_requested });
+                    }
+                    // The rest of the batch follows the pieces stored before.
+                    Some(some) if some > skip && some < pieces.len() => skip = some,
+                    _ => return Ok(ReplyState::Ended),
+                }
+            }
         })?;
         Ok(state)
     }
@@ -348,6 +388,18 @@ impl ReplyRepository for Database {
             .execute(conn)
         })?;
         Ok(reaped)
+    }
+
+    fn fail_generating(&self) -> Result<usize, RepositoryError> {
+        let failed = with_writer!(self, |conn| {
+            diesel::update(messages::table.filter(messages::status.eq(GENERATING)))
+                .set((
+                    messages::status.eq(MessageStatus::Failed.as_str()),
+                    messages::heartbeat_at.eq(None::<DbTimestamp>),
+                ))
+                .execute(conn)
+        })?;
+        Ok(failed)
     }
 }
 
