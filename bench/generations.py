@@ -445,6 +445,9 @@ def render(report: dict) -> str:
         lines.append(f"| {where} | {statistics.median(values):.0f} | {max(values):.0f} | ≤ 1,000 ms: "
                      f"{'met' if max(values) <= 1000 else '**missed**'} |")
     lines.append("")
+    analysis = Path(__file__).resolve().parent / "generations-analysis.md"  # the hand-written part
+    if analysis.exists():
+        lines += [analysis.read_text().rstrip(), ""]
     return "\n".join(lines)
 
 
