@@ -451,19 +451,6 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    document = path.read_text()
-    start = document.find(SECTION)
-    if start >= 0:
-        ends = [document.find(mark, start + len(SECTION)) for mark in ("\n## ", "\n<!-- ")]
-        following = min((end for end in ends if end >= 0), default=-1)
-        document = document[:start] + text.rstrip() + "\n" + (document[following:] if following >= 0 else "")
-    else:
-        document = document.rstrip() + "\n\n" + text.rstrip() + "\n"
-    path.write_text(document)
-    print(f"wrote {SECTION!r} into {path}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "memlayer")
@@ -530,7 +517,7 @@ def main() -> None:
     text = render(report)
     print(text)
     if args.write:
-        write_section(ROOT / "docs" / "benchmarks.md", text)
+        run.write_section(ROOT / "docs" / "benchmarks.md", SECTION, text)
 
 
 if __name__ == "__main__":

@@ -635,6 +635,31 @@ def main() -> None:
         print(f"wrote {args.output}")
 
 
+def write_section(path: Path, heading: str, report: str) -> None:
+    """Replaces the section under `heading` (up to the next '## ' heading, or the marker
+    comment of another script's section) or appends it: for the scripts that write one
+    section of the report each (bench/tree.py, bench/generations.py)."""
+    text = path.read_text()
+    bounds = section_bounds(text, heading)
+    if bounds:
+        start, end = bounds
+        text = text[:start] + report.rstrip() + "\n" + text[end:]
+    else:
+        text = text.rstrip() + "\n\n" + report.rstrip() + "\n"
+    path.write_text(text)
+    print(f"wrote {heading!r} into {path}")
+
+
+def section_bounds(text: str, heading: str) -> tuple[int, int] | None:
+    """Where the section under `heading` starts and ends (at the next '## ' heading or
+    marker comment, or the end), if the text has it."""
+    start = text.find(heading)
+    if start < 0:
+        return None
+    ends = [text.find(mark, start + len(heading)) for mark in ("\n## ", "\n<!-- ")]
+    return start, min((end for end in ends if end >= 0), default=len(text))
+
+
 # The headings of the sections bench/tree.py and bench/generations.py write.
 OTHER_SECTIONS = ("## Conversation trees (issue 17)", "## Replies that outlive the connection (issue 18)")
 
@@ -645,12 +670,8 @@ def kept_sections(output: Path) -> str:
     text = output.read_text() if output.exists() else ""
     kept = ""
     for heading in OTHER_SECTIONS:
-        start = text.find(heading)
-        if start < 0:
-            continue
-        ends = [text.find(mark, start + len(heading)) for mark in ("\n## ", "\n<!-- ")]
-        end = min((e for e in ends if e >= 0), default=len(text))
-        kept += "\n" + text[start:end].rstrip() + "\n"
+        if bounds := section_bounds(text, heading):
+            kept += "\n" + text[bounds[0]:bounds[1]].rstrip() + "\n"
     return kept
 
 

@@ -488,7 +488,7 @@ def main() -> None:
     if errors:
         sys.exit(f"runs with errors or no requests: {errors}")
     if args.write and not smoke:
-        write_section(ROOT / "docs" / "benchmarks.md", report)
+        run.write_section(ROOT / "docs" / "benchmarks.md", SECTION, report)
 
 
 def collect_plans(prev: Release, cur: Release, log: Path, messages: int, query: str) -> dict[str, dict]:
@@ -622,21 +622,6 @@ def render(args, rows, checks, plans, deletes, doomed, seconds, connections, thr
             *render_plans(plans.get("previous", {})),
         ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, report: str) -> None:
-    """Replaces the section (up to the next '## ' heading, or the marker comment of
-    another script's section) or appends it."""
-    text = path.read_text()
-    start = text.find(SECTION)
-    if start >= 0:
-        ends = [text.find(mark, start + len(SECTION)) for mark in ("\n## ", "\n<!-- ")]
-        following = min((end for end in ends if end >= 0), default=-1)
-        text = text[:start] + report.rstrip() + "\n" + (text[following:] if following >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + report.rstrip() + "\n"
-    path.write_text(text)
-    print(f"wrote {SECTION!r} into {path}")
 
 
 if __name__ == "__main__":

@@ -2309,7 +2309,7 @@ export interface operations {
             };
             header?: {
                 /** @description The id of the last event seen */
-                "Last-Event-ID"?: number | null;
+                "Last-Event-ID"?: number;
             };
             path: {
                 /** @description The chat's id */

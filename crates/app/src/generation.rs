@@ -15,7 +15,7 @@ use memlayer_domain::{
     Chat, ChatId, ChatTitle, Message, MessageContent, MessageId, MessageStatus, Role, Session,
     reply_timestamp,
 };
-use memlayer_ports::{ReplyRequest, ReplyState, StartedReply, StoredReply};
+use memlayer_ports::{ReplyRequest, ReplyState, ResponderError, StartedReply, StoredReply};
 
 use crate::posting::{AnswerStream, PendingReply};
 use crate::{AppError, MemLayer};
@@ -214,6 +214,10 @@ impl MemLayer {
         self.ports
             .responder
             .title(question)
+            // A title cut at its length limit is a title.
+            .take_while(|piece| {
+                std::future::ready(!matches!(piece, Err(ResponderError::LimitReached)))
+            })
             .map_err(AppError::AssistantFailed)
             .boxed()
     }
@@ -236,7 +240,7 @@ impl MemLayer {
 /// A reply another instance ended (marking it failed, as if this one were dead): the
 /// model's work here is lost, as when the model fails.
 pub fn ended_elsewhere() -> AppError {
-    AppError::AssistantFailed(memlayer_ports::ResponderError::Broken(
+    AppError::AssistantFailed(ResponderError::Broken(
         "another instance ended the reply (this one was taken for dead)".into(),
     ))
 }

@@ -58,6 +58,8 @@ pub(crate) enum Cause {
     Shutdown,
     /// Another instance ended the reply (it took this one for dead).
     Ended,
+    /// The reply reached the longest a reply may be.
+    Limit,
 }
 
 /// How a reply ended, for everyone following it.
@@ -580,6 +582,10 @@ async fn generate(
                     written.add(&piece);
                     live.push(piece);
                 }
+                // Cut at the longest a reply may be: stored `stopped`.
+                Some(Err(AppError::AssistantFailed(ResponderError::LimitReached))) => {
+                    break Outcome::Cut(Cause::Limit);
+                }
                 Some(Err(error)) => break Outcome::Failed(error),
                 None => break Outcome::Finished,
             },
@@ -653,7 +659,7 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
                 Err(gone) => gone,
             }));
         }
-        Outcome::Cut(Cause::Stop | Cause::Shutdown) => MessageStatus::Stopped,
+        Outcome::Cut(Cause::Stop | Cause::Shutdown | Cause::Limit) => MessageStatus::Stopped,
         Outcome::Cut(Cause::Gone | Cause::Ended) => {
             let gone = blocking(state, move |app| Ok(app.reply_gone(&reply))).await;
             return Ending::Failed(Arc::new(match gone {

@@ -74,6 +74,10 @@ pub enum ResponderError {
     /// The answer broke off, or came in a form that could not be read.
     #[error("the assistant's answer broke off")]
     Broken(#[source] BoxError),
+    /// The answer reached the most a reply may be (`ASSISTANT_MAX_REPLY_CHARS`): what
+    /// came before is the reply, cut there; the stream ends after this.
+    #[error("the assistant's answer reached the longest a reply may be")]
+    LimitReached,
 }
 
 /// The pieces of an answer as the assistant writes them, in order; the stream ends when

@@ -258,6 +258,11 @@ fn pieces(
         .eventsource();
     stream::unfold(Some((events, max_chars)), |state| async move {
         let (mut events, left) = state?;
+        if left == 0 {
+            // The reply is as long as it may be: it ends here, cut, and dropping the
+            // response closes the connection, so the model stops writing.
+            return Some((Err(ResponderError::LimitReached), None));
+        }
         loop {
             let Some(event) = events.next().await else {
                 // The body ended without `[DONE]`: the answer was cut off.
@@ -299,12 +304,11 @@ fn pieces(
                         // The limit falls inside this piece: the reply ends with it.
                         Some((end, _)) => {
                             text.truncate(end);
-                            Some((Ok(text), None))
+                            Some((Ok(text), Some((events, 0))))
                         }
                         None => {
                             let left = left - text.chars().count();
-                            let next = (left > 0).then_some((events, left));
-                            Some((Ok(text), next))
+                            Some((Ok(text), Some((events, left))))
                         }
                     };
                 }

@@ -319,8 +319,8 @@ pub async fn list(
     params(
         ("chat_id" = uuid::Uuid, Path, description = "The chat's id"),
         ("message_id" = uuid::Uuid, Path, description = "The assistant's reply"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "The id of the last event seen"),
-        ("after" = Option<u64>, Query, minimum = 0, description = "The id of the last event seen, when `Last-Event-ID` cannot be sent"),
+        ("Last-Event-ID" = Option<u32>, Header, nullable = false, description = "The id of the last event seen"),
+        ("after" = Option<u32>, Query, nullable = false, description = "The id of the last event seen, when `Last-Event-ID` cannot be sent"),
     ),
     responses(
         (status = 200, description = "The reply's deltas after the cursor, then `done` or `error`",

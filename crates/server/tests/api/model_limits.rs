@@ -61,6 +61,8 @@ fn an_endless_answer_ends_at_the_reply_limit_is_kept_and_the_model_is_hung_up_on
         .post(&path, &token, json!({ "content": "Go on forever" }));
 
     assert_eq!(reply.status, 201, "{}", reply.text);
+    // Cut at the limit: the text so far, `stopped`.
+    assert_eq!(reply.json()["status"], "stopped");
     let content = reply.json()["content"].as_str().unwrap().to_owned();
     assert_eq!(content, "0123456789".repeat(MAX_REPLY_CHARS / 10));
     assert!(
@@ -90,6 +92,7 @@ fn an_endless_streamed_answer_ends_at_the_reply_limit_with_done(t: &Bounded) {
         .collect();
     assert_eq!(deltas.chars().count(), MAX_REPLY_CHARS);
     assert_eq!(events.last().unwrap().1["content"], deltas.as_str());
+    assert_eq!(events.last().unwrap().1["status"], "stopped");
     assert!(
         t.model_connection_closed(),
         "the model's connection stayed open"
