@@ -769,6 +769,30 @@ export interface components {
              */
             snippet: string;
         };
+        /**
+         * @description One event of a streamed reply, as an SSE parser reads it: `event` names it, `data` is
+         *     one line of JSON (by event: `message`, `reply` and `done` a MessageResponse, `delta` a
+         *     DeltaEvent, `title` a ChatResponse, `error` an ErrorBody), `id` numbers the reply's
+         *     own events (0 on `reply`, then 1, 2, … on its deltas and the next on its ending).
+         *     Documentation only: the stream is written event by event.
+         */
+        ServerSentEvent: {
+            /**
+             * @description Its data: one line of JSON.
+             * @example {"content":"Hel"}
+             */
+            data: string;
+            /**
+             * @description The event's name.
+             * @example delta
+             */
+            event: string;
+            /**
+             * @description Its number, on a reply's own events.
+             * @example 1
+             */
+            id?: string | null;
+        };
         /** @description Which branch a chat shows. */
         SetActiveRequest: {
             /**
@@ -1241,6 +1265,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description Registration is closed (`REGISTRATION=closed`): the operator makes accounts */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description The email is already registered */
@@ -1836,23 +1869,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `delta`…, then `done` or `error`) */
+            /** @description With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `reply`, `delta`…, `title` perhaps, then `done` or `error`) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example event: message
-                     *     data: {"id":"…","role":"user",…}
-                     *
-                     *     event: delta
-                     *     data: {"content":"Message received"}
-                     *
-                     *     event: done
-                     *     data: {"id":"…","role":"assistant",…}
-                     */
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
                 };
             };
             /** @description The assistant's reply */
@@ -2039,7 +2062,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
                 };
             };
             /** @description The answer to the edited message */
@@ -2154,7 +2177,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
                 };
             };
             /** @description The new answer */
@@ -2327,7 +2350,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
                 };
             };
             /** @description Missing, invalid or expired token */

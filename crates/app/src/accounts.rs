@@ -9,6 +9,7 @@ impl MemLayer {
     /// The password is hashed before the database is touched, so no connection is held
     /// during the slow bcrypt work.
     pub fn register(&self, email: Email, password: Password) -> Result<AccessToken, AppError> {
+        self.ensure_registration_open()?;
         let password_hash = self
             .ports
             .hasher

@@ -5,6 +5,9 @@ use thiserror::Error;
 /// Why a use case did not succeed, in the domain's words.
 #[derive(Debug, Error)]
 pub enum AppError {
+    /// Registration is closed: accounts are made by the operator.
+    #[error("registration is closed")]
+    RegistrationClosed,
     /// Registration with an email that already has an account.
     #[error("the email already has an account")]
     EmailTaken,

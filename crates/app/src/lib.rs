@@ -66,11 +66,42 @@ pub struct Ports {
 #[derive(Clone)]
 pub struct MemLayer {
     ports: Ports,
+    registration: Registration,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Anyone, by registering (the default).
+    #[default]
+    Open,
+    /// No one by registering: accounts are made by the operator.
+    Closed,
 }
 
 impl MemLayer {
-    /// The application running on `ports`.
+    /// The application running on `ports`, open to registration.
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            registration: Registration::Open,
+        }
+    }
+
+    /// The same, with `registration` as the policy.
+    pub fn with_registration(self, registration: Registration) -> Self {
+        Self {
+            registration,
+            ..self
+        }
+    }
+
+    /// [`AppError::RegistrationClosed`] unless anyone may register: checked before the
+    /// registration's password is hashed.
+    pub fn ensure_registration_open(&self) -> Result<(), AppError> {
+        match self.registration {
+            Registration::Open => Ok(()),
+            Registration::Closed => Err(AppError::RegistrationClosed),
+        }
     }
 }

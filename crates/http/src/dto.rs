@@ -512,6 +512,28 @@ pub struct SetActiveRequest {
     pub message_id: Uuid,
 }
 
+/// One event of a streamed reply, as an SSE parser reads it: `event` names it, `data` is
+/// one line of JSON (by event: `message`, `reply` and `done` a MessageResponse, `delta` a
+/// DeltaEvent, `title` a ChatResponse, `error` an ErrorBody), `id` numbers the reply's
+/// own events (0 on `reply`, then 1, 2, … on its deltas and the next on its ending).
+/// Documentation only: the stream is written event by event.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "the schema of the event stream, never built as a value"
+)]
+pub struct ServerSentEvent {
+    /// The event's name.
+    #[schema(example = "delta")]
+    pub event: String,
+    /// Its data: one line of JSON.
+    #[schema(example = "{\"content\":\"Hel\"}")]
+    pub data: String,
+    /// Its number, on a reply's own events.
+    #[schema(example = "1")]
+    pub id: Option<String>,
+}
+
 /// A piece of the assistant's answer (`event: delta` of a streamed reply).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeltaEvent {

@@ -34,6 +34,9 @@ pub struct OpenAiSettings {
     /// The most characters of a reply read from the model: the reply ends there (what
     /// was read is the answer) and the connection to the model is closed.
     pub max_reply_chars: usize,
+    /// The most tokens a reply may take, sent as `max_tokens` (`None`: the model's own
+    /// limit); a reply the model ends there (`finish_reason: "length"`) ends as cut.
+    pub max_tokens: Option<u32>,
 }
 
 /// The most bytes of one server-sent event read from the model (its lines together, up
@@ -104,7 +107,7 @@ impl OpenAiResponder {
             model: &self.settings.model,
             messages: system.into_iter().chain(conversation).collect(),
             stream: true,
-            max_tokens: None,
+            max_tokens: self.settings.max_tokens,
         }
     }
 }
@@ -292,12 +295,20 @@ fn pieces(
                     return Some((Err(ResponderError::Broken(error.into())), None));
                 }
                 Ok(chunk) => {
+                    // The model stopped at `max_tokens`: what it wrote is cut there.
+                    let cut = chunk
+                        .choices
+                        .iter()
+                        .any(|choice| choice.finish_reason.as_deref() == Some("length"));
                     let mut text: String = chunk
                         .choices
                         .into_iter()
                         .filter_map(|choice| choice.delta.content)
                         .collect();
                     if text.is_empty() {
+                        if cut {
+                            return Some((Err(ResponderError::LimitReached), None));
+                        }
                         continue;
                     }
                     return match text.char_indices().nth(left) {
@@ -307,7 +318,7 @@ fn pieces(
                             Some((Ok(text), Some((events, 0))))
                         }
                         None => {
-                            let left = left - text.chars().count();
+                            let left = if cut { 0 } else { left - text.chars().count() };
                             Some((Ok(text), Some((events, left))))
                         }
                     };
@@ -413,6 +424,8 @@ struct ChatCompletionChunk {
 struct ChunkChoice {
     #[serde(default)]
     delta: ChunkDelta,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -134,9 +134,10 @@ fn status(error: &ApiError) -> StatusCode {
             AppError::ChatNotFound | AppError::MessageNotFound | AppError::FolderNotFound => {
                 StatusCode::NOT_FOUND
             }
-            AppError::NotChatOwner | AppError::NotFolderOwner | AppError::WrongPassword => {
-                StatusCode::FORBIDDEN
-            }
+            AppError::NotChatOwner
+            | AppError::NotFolderOwner
+            | AppError::WrongPassword
+            | AppError::RegistrationClosed => StatusCode::FORBIDDEN,
             AppError::NotAUserMessage | AppError::FolderNotUsable | AppError::NotAReply => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -162,6 +163,7 @@ pub(crate) fn detail(error: &ApiError) -> String {
     let text = match error {
         ApiError::App(error) => match error {
             AppError::EmailTaken => "Email already registered",
+            AppError::RegistrationClosed => "Registration is closed",
             AppError::InvalidCredentials => "Incorrect email or password",
             AppError::WrongPassword => "Incorrect password",
             AppError::Unauthenticated => "Could not validate credentials",

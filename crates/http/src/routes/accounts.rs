@@ -26,6 +26,7 @@ use crate::throttle::Attempt;
     request_body = Credentials,
     responses(
         (status = 201, description = "Account created; logged in", body = TokenResponse),
+        (status = 403, description = "Registration is closed (`REGISTRATION=closed`): the operator makes accounts", body = ErrorBody),
         (status = 409, description = "The email is already registered", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
@@ -41,6 +42,8 @@ pub async fn register(
     state: Data<ApiState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    // Before the attempt is spent and the password hashed.
+    state.app.ensure_registration_open()?;
     let (email, password) = body.try_into_registration()?;
     let token =
         with_bcrypt_slot(&state, &attempt, move |app| app.register(email, password)).await?;

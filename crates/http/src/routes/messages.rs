@@ -10,7 +10,7 @@ use memlayer_app::domain::{MessageStatus, Session};
 use crate::auth::Authenticated;
 use crate::blocking::blocking;
 use crate::body::JsonBody;
-use crate::dto::{MessageResponse, PostMessageRequest};
+use crate::dto::{MessageResponse, PostMessageRequest, ServerSentEvent};
 use crate::error::wire::Source;
 use crate::error::wire::{ErrorBody, ValidationErrorBody};
 use crate::error::{self, ApiError};
@@ -45,9 +45,8 @@ use crate::stream;
     request_body = PostMessageRequest,
     responses(
         (status = 201, description = "The assistant's reply", body = MessageResponse),
-        (status = 200, description = "With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `delta`…, then `done` or `error`)",
-            content_type = "text/event-stream", body = String,
-            example = json!("event: message\ndata: {\"id\":\"…\",\"role\":\"user\",…}\n\nevent: delta\ndata: {\"content\":\"Message received\"}\n\nevent: done\ndata: {\"id\":\"…\",\"role\":\"assistant\",…}\n\n")),
+        (status = 200, description = "With `Accept: text/event-stream`: the reply as Server-Sent Events (`message`, `reply`, `delta`…, `title` perhaps, then `done` or `error`)",
+            content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
@@ -147,7 +146,7 @@ fn ended(ending: Ending, mut status: actix_web::HttpResponseBuilder) -> HttpResp
     responses(
         (status = 201, description = "The new answer", body = MessageResponse),
         (status = 200, description = "With `Accept: text/event-stream`: the answer as Server-Sent Events (`delta`…, then `done` or `error`)",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
@@ -186,7 +185,7 @@ pub async fn regenerate(
     responses(
         (status = 201, description = "The answer to the edited message", body = MessageResponse),
         (status = 200, description = "With `Accept: text/event-stream`: `message` (the new user message), `delta`…, then `done` or `error`",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
@@ -324,7 +323,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The reply's deltas after the cursor, then `done` or `error`",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
         (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
@@ -343,11 +342,14 @@ pub async fn resume(
         .query_string()
         .split('&')
         .find_map(|pair| pair.strip_prefix("after="));
-    let seen = match (header, after) {
-        (Some(value), _) => cursor(value.to_str().ok(), Source::Header, "last-event-id")?,
-        (None, Some(after)) => cursor(Some(after), Source::Query, "after")?,
-        (None, None) => 0,
-    };
+    // Each is checked when given; the header wins over the query.
+    let after = after
+        .map(|after| cursor(Some(after), Source::Query, "after"))
+        .transpose()?;
+    let header = header
+        .map(|value| cursor(value.to_str().ok(), Source::Header, "last-event-id"))
+        .transpose()?;
+    let seen = header.or(after).unwrap_or(0);
     let stored = blocking(&state, move |app| app.reply_of(user, chat, message)).await?;
     let source = match state.generations.get(message) {
         Some(live) => stream::Source::Live(live),

@@ -16,7 +16,7 @@ use super::parse::parse;
 pub(super) fn from_env<'a>(
     get: impl Fn(&str) -> Option<&'a str> + Copy,
 ) -> Result<Option<OpenAiSettings>, ConfigError> {
-    const OTHERS: [&str; 7] = [
+    const OTHERS: [&str; 8] = [
         "ASSISTANT_MODEL",
         "ASSISTANT_API_KEY",
         "ASSISTANT_SYSTEM_PROMPT",
@@ -24,6 +24,7 @@ pub(super) fn from_env<'a>(
         "ASSISTANT_CONTEXT_CHARS",
         "ASSISTANT_TIMEOUT_SECS",
         "ASSISTANT_MAX_REPLY_CHARS",
+        "ASSISTANT_MAX_TOKENS",
     ];
     let Some(url) = get("ASSISTANT_URL") else {
         return match OTHERS.into_iter().find(|name| get(name).is_some()) {
@@ -63,6 +64,11 @@ pub(super) fn from_env<'a>(
         },
         timeout: Duration::from_secs(parse(get, "ASSISTANT_TIMEOUT_SECS", 60, 1..=3_600)?),
         max_reply_chars: parse(get, "ASSISTANT_MAX_REPLY_CHARS", 100_000, 1..=10_000_000)?,
+        // Unset: the model's own limit.
+        max_tokens: match get("ASSISTANT_MAX_TOKENS") {
+            Some(_) => Some(parse(get, "ASSISTANT_MAX_TOKENS", 0, 1..=10_000_000)?),
+            None => None,
+        },
     }))
 }
 

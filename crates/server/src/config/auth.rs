@@ -1,5 +1,5 @@
-//! Authentication: the tokens (their signing secret and lifetime) and the limit on
-//! credential attempts.
+//! Authentication: the tokens (their signing secret and lifetime), the limit on
+//! credential attempts, and who may register.
 //!
 //! The rate limit is here rather than with the password hashing: it bounds how often
 //! a client may try credentials (guessing passwords), counted per client in the
@@ -9,11 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use memlayer_app::Registration;
 use secrecy::SecretString;
 
 use super::ConfigError;
 use super::database::DatabaseConfig;
-use super::parse::parse;
+use super::parse::{parse, parse_with};
 
 /// Fewest bytes a production JWT secret may have.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -29,6 +30,8 @@ pub struct AuthConfig {
     /// /auth/me`) a client may make per minute, across every instance on the database;
     /// 0: no limit.
     pub rate_limit_per_minute: u32,
+    /// Who may create an account (`REGISTRATION`: `open`, the default, or `closed`).
+    pub registration: Registration,
 }
 
 /// Where the token-signing secret comes from.
@@ -45,8 +48,8 @@ pub enum JwtSecret {
 }
 
 impl AuthConfig {
-    /// Reads `JWT_SECRET`, `ACCESS_TOKEN_EXPIRE_MINUTES` and
-    /// `AUTH_RATE_LIMIT_PER_MINUTE` through `get`; whether a secret is required depends
+    /// Reads `JWT_SECRET`, `ACCESS_TOKEN_EXPIRE_MINUTES`, `AUTH_RATE_LIMIT_PER_MINUTE`
+    /// and `REGISTRATION` through `get`; whether a secret is required depends
     /// on the `database`.
     pub fn from_env<'a>(
         get: impl Fn(&str) -> Option<&'a str> + Copy,
@@ -58,6 +61,17 @@ impl AuthConfig {
                 60 * parse(get, "ACCESS_TOKEN_EXPIRE_MINUTES", 7 * 24 * 60, 1..=525_600)?,
             ),
             rate_limit_per_minute: parse(get, "AUTH_RATE_LIMIT_PER_MINUTE", 20, 0..=1_000_000)?,
+            registration: parse_with(
+                get,
+                "REGISTRATION",
+                Some(Registration::Open),
+                |value| match value.to_ascii_lowercase().as_str() {
+                    "open" => Some(Registration::Open),
+                    "closed" => Some(Registration::Closed),
+                    _ => None,
+                },
+                "open or closed",
+            )?,
         })
     }
 }
@@ -90,6 +104,20 @@ mod tests {
 
     use super::super::{Config, vars};
     use super::*;
+
+    #[test]
+    fn registration_is_open_by_default_closed_on_request_and_nothing_else() {
+        let read = |value: Option<&str>| {
+            let mut set = vec![];
+            if let Some(value) = value {
+                set.push(("REGISTRATION", value));
+            }
+            Config::from_vars(&vars(&set)).map(|config| config.auth.registration)
+        };
+        assert_eq!(read(None).unwrap(), Registration::Open);
+        assert_eq!(read(Some("Closed")).unwrap(), Registration::Closed);
+        assert_eq!(read(Some("maybe")).unwrap_err().name, "REGISTRATION");
+    }
 
     #[test]
     fn postgres_requires_a_secret() {

@@ -28,6 +28,41 @@ api_tests!(
     forged_and_malformed_tokens_are_all_401,
 );
 
+fn with_registration_closed_register_is_403_and_existing_accounts_log_in(
+    db: memlayer_testkit::TestDatabase,
+) {
+    let open = TestApp::start_with(db, &[]);
+    open.register("ada@example.com", "password1");
+    let closed = TestApp::start_with(open.stop(), &[("REGISTRATION", "closed")]);
+
+    let refused = closed
+        .request("POST", "/auth/register")
+        .json(&credentials("bob@example.com", "password1"))
+        .send();
+    let login = closed
+        .request("POST", "/auth/login")
+        .json(&credentials("ada@example.com", "password1"))
+        .send();
+
+    refused.assert_detail(403, "Registration is closed");
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(closed.count("users", "email = 'bob@example.com'"), 0);
+}
+
+#[test]
+fn with_registration_closed_register_is_403_on_sqlite() {
+    with_registration_closed_register_is_403_and_existing_accounts_log_in(
+        memlayer_testkit::TestDatabase::sqlite(),
+    );
+}
+
+#[test]
+fn with_registration_closed_register_is_403_on_postgres() {
+    if let Some(db) = memlayer_testkit::TestDatabase::postgres() {
+        with_registration_closed_register_is_403_and_existing_accounts_log_in(db);
+    }
+}
+
 #[test]
 fn credential_routes_are_rate_limited_per_client_with_a_json_429() {
     let api = TestApp::start_with(

@@ -43,6 +43,50 @@ memlayer_testkit::on_both_backends!(crate::generations::with_model;
     revoking_the_accounts_tokens_ends_its_open_streams_not_its_reply,
 );
 
+/// The same, with replies limited to 5 tokens.
+fn with_max_tokens(db: TestDatabase) -> WithScriptedModel {
+    WithScriptedModel::start(
+        db,
+        &[
+            ("ASSISTANT_TIMEOUT_SECS", "10"),
+            ("ASSISTANT_MAX_TOKENS", "5"),
+        ],
+    )
+}
+
+mod max_tokens {
+    use super::*;
+
+    memlayer_testkit::on_both_backends!(crate::generations::with_max_tokens;
+        a_reply_the_model_ends_at_max_tokens_is_stored_stopped_with_its_text,
+    );
+}
+
+fn a_reply_the_model_ends_at_max_tokens_is_stored_stopped_with_its_text(t: &WithScriptedModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![
+        Script::Length(vec!["One", " two", " three"]),
+        Script::Length(vec!["Four", " five"]),
+    ]);
+
+    let json = t.api.post(&path, &token, json!({ "content": "Count" }));
+    let streamed = numbered(
+        t.api
+            .post_streamed(&path, &token, json!({ "content": "Again" })),
+    );
+
+    assert_eq!(json.status, 201, "{}", json.text);
+    assert_eq!(state(&json.json()), ("stopped", "One two three"));
+    let (name, _, done) = streamed.last().unwrap();
+    assert_eq!(
+        (name.as_str(), state(done)),
+        ("done", ("stopped", "Four five"))
+    );
+    for request in t.upstream.requests() {
+        assert_eq!(request.body["max_tokens"], 5);
+    }
+}
+
 mod capacity {
     use super::*;
 
@@ -301,6 +345,9 @@ fn resume_and_stop_refuse_what_is_not_a_reply_of_ones_own(t: &WithScriptedModel)
     get(reply_id, "", Some("x"), &token)
         .assert_invalid(json!(["header", "last-event-id"]), "int_parsing");
     get(reply_id, "?after=-1", None, &token)
+        .assert_invalid(json!(["query", "after"]), "int_parsing");
+    // Both given: each is checked (the header wins when both are whole numbers).
+    get(reply_id, "?after=-1", Some("1"), &token)
         .assert_invalid(json!(["query", "after"]), "int_parsing");
     get(reply_id, "?after=1.5", None, &token)
         .assert_invalid(json!(["query", "after"]), "int_parsing");

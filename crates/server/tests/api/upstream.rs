@@ -54,6 +54,9 @@ pub enum Script {
     Status(u16),
     /// Streams these pieces, then closes the connection without `[DONE]`.
     CutAfter(Vec<&'static str>),
+    /// Streams these pieces, the last with `finish_reason: "length"` (the model stopped
+    /// at `max_tokens`), then `data: [DONE]`.
+    Length(Vec<&'static str>),
     /// Streams these pieces one every this many milliseconds, then `data: [DONE]`;
     /// reports on [`Upstream::closed`] if the client closes the connection first.
     Paced(Vec<&'static str>, u64),
@@ -299,6 +302,23 @@ fn answer(
                     let _ = closed.send(());
                     return;
                 }
+            }
+            let _ = connection.write_all(b"data: [DONE]\n\n");
+            let _ = connection.shutdown(Shutdown::Both);
+            return;
+        }
+        Script::Length(pieces) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for (index, piece) in pieces.iter().enumerate() {
+                let mut event = json!({
+                    "choices": [{ "index": 0, "delta": { "content": piece }, "finish_reason": null }],
+                });
+                if index + 1 == pieces.len() {
+                    event["choices"][0]["finish_reason"] = json!("length");
+                }
+                let _ = connection.write_all(format!("data: {event}\n\n").as_bytes());
             }
             let _ = connection.write_all(b"data: [DONE]\n\n");
             let _ = connection.shutdown(Shutdown::Both);
