@@ -474,7 +474,7 @@ def main() -> None:
     report: dict = {"when": time.strftime("%Y-%m-%d"), "machine": run.machine(),
                     "pg_version": run.psql(admin, "SHOW server_version")}
     # The default pool (DATABASE_POOL_SIZE), as an operator runs it.
-    extra = {"MAX_GENERATIONS": "1000"}
+    extra = {"MAX_GENERATIONS": "1000", "USER_MAX_GENERATIONS": "1000"}
     real = os.environ.get("BENCH_MODEL")
     if real:
         through = Instance(args.binary, url, args.port + 3, model, {"ASSISTANT_URL": f"http://{real}/v1"})
@@ -505,7 +505,7 @@ def main() -> None:
                 instance.stop()
     with tempfile.TemporaryDirectory() as folder:
         # Its own default pool (readers), as `cargo run` serves.
-        lite = Instance(args.binary, f"sqlite://{folder}/bench.db", args.port + 2, model, {"MAX_GENERATIONS": "1000"})
+        lite = Instance(args.binary, f"sqlite://{folder}/bench.db", args.port + 2, model, {"MAX_GENERATIONS": "1000", "USER_MAX_GENERATIONS": "1000"})
         try:
             report["capacity"]["sqlite"] = capacity(lite, register(lite, "bench"), concurrent, None)
             print("capacity, SQLite:", report["capacity"]["sqlite"], flush=True)

@@ -697,7 +697,7 @@ def run_streaming(binary: Path, url: str, users: int, smoke: bool) -> dict:
         print("BENCH_MODEL not set: the real-model streaming comparison is skipped", flush=True)
     upstream = streaming.FakeUpstream()
     service = Service(binary, url, {"ASSISTANT_URL": f"http://127.0.0.1:{upstream.port}/v1", "ASSISTANT_MODEL": "fake",
-                                    "MAX_GENERATIONS": "1000"})
+                                    "MAX_GENERATIONS": "1000", "USER_MAX_GENERATIONS": "1000"})
     service.start()
     try:
         count = 50 if smoke else 500

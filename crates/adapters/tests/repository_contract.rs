@@ -1771,6 +1771,7 @@ mod replies {
         a_reply_is_started_appended_to_in_batches_and_finished,
         a_batch_whose_answer_was_lost_is_not_appended_twice,
         a_chat_takes_one_generating_reply_at_a_time,
+        a_user_takes_at_most_so_many_generating_replies,
         a_stop_request_reaches_the_reply_through_append_and_watch,
         replies_silent_too_long_are_reaped_as_failed_with_their_text,
         a_reply_whose_chat_was_deleted_is_gone,
@@ -1793,7 +1794,7 @@ mod replies {
             status: MessageStatus::Generating,
             ..reply_to(&question, Role::Assistant, "unused", at(seconds + 1))
         };
-        let outcome = db.start(&question, true, &reply).unwrap();
+        let outcome = db.start(&question, true, &reply, 10).unwrap();
         assert_eq!(
             outcome,
             StartedReply::Started {
@@ -1902,10 +1903,10 @@ mod replies {
             ..reply_to(&question, Role::Assistant, "unused", at(6))
         };
 
-        assert!(db.generating_in(chat.id).unwrap());
-        assert!(!db.generating_in(other.id).unwrap());
+        assert!(db.generating(chat.id, ada.id).unwrap().in_chat);
+        assert!(!db.generating(other.id, ada.id).unwrap().in_chat);
         assert_eq!(
-            db.start(&question, true, &second).unwrap(),
+            db.start(&question, true, &second, 10).unwrap(),
             StartedReply::Busy
         );
         assert_eq!(
@@ -1917,9 +1918,39 @@ mod replies {
         db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
             .unwrap()
             .unwrap();
-        assert!(!db.generating_in(chat.id).unwrap());
+        assert!(!db.generating(chat.id, ada.id).unwrap().in_chat);
         assert!(matches!(
-            db.start(&question, true, &second).unwrap(),
+            db.start(&question, true, &second, 10).unwrap(),
+            StartedReply::Started { .. }
+        ));
+    }
+
+    fn a_user_takes_at_most_so_many_generating_replies(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let bob = new_user(db, "bob@example.com");
+        let (first, second) = (
+            new_chat(db, ada.id, "one", at(1)),
+            new_chat(db, ada.id, "two", at(1)),
+        );
+        started(db, &first, 2);
+        let question = message(&second, Role::User, "q", at(5));
+        let reply = Message {
+            content: MessageContent::from_trusted(String::new()),
+            status: MessageStatus::Generating,
+            ..reply_to(&question, Role::Assistant, "unused", at(6))
+        };
+
+        assert_eq!(
+            db.start(&question, true, &reply, 1).unwrap(),
+            StartedReply::UserBusy
+        );
+        assert_eq!(db.raw_count("messages", &second), 0, "nothing stored");
+        let generating = db.generating(second.id, ada.id).unwrap();
+        assert_eq!((generating.in_chat, generating.of_user), (false, 1));
+        assert!(db.generating(first.id, ada.id).unwrap().in_chat);
+        assert_eq!(db.generating(first.id, bob.id).unwrap().of_user, 0);
+        assert!(matches!(
+            db.start(&question, true, &reply, 2).unwrap(),
             StartedReply::Started { .. }
         ));
     }
@@ -1984,7 +2015,7 @@ mod replies {
                 .unwrap(),
             ReplyState::Ended
         );
-        assert!(!db.generating_in(chat.id).unwrap());
+        assert!(!db.generating(chat.id, ada.id).unwrap().in_chat);
         // Everything generating, whatever its heartbeat, as the next start on SQLite
         // fails it.
         assert_eq!(db.fail_generating().unwrap(), 1);
@@ -2010,7 +2041,7 @@ mod replies {
         assert_eq!(db.watch(&[reply.id], true).unwrap(), [ReplyState::Gone]);
         assert_eq!(db.read(chat.id, reply.id).unwrap(), None);
         assert_eq!(
-            db.start(&question, true, &reply).unwrap(),
+            db.start(&question, true, &reply, 10).unwrap(),
             StartedReply::Gone
         );
     }

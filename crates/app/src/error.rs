@@ -36,6 +36,9 @@ pub enum AppError {
     /// A reply is generating in the chat: it must end (or be stopped) first.
     #[error("a reply is generating in the chat")]
     ReplyInProgress,
+    /// The user has as many replies generating as they may (`USER_MAX_GENERATIONS`).
+    #[error("the user has as many replies generating as they may")]
+    TooManyRepliesAtOnce,
     /// A reply was asked for (to resume or stop) on a user's message.
     #[error("the message is not the assistant's")]
     NotAReply,

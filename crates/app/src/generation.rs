@@ -59,7 +59,11 @@ impl MemLayer {
             status: MessageStatus::Generating,
             sibling_ids: vec![id],
         };
-        match self.ports.replies.start(question, new_question, &reply)? {
+        match self
+            .ports
+            .replies
+            .start(question, new_question, &reply, self.user_max_generations)?
+        {
             StartedReply::Started {
                 question_siblings,
                 reply_siblings,
@@ -76,6 +80,7 @@ impl MemLayer {
                 new_question,
             }),
             StartedReply::Busy => Err(AppError::ReplyInProgress),
+            StartedReply::UserBusy => Err(AppError::TooManyRepliesAtOnce),
             StartedReply::Gone => Err(self.gone(request.question.chat_id)?),
         }
     }
@@ -270,14 +275,14 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .withf(|question, new, reply| {
+            .withf(|question, new, reply, _| {
                 *new && reply.parent_id == Some(question.id)
                     && reply.created_at > question.created_at
                     && (reply.role, reply.status) == (Role::Assistant, MessageStatus::Generating)
                     && reply.content.as_str().is_empty()
             })
             .times(1)
-            .returning(|question, _, reply| {
+            .returning(|question, _, reply, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![MessageId::generate(), question.id],
                     reply_siblings: vec![reply.id],
@@ -299,7 +304,7 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .returning(|_, _, _| Ok(StartedReply::Busy));
+            .returning(|_, _, _, _| Ok(StartedReply::Busy));
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("hi")).unwrap();
 
@@ -325,7 +330,7 @@ mod tests {
                 .return_const(ContextWindow::NONE);
             fx.replies
                 .expect_start()
-                .returning(|_, _, _| Ok(StartedReply::Gone));
+                .returning(|_, _, _, _| Ok(StartedReply::Gone));
             let app = fx.app();
             let pending = app.ask(session, chat.id, content("hi")).unwrap();
 

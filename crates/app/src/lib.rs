@@ -67,7 +67,12 @@ pub struct Ports {
 pub struct MemLayer {
     ports: Ports,
     registration: Registration,
+    user_max_generations: usize,
 }
+
+/// How many replies may generate at once for one user unless configured
+/// (`USER_MAX_GENERATIONS`).
+pub const USER_MAX_GENERATIONS: usize = 3;
 
 /// Who may create an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +90,16 @@ impl MemLayer {
         Self {
             ports,
             registration: Registration::Open,
+            user_max_generations: USER_MAX_GENERATIONS,
+        }
+    }
+
+    /// The same, letting at most `limit` replies generate at once for one user (across
+    /// every instance on the database).
+    pub fn with_user_max_generations(self, limit: usize) -> Self {
+        Self {
+            user_max_generations: limit,
+            ..self
         }
     }
 

@@ -119,13 +119,18 @@ impl MemLayer {
     }
 
     /// One of the user's chats with no reply generating in it
-    /// ([`AppError::ReplyInProgress`]): checked before the model is asked, so a
-    /// refused request costs the model nothing. (Starting the reply checks again, in
-    /// its unit of work, for a reply that started meanwhile.)
+    /// ([`AppError::ReplyInProgress`]), of a user with fewer replies generating than
+    /// they may have ([`AppError::TooManyRepliesAtOnce`]): checked before the model is
+    /// asked, so a refused request costs the model nothing. (Starting the reply checks
+    /// both again, in its unit of work, for a reply that started meanwhile.)
     fn available_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
         let chat = self.owned_chat(session, chat)?;
-        if self.ports.replies.generating_in(chat.id)? {
+        let generating = self.ports.replies.generating(chat.id, chat.owner)?;
+        if generating.in_chat {
             return Err(AppError::ReplyInProgress);
+        }
+        if generating.of_user >= self.user_max_generations {
+            return Err(AppError::TooManyRepliesAtOnce);
         }
         Ok(chat)
     }
@@ -263,7 +268,7 @@ impl MemLayer {
         // Nothing stored: not the user's chat, no such chat, revoked tokens, or a reply
         // generating in the chat.
         self.owned_chat(session, chat)?;
-        if self.ports.replies.generating_in(chat)? {
+        if self.ports.replies.generating(chat, session.user)?.in_chat {
             return Err(AppError::ReplyInProgress);
         }
         // The chat was the user's yet the exchange was refused: it was deleted
@@ -307,7 +312,7 @@ mod tests {
     use futures_executor::block_on;
     use futures_util::stream;
     use memlayer_domain::{Chat, UserId};
-    use memlayer_ports::{ContextWindow, ReplyStream, ResponderError, StartedReply};
+    use memlayer_ports::{ContextWindow, Generating, ReplyStream, ResponderError, StartedReply};
     use mockall::Sequence;
     use mockall::predicate::{always, eq};
 
@@ -343,7 +348,7 @@ mod tests {
             .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
-        fx.replies.expect_start().returning(move |q, new, r| {
+        fx.replies.expect_start().returning(move |q, new, r, _| {
             let mut log = log.lock().unwrap();
             if new {
                 log.push(q.clone());
@@ -396,7 +401,7 @@ mod tests {
             .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
         fx.replies
             .expect_start()
-            .withf(|q, new, r| {
+            .withf(|q, new, r, _| {
                 q.role == Role::User
                     && q.content.as_str() == "And now?"
                     && *new
@@ -404,7 +409,7 @@ mod tests {
             })
             .times(1)
             .in_sequence(&mut order)
-            .returning(|q, _, r| {
+            .returning(|q, _, r, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],
@@ -566,7 +571,12 @@ mod tests {
         let session = any_session();
         let chat = fx.stored_chat(session.user);
         fx.replies.checkpoint();
-        fx.replies.expect_generating_in().returning(|_| Ok(true));
+        fx.replies.expect_generating().returning(|_, _| {
+            Ok(Generating {
+                in_chat: true,
+                of_user: 1,
+            })
+        });
         fx.replies.expect_start().never();
         fx.responder.expect_reply().never();
         let app = fx.app();
@@ -671,7 +681,9 @@ mod tests {
             fx.users
                 .expect_is_current()
                 .returning(move |_| Ok(generation == 0));
-            fx.replies.expect_generating_in().returning(|_| Ok(false));
+            fx.replies
+                .expect_generating()
+                .returning(|_, _| Ok(Generating::default()));
 
             let error = fx
                 .app()
@@ -738,9 +750,9 @@ mod tests {
         let asked_again = question.id;
         fx.replies
             .expect_start()
-            .withf(move |q, new, _| q.id == asked_again && !*new)
+            .withf(move |q, new, _, _| q.id == asked_again && !*new)
             .times(1)
-            .returning(|q, _, r| {
+            .returning(|q, _, r, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],

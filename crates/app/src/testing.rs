@@ -40,7 +40,9 @@ impl Fixture {
         clock.expect_now().return_const(NOW);
         // No reply generating in any chat, unless a test says otherwise.
         let mut replies = MockReplyRepository::new();
-        replies.expect_generating_in().returning(|_| Ok(false));
+        replies
+            .expect_generating()
+            .returning(|_, _| Ok(memlayer_ports::Generating::default()));
         Self {
             users: MockUserRepository::new(),
             chats: MockChatRepository::new(),

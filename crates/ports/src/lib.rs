@@ -14,8 +14,8 @@ mod services;
 pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{
-    ChatRepository, FolderRepository, HealthCheck, MessageRepository, ReplyRepository, ReplyState,
-    SearchIndex, StartedReply, StoredReply, UpdateChatError, UserRepository,
+    ChatRepository, FolderRepository, Generating, HealthCheck, MessageRepository, ReplyRepository,
+    ReplyState, SearchIndex, StartedReply, StoredReply, UpdateChatError, UserRepository,
 };
 pub use services::{
     AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,

@@ -221,8 +221,19 @@ pub enum StartedReply {
     },
     /// A reply is already generating in the chat: nothing stored.
     Busy,
+    /// The chat's owner has as many replies generating as they may: nothing stored.
+    UserBusy,
     /// The chat, or the question answered again, was deleted meanwhile: nothing stored.
     Gone,
+}
+
+/// What is generating for a user ([`ReplyRepository::generating`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Generating {
+    /// Whether a reply is generating in the chat asked about.
+    pub in_chat: bool,
+    /// How many replies are generating for the user, in all their chats.
+    pub of_user: usize,
 }
 
 /// A reply as stored while (and after) it is written: the message, with the text so
@@ -256,18 +267,21 @@ pub enum ReplyState {
 /// instance can read it, ask it to stop, or mark it failed when its instance died.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait ReplyRepository: Send + Sync {
-    /// Whether a reply is generating in the chat.
-    fn generating_in(&self, chat: ChatId) -> Result<bool, RepositoryError>;
+    /// What is generating for `user`: whether a reply is in `chat`, and how many in all.
+    fn generating(&self, chat: ChatId, user: UserId) -> Result<Generating, RepositoryError>;
     /// Starts a reply, in one unit of work: stores `question` when it is new (after its
     /// parent), or checks the one answered again is still there; stores `reply` (its
     /// status `generating`, its heartbeat now, by the database's clock) below it as the
     /// chat's active leaf. [`StartedReply::Busy`] if another reply is generating in the
-    /// chat.
+    /// chat, [`StartedReply::UserBusy`] if `max_per_user` are generating for the chat's
+    /// owner (counted with the owner's starts taking turns, so it is exact under races
+    /// and across instances).
     fn start(
         &self,
         question: &Message,
         question_is_new: bool,
         reply: &Message,
+        max_per_user: usize,
     ) -> Result<StartedReply, RepositoryError>;
     /// Appends `pieces` to a generating reply that holds `stored_pieces` pieces,
     /// `stored_chars` characters in all, and beats its heartbeat. Idempotent: pieces

@@ -173,7 +173,8 @@ fn build_api(
         search: db.clone(),
         replies: db.clone(),
     })
-    .with_registration(config.auth.registration);
+    .with_registration(config.auth.registration)
+    .with_user_max_generations(config.http.user_max_generations);
     // The budgets live in the database, so every instance on it spends from the same.
     let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {
         AuthRateLimit::new(

@@ -623,11 +623,14 @@ macro_rules! tree_queries {
 
 tree_queries!(diesel::PgConnection, diesel::SqliteConnection);
 
-/// Serialising the tree operations of one chat.
+/// Serialising the tree operations of one chat, and the replies started for one user.
 pub(super) trait LockChat {
     /// Takes the chat's row lock for the rest of the transaction, so the tree operations
     /// of one chat take turns and each reads the tree as the one before left it.
     fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
+    /// Takes the user's row lock (one that lets rows referring to it be written) for
+    /// the rest of the transaction, so the starts of one user's replies take turns.
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<()>;
 }
 
 impl LockChat for diesel::PgConnection {
@@ -640,11 +643,26 @@ impl LockChat for diesel::PgConnection {
             .optional()
             .map(drop)
     }
+
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<()> {
+        users::table
+            .find(user)
+            .select(users::id)
+            .for_no_key_update()
+            .first::<DbUuid>(self)
+            .optional()
+            .map(drop)
+    }
 }
 
 impl LockChat for diesel::SqliteConnection {
     /// Nothing to take: SQLite's writes run one after the other on its one writer.
     fn lock_chat(&mut self, _chat: DbUuid) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// Nothing to take, as for a chat.
+    fn lock_user(&mut self, _user: DbUuid) -> QueryResult<()> {
         Ok(())
     }
 }

@@ -4,8 +4,10 @@
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use memlayer_domain::{ChatId, Message, MessageId, MessageStatus};
-use memlayer_ports::{ReplyRepository, ReplyState, RepositoryError, StartedReply, StoredReply};
+use memlayer_domain::{ChatId, Message, MessageId, MessageStatus, UserId};
+use memlayer_ports::{
+    Generating, ReplyRepository, ReplyState, RepositoryError, StartedReply, StoredReply,
+};
 
 use super::messages::{LockChat, TreeQueries, db_id, is_gone, retried, to_message};
 use super::rows::MessageRow;
@@ -108,16 +110,17 @@ fn sql_count(chars: usize) -> i32 {
 }
 
 impl ReplyRepository for Database {
-    fn generating_in(&self, chat: ChatId) -> Result<bool, RepositoryError> {
-        let chat = DbUuid(chat.as_uuid());
-        Ok(with_connection!(self, |conn| diesel::select(
-            diesel::dsl::exists(
-                messages::table
-                    .filter(messages::chat_id.eq(chat))
-                    .filter(messages::status.eq(GENERATING)),
-            )
-        )
-        .get_result::<bool>(conn))?)
+    fn generating(&self, chat: ChatId, user: UserId) -> Result<Generating, RepositoryError> {
+        let (chat, user) = (DbUuid(chat.as_uuid()), DbUuid(user.as_uuid()));
+        let chats: Vec<DbUuid> = with_connection!(self, |conn| messages::table
+            .filter(messages::user_id.eq(user))
+            .filter(messages::status.eq(GENERATING))
+            .select(messages::chat_id)
+            .load(conn))?;
+        Ok(Generating {
+            in_chat: chats.contains(&chat),
+            of_user: chats.len(),
+        })
     }
 
     fn start(
@@ -125,12 +128,24 @@ impl ReplyRepository for Database {
         question: &Message,
         question_is_new: bool,
         reply: &Message,
+        max_per_user: usize,
     ) -> Result<StartedReply, RepositoryError> {
         let (asked, answer) = (MessageRow::from(question), MessageRow::from(reply));
-        let chat = asked.chat_id;
+        let (chat, owner) = (asked.chat_id, answer.user_id);
         let now = self.now();
         let started = retried(|| {
             with_writer!(self, |conn| conn.transaction(|conn| {
+                // The owner's starts take turns (the user's row, then the chat's), so
+                // two racing for the last place cannot both take it.
+                conn.lock_user(owner)?;
+                let running: i64 = messages::table
+                    .filter(messages::user_id.eq(owner))
+                    .filter(messages::status.eq(GENERATING))
+                    .count()
+                    .get_result(conn)?;
+                if usize::try_from(running).unwrap_or(usize::MAX) >= max_per_user {
+                    return Ok(StartedReply::UserBusy);
+                }
                 conn.lock_chat(chat)?;
                 let busy: bool = diesel::select(diesel::dsl::exists(
                     messages::table

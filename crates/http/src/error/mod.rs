@@ -141,7 +141,9 @@ fn status(error: &ApiError) -> StatusCode {
             AppError::NotAUserMessage | AppError::FolderNotUsable | AppError::NotAReply => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts { .. } | AppError::TooManyRepliesAtOnce => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,6 +177,9 @@ pub(crate) fn detail(error: &ApiError) -> String {
                 "A reply is being written in this chat: stop it or wait for it to end"
             }
             AppError::NotAReply => "Only an assistant's reply can be resumed or stopped",
+            AppError::TooManyRepliesAtOnce => {
+                "Too many of your replies are being written at once: wait for one to end"
+            }
             AppError::FolderNotFound => "Folder not found",
             AppError::NotFolderOwner => "Not allowed to access this folder",
             AppError::FolderNotUsable => "No folder of yours has this id",
@@ -244,6 +249,9 @@ impl ResponseError for ApiError {
             }
             Self::TooManyReplies => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::App(AppError::TooManyRepliesAtOnce) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
             Self::BodyTimeout(_) => {
                 // The rest of the body may still be on its way: do not wait for it.

@@ -58,6 +58,8 @@ pub struct HttpConfig {
     /// Most replies generating at once on this instance (each holds a connection to the
     /// model).
     pub max_generations: usize,
+    /// Most replies generating at once for one user, across every instance.
+    pub user_max_generations: usize,
     /// How long an instance may go without a heartbeat before the replies it generates
     /// are marked failed by another.
     pub reply_silence: Duration,
@@ -141,6 +143,12 @@ impl HttpConfig {
                 0..=3_600,
             )?),
             max_generations: parse(get, "MAX_GENERATIONS", 256, 1..=100_000)?,
+            user_max_generations: parse(
+                get,
+                "USER_MAX_GENERATIONS",
+                memlayer_app::USER_MAX_GENERATIONS,
+                1..=100_000,
+            )?,
             reply_silence: Duration::from_secs(parse(get, "REPLY_SILENCE_SECS", 30, 3..=3_600)?),
             trust_forwarded_for,
             max_connections_per_client: parse(

@@ -87,6 +87,64 @@ fn a_reply_the_model_ends_at_max_tokens_is_stored_stopped_with_its_text(t: &With
     }
 }
 
+/// The same, with one reply at a time per user.
+fn with_one_reply_per_user(db: TestDatabase) -> WithScriptedModel {
+    WithScriptedModel::start(
+        db,
+        &[
+            ("ASSISTANT_TIMEOUT_SECS", "10"),
+            ("USER_MAX_GENERATIONS", "1"),
+        ],
+    )
+}
+
+mod per_user {
+    use super::*;
+
+    memlayer_testkit::on_both_backends!(crate::generations::with_one_reply_per_user;
+        past_user_max_generations_a_reply_is_429_before_anything_is_stored_or_asked,
+    );
+}
+
+fn past_user_max_generations_a_reply_is_429_before_anything_is_stored_or_asked(
+    t: &WithScriptedModel,
+) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![Script::StallAfter(vec!["Busy"])]);
+    let (_events, id) = start(t, &token, &path, "First");
+    let other = crate::support::messages_path(&t.api.new_chat(&token));
+
+    let refused = t.api.post(&other, &token, json!({ "content": "Second" }));
+
+    refused.assert_detail(
+        429,
+        "Too many of your replies are being written at once: wait for one to end",
+    );
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert!(t.api.conversation(&other, &token).is_empty());
+    assert_eq!(t.upstream.requests().len(), 1, "the model was asked");
+    // Another user is not concerned; the user is free again once the reply ends.
+    t.upstream.script(vec![
+        Script::Answer(vec!["Yours"]),
+        Script::Answer(vec!["Now"]),
+    ]);
+    let (stranger, theirs) = t.chat();
+    assert_eq!(
+        t.api
+            .post(&theirs, &stranger, json!({ "content": "Hi" }))
+            .status,
+        201
+    );
+    t.api
+        .post(&format!("{path}/{id}/stop"), &token, json!(null));
+    assert_eq!(
+        t.api
+            .post(&other, &token, json!({ "content": "Second" }))
+            .status,
+        201
+    );
+}
+
 mod capacity {
     use super::*;
 
