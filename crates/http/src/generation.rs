@@ -1,7 +1,7 @@
 //! Generations: a reply belongs to the service, not to the connection that asked for it.
 //!
 //! Starting a reply stores it (`generating`) and spawns one task that owns the model's
-//! stream ([`spawn`]); requests only follow it. The task runs on the actix system's own
+//! stream ([`start`]); requests only follow it. The task runs on the actix system's own
 //! arbiter, not on a worker, so it outlives its request and the HTTP server's shutdown
 //! ([`Generations::drain`]). It hands each piece to the listeners on this instance in
 //! memory ([`Live`]), appends the pieces to the database in batches
@@ -21,8 +21,7 @@ use std::time::Duration;
 use actix_web::web::Data;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use memlayer_app::domain::{Chat, Message, MessageContent, MessageId, MessageStatus, Session};
-use memlayer_app::ports::ReplyRequest;
-use memlayer_app::ports::{ReplyState, ResponderError};
+use memlayer_app::ports::{ReplyRequest, ReplyState, ResponderError};
 use memlayer_app::{AnswerStream, AppError, PendingReply, StartedGeneration};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::{JoinError, JoinHandle};

@@ -54,6 +54,8 @@ use crate::stream;
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Blank or too long content, or a bad chat id", body = ValidationErrorBody),
         (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
+        (status = 429, description = "`USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The assistant failed; the user's message was saved", body = ErrorBody),
         (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
@@ -152,6 +154,8 @@ fn ended(ending: Ending, mut status: actix_web::HttpResponseBuilder) -> HttpResp
         (status = 404, description = "No such chat, or no such message in it", body = ErrorBody),
         (status = 422, description = "A chat or message id that is not a UUID", body = ValidationErrorBody),
         (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
+        (status = 429, description = "`USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The assistant failed", body = ErrorBody),
         (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
@@ -193,6 +197,8 @@ pub async fn regenerate(
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Blank or too long content, an id that is not a UUID, or the assistant's message", body = ValidationErrorBody),
         (status = 409, description = "A reply is generating in this chat: stop it or wait", body = ErrorBody),
+        (status = 429, description = "`USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The assistant failed; the edited message was saved", body = ErrorBody),
         (status = 503, description = "Database unavailable, or this instance runs `MAX_GENERATIONS` replies already; retry later (`Retry-After`)", body = ErrorBody),
     )
