@@ -21,6 +21,7 @@ mod model_limits;
 mod observability;
 mod process;
 mod protocol;
+mod proxy;
 mod resilience;
 mod scale_out;
 mod search;
