@@ -2067,7 +2067,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description With `Accept: text/event-stream`: `message` (the new user message), `delta`…, then `done` or `error` */
+            /** @description With `Accept: text/event-stream`: `message` (the new user message), `reply`, `delta`…, then `done` or `error` */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2193,7 +2193,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description With `Accept: text/event-stream`: the answer as Server-Sent Events (`delta`…, then `done` or `error`) */
+            /** @description With `Accept: text/event-stream`: the answer as Server-Sent Events (`reply`, `delta`…, then `done` or `error`) */
             200: {
                 headers: {
                     [name: string]: unknown;

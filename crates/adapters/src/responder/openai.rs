@@ -259,12 +259,38 @@ fn pieces(
             Err(error) => Err(ReadError::Transport(error)),
         })
         .eventsource();
-    stream::unfold(Some((events, max_chars)), |state| async move {
-        let (mut events, left) = state?;
-        if left == 0 {
+    // The state: the events, the characters left, and whether the reply was cut (the
+    // model stopped at `max_tokens`, or a piece went past the limit).
+    stream::unfold(Some((events, max_chars, false)), |state| async move {
+        let (mut events, left, cut) = state?;
+        if cut {
             // The reply is as long as it may be: it ends here, cut, and dropping the
             // response closes the connection, so the model stops writing.
             return Some((Err(ResponderError::LimitReached), None));
+        }
+        if left == 0 {
+            // Exactly at the limit: a reply that ends here is whole; one with more text
+            // to come is cut.
+            return loop {
+                match events.next().await {
+                    Some(Ok(event)) if event.data.trim() == "[DONE]" => break None,
+                    Some(Ok(event)) => {
+                        match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+                            Ok(chunk)
+                                if chunk.error.is_none()
+                                    && chunk.choices.iter().all(|choice| {
+                                        choice.delta.content.as_deref().is_none_or(str::is_empty)
+                                            && choice.finish_reason.as_deref() != Some("length")
+                                    }) =>
+                            {
+                                continue;
+                            }
+                            _ => break Some((Err(ResponderError::LimitReached), None)),
+                        }
+                    }
+                    _ => break Some((Err(ResponderError::LimitReached), None)),
+                }
+            };
         }
         loop {
             let Some(event) = events.next().await else {
@@ -315,11 +341,11 @@ fn pieces(
                         // The limit falls inside this piece: the reply ends with it.
                         Some((end, _)) => {
                             text.truncate(end);
-                            Some((Ok(text), Some((events, 0))))
+                            Some((Ok(text), Some((events, 0, true))))
                         }
                         None => {
-                            let left = if cut { 0 } else { left - text.chars().count() };
-                            Some((Ok(text), Some((events, left))))
+                            let left = left - text.chars().count();
+                            Some((Ok(text), Some((events, left, cut))))
                         }
                     };
                 }

@@ -147,7 +147,7 @@ fn ended(ending: Ending, mut status: actix_web::HttpResponseBuilder) -> HttpResp
     ),
     responses(
         (status = 201, description = "The new answer", body = MessageResponse),
-        (status = 200, description = "With `Accept: text/event-stream`: the answer as Server-Sent Events (`delta`…, then `done` or `error`)",
+        (status = 200, description = "With `Accept: text/event-stream`: the answer as Server-Sent Events (`reply`, `delta`…, then `done` or `error`)",
             content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),
@@ -188,7 +188,7 @@ pub async fn regenerate(
     request_body = PostMessageRequest,
     responses(
         (status = 201, description = "The answer to the edited message", body = MessageResponse),
-        (status = 200, description = "With `Accept: text/event-stream`: `message` (the new user message), `delta`…, then `done` or `error`",
+        (status = 200, description = "With `Accept: text/event-stream`: `message` (the new user message), `reply`, `delta`…, then `done` or `error`",
             content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The chat belongs to another user", body = ErrorBody),

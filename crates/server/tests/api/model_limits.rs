@@ -47,6 +47,7 @@ impl std::ops::Deref for Bounded {
 memlayer_testkit::on_both_backends!(crate::model_limits::Bounded::start;
     an_endless_answer_ends_at_the_reply_limit_is_kept_and_the_model_is_hung_up_on,
     an_endless_streamed_answer_ends_at_the_reply_limit_with_done,
+    an_answer_exactly_as_long_as_the_limit_is_complete,
     an_event_larger_than_its_bound_is_a_broken_answer_and_the_model_is_hung_up_on,
     an_endless_error_body_is_read_only_in_part,
     each_stored_message_reaches_the_model_cut_to_the_context_budget,
@@ -71,6 +72,25 @@ fn an_endless_answer_ends_at_the_reply_limit_is_kept_and_the_model_is_hung_up_on
     );
     let stored = t.api.conversation(&path, &token);
     assert_eq!(stored[1], ("assistant".into(), content));
+}
+
+fn an_answer_exactly_as_long_as_the_limit_is_complete(t: &Bounded) {
+    let (token, path) = t.chat();
+    // Ten pieces of a hundred characters: the limit, then [DONE].
+    let piece: &'static str = "0123456789".repeat(10).leak();
+    t.upstream
+        .script(vec![Script::Answer(vec![piece; MAX_REPLY_CHARS / 100])]);
+
+    let reply = t
+        .api
+        .post(&path, &token, json!({ "content": "Just enough" }));
+
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.json()["status"], "complete");
+    assert_eq!(
+        reply.json()["content"].as_str().unwrap().chars().count(),
+        MAX_REPLY_CHARS
+    );
 }
 
 fn an_endless_streamed_answer_ends_at_the_reply_limit_with_done(t: &Bounded) {
