@@ -103,6 +103,7 @@ mod per_user {
 
     memlayer_testkit::on_both_backends!(crate::generations::with_one_reply_per_user;
         past_user_max_generations_a_reply_is_429_before_anything_is_stored_or_asked,
+        two_posts_racing_for_the_users_last_place_one_wins,
     );
 }
 
@@ -143,6 +144,40 @@ fn past_user_max_generations_a_reply_is_429_before_anything_is_stored_or_asked(
             .status,
         201
     );
+}
+
+fn two_posts_racing_for_the_users_last_place_one_wins(t: &WithScriptedModel) {
+    let token = t.api.new_user();
+    let paths: Vec<String> = (0..4)
+        .map(|_| crate::support::messages_path(&t.api.new_chat(&token)))
+        .collect();
+    t.upstream
+        .script((0..4).map(|_| Script::StallAfter(vec!["Mine"])).collect());
+
+    // Four posts in four chats at once: with one place, exactly one reply starts.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let token = token.clone();
+                let api = &t.api;
+                scope.spawn(move || {
+                    let events = api.post_streamed(path, &token, json!({ "content": "Me first" }));
+                    events.status
+                })
+            })
+            .collect();
+        posts.into_iter().map(|post| post.join().unwrap()).collect()
+    });
+
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 429, 429, 429], "{statuses:?}");
+    let stored: usize = paths
+        .iter()
+        .map(|path| t.api.conversation(path, &token).len())
+        .sum();
+    assert_eq!(stored, 2, "one question and its reply");
 }
 
 mod capacity {
