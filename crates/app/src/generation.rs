@@ -244,7 +244,7 @@ impl MemLayer {
 
 /// A reply another instance ended (marking it failed, as if this one were dead): the
 /// model's work here is lost, as when the model fails.
-pub fn ended_elsewhere() -> AppError {
+fn ended_elsewhere() -> AppError {
     AppError::AssistantFailed(ResponderError::Broken(
         "another instance ended the reply (this one was taken for dead)".into(),
     ))

@@ -288,12 +288,12 @@ impl Generations {
     }
 
     /// How many replies are generating on this instance.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Whether no reply is generating on this instance.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

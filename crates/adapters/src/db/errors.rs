@@ -22,6 +22,20 @@ impl From<DbError> for RepositoryError {
     }
 }
 
+impl DbError {
+    /// Whether the statement broke a unique index (an email taken; a second reply
+    /// generating in one chat).
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
 /// Whether a failed statement means the connection is gone (server restarted, network).
 pub(crate) fn is_connection_lost(error: &DieselError) -> bool {
     matches!(

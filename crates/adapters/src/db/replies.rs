@@ -3,7 +3,7 @@
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use memlayer_domain::{ChatId, Message, MessageId, MessageStatus, UserId};
 use memlayer_ports::{
     Generating, ReplyRepository, ReplyState, RepositoryError, StartedReply, StoredReply,
@@ -32,18 +32,6 @@ fn encode(ends: &[usize]) -> String {
 /// Piece ends as read back; a malformed entry (never written) ends the list.
 fn decode(text: &str) -> Vec<usize> {
     text.split(',').map_while(|end| end.parse().ok()).collect()
-}
-
-/// Whether a statement failed on a unique index: here, the one that allows one
-/// generating reply per chat.
-fn is_duplicate(error: &DbError) -> bool {
-    matches!(
-        error,
-        DbError::Query(DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation,
-            _
-        ))
-    )
 }
 
 diesel::define_sql_function! {
@@ -194,7 +182,7 @@ impl ReplyRepository for Database {
             Err(error) if is_gone(&error) => Ok(StartedReply::Gone),
             Err(DbError::Query(DieselError::RollbackTransaction)) => Ok(StartedReply::Gone),
             // Another reply started in the chat at the same moment.
-            Err(error) if is_duplicate(&error) => Ok(StartedReply::Busy),
+            Err(error) if error.is_unique_violation() => Ok(StartedReply::Busy),
             Err(error) => Err(error.into()),
         }
     }

@@ -1,12 +1,11 @@
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use memlayer_domain::{Email, PasswordHash, Session, User, UserId};
 use memlayer_ports::{CreateUserError, RepositoryError, UserRepository};
 
 use super::rows::UserRow;
 use super::schema::users;
 use super::sql_types::DbUuid;
-use super::{Database, DbError, with_connection, with_writer};
+use super::{Database, with_connection, with_writer};
 
 impl UserRepository for Database {
     fn create(&self, user: &User) -> Result<(), CreateUserError> {
@@ -16,10 +15,7 @@ impl UserRepository for Database {
             .execute(conn))
         {
             Ok(_) => Ok(()),
-            Err(DbError::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) => Err(CreateUserError::EmailTaken),
+            Err(error) if error.is_unique_violation() => Err(CreateUserError::EmailTaken),
             Err(error) => Err(RepositoryError::from(error).into()),
         }
     }
