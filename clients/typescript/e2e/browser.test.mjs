@@ -41,6 +41,7 @@ const failedRequests = [];
 let service;
 let serviceLog = "";
 let dataDir;
+let databaseUrl;
 let pageServers = [];
 let browser;
 let page;
@@ -80,10 +81,11 @@ async function startService() {
     );
   }
   dataDir = mkdtempSync(join(tmpdir(), "memlayer-e2e-"));
+  databaseUrl = process.env.MEMLAYER_E2E_DATABASE_URL ?? `sqlite://${dataDir}/memlayer.db`;
   service = spawn(bin, [], {
     env: {
       ...process.env,
-      DATABASE_URL: process.env.MEMLAYER_E2E_DATABASE_URL ?? `sqlite://${dataDir}/memlayer.db`,
+      DATABASE_URL: databaseUrl,
       JWT_SECRET: SECRET,
       HOST: "127.0.0.1",
       PORT: String(apiPort),
@@ -104,6 +106,22 @@ async function startService() {
     await new Promise((ok) => setTimeout(ok, 50));
   }
   assert.fail(`the service did not become ready:\n${serviceLog}`);
+}
+
+/** Runs `memlayer admin ...args` on the service's database, `input` on its standard input: its output. */
+function runAdmin(args, input) {
+  const bin = process.env.MEMLAYER_BIN ?? join(root, "target/debug/memlayer");
+  const child = spawn(bin, ["admin", ...args], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, JWT_SECRET: SECRET, BCRYPT_COST: "4", RUST_LOG: "warn" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  child.stdin.end(input);
+  return new Promise((ok, fail) =>
+    child.once("exit", (code) => (code === 0 ? ok(output) : fail(new Error(`memlayer admin ${args[0]}: ${output}`)))),
+  );
 }
 
 /** Runs `window.memlayer[action](...args)` in the page and returns what it received. */
@@ -453,6 +471,50 @@ describe("the SPA's calls, from http://localhost:5173", () => {
     assert.equal(again.status, 201, "the email is free again");
   });
 
+  test("shows today's usage, and an admin disables a user whose next request is refused", async () => {
+    // The operator makes the first admin from the server's shell.
+    const admin = `admin-${Date.now()}@example.com`;
+    const made = await runAdmin(["create", admin], "admin password\n");
+    assert.match(made, /is a new admin/);
+
+    const user = `dave-${Date.now()}@example.com`;
+    await call("register", user, "correct horse");
+    const chatId = (await call("createChat", "Costs")).data.id;
+    const posted = await call("postMessage", chatId, "How much does this cost?");
+    assert.equal(posted.status, 201);
+    const usage = await call("usage");
+    assert.equal(usage.status, 200);
+    const shown = await page.textContent("#usage");
+    assert.equal(shown, `${usage.data.tokens_used.toLocaleString("en")} tokens used today`);
+    if (MODEL_URL) {
+      // The model's usage: on the reply, and on the day's total.
+      const spent = posted.data.usage.prompt_tokens + posted.data.usage.completion_tokens;
+      assert.ok(spent > 0 && usage.data.tokens_used >= spent, JSON.stringify([posted.data.usage, usage.data]));
+    } else {
+      assert.equal(posted.data.usage, null, "the default assistant costs nothing");
+    }
+    const userToken = await page.evaluate(() => localStorage.getItem("memlayer.access_token"));
+
+    assert.equal((await call("login", admin, "admin password")).status, 200);
+    assert.equal((await call("me")).data.role, "admin");
+    const found = await call("adminListUsers", user.toUpperCase());
+    assert.equal(found.status, 200);
+    assert.deepEqual(
+      found.data.map((item) => [item.email, item.chats, item.disabled]),
+      [[user, 1, false]],
+    );
+    const disabled = await call("adminUpdateUser", found.data[0].id, { disabled: true });
+    assert.deepEqual([disabled.status, disabled.data.disabled], [200, true]);
+
+    await call("useToken", userToken);
+    const refused = await call("listChats");
+    assert.deepEqual([refused.status, refused.detail], [401, "Could not validate credentials"]);
+    const login = await call("login", user, "correct horse");
+    assert.deepEqual([login.status, login.detail], [403, "This account is disabled"]);
+    // The tests after this one start logged in.
+    assert.equal((await call("login", admin, "admin password")).status, 200);
+  });
+
   test("an expired session is a 401 the page can read", async () => {
     const me = await call("me");
     await call("useToken", expiredToken(me.data.id));
@@ -497,12 +559,15 @@ describe("Swagger UI at /docs", () => {
       blocks.map((block) => `${block.querySelector(".opblock-summary-method").textContent} ${block.querySelector(".opblock-summary-path").dataset.path}`),
     );
     assert.deepEqual(operations.sort(), [
+      "DELETE /admin/users/{user_id}",
       "DELETE /auth/me",
       "DELETE /chats/{chat_id}",
       "DELETE /chats/{chat_id}/messages/{message_id}",
       "DELETE /folders/{folder_id}",
+      "GET /admin/users",
       "GET /auth/me",
       "GET /auth/me/export",
+      "GET /auth/me/usage",
       "GET /chats",
       "GET /chats/{chat_id}",
       "GET /chats/{chat_id}/messages",
@@ -512,8 +577,10 @@ describe("Swagger UI at /docs", () => {
       "GET /health",
       "GET /health/ready",
       "GET /search",
+      "PATCH /admin/users/{user_id}",
       "PATCH /chats/{chat_id}",
       "PATCH /folders/{folder_id}",
+      "POST /admin/users",
       "POST /auth/login",
       "POST /auth/logout-all",
       "POST /auth/password",

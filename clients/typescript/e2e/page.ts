@@ -5,6 +5,7 @@
  */
 import {
   TOKEN_KEY,
+  type AdminUserChange,
   type UpdateChatRequest,
   createMemLayerClient,
   errorDetail,
@@ -14,6 +15,7 @@ import {
   streamEdit,
   streamMessage,
   streamRegenerate,
+  usageFigure,
   type ReplyEvent,
   type StreamedReply,
 } from "../src/index";
@@ -47,6 +49,7 @@ function remember<T extends { access_token: string }>(result: Outcome<T>): Outco
 const chat = (chat_id: string) => ({ params: { path: { chat_id } } });
 const message = (chat_id: string, message_id: string) => ({ params: { path: { chat_id, message_id } } });
 const folder = (folder_id: string) => ({ params: { path: { folder_id } } });
+const account = (user_id: string) => ({ params: { path: { user_id } } });
 
 /** Shows search hits as a user sees them: each snippet with its matches in <mark>. */
 function showHits(hits: { chat_id: string; message_id?: string | null; snippet: string; highlights: number[][] }[]) {
@@ -179,6 +182,19 @@ const page = {
   logoutAll: () => outcome(client.POST("/auth/logout-all")),
   deleteAccount: (password: string) => outcome(client.DELETE("/auth/me", { body: { password } })),
   exportAccount: () => outcome(client.GET("/auth/me/export")),
+  /** Reads today's usage and shows it on the page (#usage), as the SPA's header would. */
+  usage: async () => {
+    const result = await outcome(client.GET("/auth/me/usage"));
+    const figure = document.getElementById("usage");
+    if (figure && result.data) figure.textContent = usageFigure(result.data);
+    return result;
+  },
+  adminListUsers: (q?: string) => outcome(client.GET("/admin/users", { params: { query: q ? { q } : {} } })),
+  adminCreateUser: (email: string, password: string) =>
+    outcome(client.POST("/admin/users", { body: { email, password } })),
+  adminUpdateUser: (id: string, body: AdminUserChange) =>
+    outcome(client.PATCH("/admin/users/{user_id}", { ...account(id), body })),
+  adminDeleteUser: (id: string) => outcome(client.DELETE("/admin/users/{user_id}", account(id))),
   /** Replaces the stored token (null logs out), as the SPA's session handling would. */
   useToken: (token: string | null) =>
     token === null ? localStorage.removeItem(TOKEN_KEY) : localStorage.setItem(TOKEN_KEY, token),

@@ -30,6 +30,19 @@ export type UpdateChatRequest = Schemas["UpdateChatRequest"];
 export type FolderRequest = Schemas["FolderRequest"];
 export type FolderResponse = Schemas["FolderResponse"];
 export type SearchHitResponse = Schemas["SearchHitResponse"];
+export type UsageResponse = Schemas["UsageResponse"];
+export type UsageDto = Schemas["UsageDto"];
+export type AccountRole = Schemas["AccountRole"];
+export type AdminUserResponse = Schemas["AdminUserResponse"];
+export type AdminUserChange = Schemas["AdminUserChange"];
+
+/** Today's usage as a person reads it: "1,234 tokens used today of 50,000". */
+export function usageFigure(usage: Pick<UsageResponse, "tokens_used" | "token_limit">): string {
+  const used = `${usage.tokens_used.toLocaleString("en")} tokens used today`;
+  return usage.token_limit === null || usage.token_limit === undefined
+    ? used
+    : `${used} of ${usage.token_limit.toLocaleString("en")}`;
+}
 
 /**
  * A search hit's snippet cut into plain and highlighted pieces, in order (the

@@ -4,6 +4,60 @@
  */
 
 export interface paths {
+    "/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List accounts
+         * @description Accounts newest first, each with its number of chats and the tokens it spent today
+         *     (UTC); `q` keeps those whose email holds it. When more follow, the `X-Next-Cursor`
+         *     header holds the `cursor` that reads the next page.
+         */
+        get: operations["adminListUsers"];
+        put?: never;
+        /**
+         * Create an account
+         * @description Makes an account (a `user`) with this email and password, whether or not
+         *     registration is open.
+         */
+        post: operations["adminCreateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an account
+         * @description Deletes the account with its chats and messages (its replies stop). Deleting the
+         *     last enabled admin is 409.
+         */
+        delete: operations["adminDeleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an account
+         * @description Sets its role, disables or enables it, or sets its own daily token limit (`null`:
+         *     the operator's default again). Disabling revokes its tokens at once, stops its
+         *     replies and refuses its logins. A change that would leave no enabled admin is 409.
+         */
+        patch: operations["adminUpdateUser"];
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -82,6 +136,27 @@ export interface paths {
          *     memory; a failure mid-way cuts the stream (the JSON is then incomplete).
          */
         get: operations["exportAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/me/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What I spent today
+         * @description The tokens spent today (the UTC day: a reply's tokens count on the day it ended),
+         *     the daily limit, and the replies being written now against their limit.
+         */
+        get: operations["getUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -513,6 +588,60 @@ export interface components {
             /** @description Every folder of the account, oldest first. */
             folders: components["schemas"]["FolderResponse"][];
         };
+        /**
+         * @description What an account may do.
+         * @enum {string}
+         */
+        AccountRole: "user" | "admin";
+        /** @description A change to an account: any of `role`, `disabled`, `token_limit`, at least one. */
+        AdminUserChange: {
+            /**
+             * @description Disable (revokes its tokens, stops its replies, refuses its logins) or enable.
+             *     Not null.
+             */
+            disabled?: boolean;
+            /** @description A new role. Not null. */
+            role?: components["schemas"]["AccountRole"];
+            /**
+             * Format: int64
+             * @description Its own daily token limit, 0 to 10^12, or `null` for the operator's default.
+             */
+            token_limit?: number | null;
+        };
+        /** @description An account, as an admin sees it. */
+        AdminUserResponse: {
+            /**
+             * Format: int64
+             * @description How many chats it has.
+             */
+            chats: number;
+            /**
+             * Format: date-time
+             * @description When it was created (RFC 3339, UTC).
+             */
+            created_at: string;
+            /** @description Whether it is disabled (cannot log in). */
+            disabled: boolean;
+            /** @description The normalised email. */
+            email: string;
+            /**
+             * Format: uuid
+             * @description The account's id.
+             */
+            id: string;
+            /** @description `user` or `admin`. */
+            role: components["schemas"]["AccountRole"];
+            /**
+             * Format: int64
+             * @description Its own daily token limit; null when the operator's default applies.
+             */
+            token_limit: number | null;
+            /**
+             * Format: int64
+             * @description Tokens it spent today (UTC).
+             */
+            tokens_used: number;
+        };
         /** @description A password change: the current password, to prove it is you, and the new one. */
         ChangePasswordRequest: {
             /**
@@ -706,6 +835,7 @@ export interface components {
              *     `stopped` or `failed`.
              */
             status: components["schemas"]["MessageStatus"];
+            usage: components["schemas"]["UsageDto"] | null;
             /**
              * Format: uuid
              * @description The chat owner's id (on the assistant's messages too).
@@ -830,6 +960,51 @@ export interface components {
              */
             title?: string;
         };
+        /**
+         * @description The tokens a reply took: as the model server reported them, or estimated
+         *     (characters ÷ 4, rounded up) when it reported none.
+         */
+        UsageDto: {
+            /**
+             * Format: int64
+             * @description Tokens the model wrote.
+             */
+            completion_tokens: number;
+            /** @description Whether these are an estimate, not the model server's report. */
+            estimated: boolean;
+            /**
+             * Format: int64
+             * @description Tokens the model read.
+             */
+            prompt_tokens: number;
+        };
+        /** @description What you spent today (the UTC day) and your limits. */
+        UsageResponse: {
+            /** @description How many of your replies may be written at once. */
+            generation_limit: number;
+            /** @description Your replies being written now. */
+            generations_running: number;
+            /**
+             * Format: date-time
+             * @description When it ends (the next 00:00 UTC): the day's tokens start again from zero.
+             */
+            period_end: string;
+            /**
+             * Format: date-time
+             * @description When the day started (00:00 UTC).
+             */
+            period_start: string;
+            /**
+             * Format: int64
+             * @description Tokens you may spend a day; null for no limit.
+             */
+            token_limit: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt and completion) of the replies and titles that ended today.
+             */
+            tokens_used: number;
+        };
         /** @description The logged-in account. */
         UserResponse: {
             /**
@@ -844,6 +1019,8 @@ export interface components {
              * @description The user's id.
              */
             id: string;
+            /** @description `user`, or `admin` (may use the `/admin` routes). */
+            role: components["schemas"]["AccountRole"];
         };
         /** @description Invalid input (422): one entry per problem, as FastAPI reports them. */
         ValidationErrorBody: {
@@ -871,6 +1048,337 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminListUsers: {
+        parameters: {
+            query?: {
+                /** @description The previous page's X-Next-Cursor */
+                cursor?: string;
+                /** @description Most accounts to return (default 50) */
+                limit?: number;
+                /**
+                 * @description Only the accounts whose email holds this text (case aside), at most 254 characters
+                 * @example example.com
+                 */
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of accounts, newest first */
+            200: {
+                headers: {
+                    /** @description Present when more accounts follow: pass it as `cursor` */
+                    "X-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"][];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid limit, cursor or q */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adminCreateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Credentials"];
+            };
+        };
+        responses: {
+            /** @description The new account */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The email is already registered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid email or password */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable, or too many password checks queued; see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adminDeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its chats and messages */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description It is the last enabled admin */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The id is not a UUID */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adminUpdateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserChange"];
+            };
+        };
+        responses: {
+            /** @description The account as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserResponse"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description It would leave no enabled admin */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid id, role, disabled or token_limit, or no field at all */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -895,6 +1403,15 @@ export interface operations {
             };
             /** @description Incorrect email or password */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The account is disabled (right password) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1065,6 +1582,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The account is the last enabled admin: make another admin first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -1132,6 +1658,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AccountExport"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Database unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Today's spending and the limits */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageResponse"];
                 };
             };
             /** @description Missing, invalid, expired or revoked token */

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use memlayer_adapters::{Database, PoolOptions};
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus,
-    Organisation, PasswordHash, PathEnd, Role, Session, User, UserId,
+    Allowance, Chat, ChatId, ChatTitle, Email, Message, MessageContent, MessageId, MessageStatus,
+    Organisation, PasswordHash, PathEnd, Role, Session, TokenUsage, UsageDay, User, UserId,
 };
 use memlayer_ports::{
     AttemptBudget, AttemptRate, ChatRepository, CreateUserError, HealthCheck, MessageRepository,
@@ -109,15 +109,41 @@ fn at(micros: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap() + TimeDelta::microseconds(micros)
 }
 
+/// The day the contract's replies end on.
+const DAY: UsageDay = UsageDay(20_000);
+
+/// What each reply of the contract's took, unless a test says otherwise.
+const USAGE: TokenUsage = TokenUsage {
+    prompt_tokens: 7,
+    completion_tokens: 3,
+    estimated: false,
+};
+
+/// At most `generations` replies at once, no daily limit.
+fn allow(generations: usize) -> Allowance {
+    Allowance {
+        tokens_per_day: None,
+        generations,
+    }
+}
+
+/// What `user` spends, with `chat` asked about.
+fn spending(db: &Database, chat: ChatId, user: UserId) -> memlayer_ports::Generating {
+    memlayer_ports::ReplyRepository::generating(db, Some(chat), user, DAY)
+        .unwrap()
+        .unwrap()
+}
+
 fn new_user(db: &Database, email: &str) -> User {
     let user = User {
         id: UserId::generate(),
-        email: Email::parse(email).unwrap(),
-        password_hash: PasswordHash::new(
-            "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0".into(),
-        ),
-        created_at: at(123_456),
-        token_generation: 0,
+        ..User::new(
+            Email::parse(email).unwrap(),
+            PasswordHash::new(
+                "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0".into(),
+            ),
+            at(123_456),
+        )
     };
     UserRepository::create(db, &user).unwrap();
     user
@@ -148,6 +174,7 @@ fn message(chat: &Chat, role: Role, content: &str, created_at: DateTime<Utc>) ->
         parent_id: None,
         status: MessageStatus::Complete,
         sibling_ids: vec![id],
+        usage: None,
     }
 }
 
@@ -187,6 +214,7 @@ fn normalized(messages: Vec<Message>) -> Vec<Message> {
         .into_iter()
         .map(|m| Message {
             sibling_ids: vec![m.id],
+            usage: None,
             ..m
         })
         .collect()
@@ -202,13 +230,11 @@ fn a_user_reads_back_as_stored(db: &Store) {
 
 fn a_second_account_with_the_same_email_is_refused(db: &Store) {
     new_user(db, "ada@example.com");
-    let twin = User {
-        id: UserId::generate(),
-        email: Email::parse("ADA@example.com").unwrap(),
-        password_hash: PasswordHash::new("x".into()),
-        created_at: at(0),
-        token_generation: 0,
-    };
+    let twin = User::new(
+        Email::parse("ADA@example.com").unwrap(),
+        PasswordHash::new("x".into()),
+        at(0),
+    );
 
     let result = UserRepository::create(&**db, &twin);
 
@@ -1794,7 +1820,7 @@ mod replies {
             status: MessageStatus::Generating,
             ..reply_to(&question, Role::Assistant, "unused", at(seconds + 1))
         };
-        let outcome = db.start(&question, true, &reply, 10).unwrap();
+        let outcome = db.start(&question, true, &reply, allow(10), DAY).unwrap();
         assert_eq!(
             outcome,
             StartedReply::Started {
@@ -1838,7 +1864,14 @@ mod replies {
             (MessageStatus::Generating, "Héllo".into(), vec![2, 3, 5])
         );
         let done = db
-            .finish(reply.id, "Héllo!", &[2, 3, 5, 6], MessageStatus::Complete)
+            .finish(
+                reply.id,
+                "Héllo!",
+                &[2, 3, 5, 6],
+                MessageStatus::Complete,
+                USAGE,
+                DAY,
+            )
             .unwrap()
             .unwrap();
 
@@ -1853,7 +1886,7 @@ mod replies {
             ReplyState::Ended
         );
         assert_eq!(
-            db.finish(reply.id, "", &[], MessageStatus::Stopped)
+            db.finish(reply.id, "", &[], MessageStatus::Stopped, USAGE, DAY)
                 .unwrap(),
             None
         );
@@ -1903,10 +1936,10 @@ mod replies {
             ..reply_to(&question, Role::Assistant, "unused", at(6))
         };
 
-        assert!(db.generating(chat.id, ada.id).unwrap().in_chat);
-        assert!(!db.generating(other.id, ada.id).unwrap().in_chat);
+        assert!(spending(db, chat.id, ada.id).in_chat);
+        assert!(!spending(db, other.id, ada.id).in_chat);
         assert_eq!(
-            db.start(&question, true, &second, 10).unwrap(),
+            db.start(&question, true, &second, allow(10), DAY).unwrap(),
             StartedReply::Busy
         );
         assert_eq!(
@@ -1915,12 +1948,12 @@ mod replies {
             "nothing stored when busy"
         );
         started(db, &other, 3);
-        db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
+        db.finish(reply.id, "a", &[1], MessageStatus::Stopped, USAGE, DAY)
             .unwrap()
             .unwrap();
-        assert!(!db.generating(chat.id, ada.id).unwrap().in_chat);
+        assert!(!spending(db, chat.id, ada.id).in_chat);
         assert!(matches!(
-            db.start(&question, true, &second, 10).unwrap(),
+            db.start(&question, true, &second, allow(10), DAY).unwrap(),
             StartedReply::Started { .. }
         ));
     }
@@ -1941,16 +1974,16 @@ mod replies {
         };
 
         assert_eq!(
-            db.start(&question, true, &reply, 1).unwrap(),
+            db.start(&question, true, &reply, allow(1), DAY).unwrap(),
             StartedReply::UserBusy
         );
         assert_eq!(db.raw_count("messages", &second), 0, "nothing stored");
-        let generating = db.generating(second.id, ada.id).unwrap();
+        let generating = spending(db, second.id, ada.id);
         assert_eq!((generating.in_chat, generating.of_user), (false, 1));
-        assert!(db.generating(first.id, ada.id).unwrap().in_chat);
-        assert_eq!(db.generating(first.id, bob.id).unwrap().of_user, 0);
+        assert!(spending(db, first.id, ada.id).in_chat);
+        assert_eq!(spending(db, first.id, bob.id).of_user, 0);
         assert!(matches!(
-            db.start(&question, true, &reply, 2).unwrap(),
+            db.start(&question, true, &reply, allow(2), DAY).unwrap(),
             StartedReply::Started { .. }
         ));
     }
@@ -1982,7 +2015,7 @@ mod replies {
             db.append_pieces(reply.id, 0, 0, &pieces(&["a"])).unwrap(),
             asked
         );
-        db.finish(reply.id, "a", &[1], MessageStatus::Stopped)
+        db.finish(reply.id, "a", &[1], MessageStatus::Stopped, USAGE, DAY)
             .unwrap()
             .unwrap();
         assert!(!db.request_stop(chat.id, reply.id).unwrap(), "ended");
@@ -2015,7 +2048,7 @@ mod replies {
                 .unwrap(),
             ReplyState::Ended
         );
-        assert!(!db.generating(chat.id, ada.id).unwrap().in_chat);
+        assert!(!spending(db, chat.id, ada.id).in_chat);
         // Everything generating, whatever its heartbeat, as the next start on SQLite
         // fails it.
         assert_eq!(db.fail_generating().unwrap(), 1);
@@ -2034,14 +2067,14 @@ mod replies {
             ReplyState::Gone
         );
         assert_eq!(
-            db.finish(reply.id, "", &[], MessageStatus::Complete)
+            db.finish(reply.id, "", &[], MessageStatus::Complete, USAGE, DAY)
                 .unwrap(),
             None
         );
         assert_eq!(db.watch(&[reply.id], true).unwrap(), [ReplyState::Gone]);
         assert_eq!(db.read(chat.id, reply.id).unwrap(), None);
         assert_eq!(
-            db.start(&question, true, &reply, 10).unwrap(),
+            db.start(&question, true, &reply, allow(10), DAY).unwrap(),
             StartedReply::Gone
         );
     }
@@ -2074,6 +2107,8 @@ mod replies {
             "a zebra crossed",
             &[7, 15],
             MessageStatus::Complete,
+            USAGE,
+            DAY,
         )
         .unwrap()
         .unwrap();
@@ -2082,5 +2117,276 @@ mod replies {
         assert_eq!(found(), 1);
         assert!(db.delete_subtree(chat.id, reply.id).unwrap());
         assert_eq!(found(), 0);
+    }
+}
+
+mod operators {
+    use memlayer_domain::AccountRole;
+    use memlayer_ports::{
+        AccountChange, AccountChangeError, ReplyRepository, ReplyState, StartedReply,
+    };
+
+    use super::*;
+
+    memlayer_testkit::on_both_backends!(
+        crate::Store::new;
+        a_finished_reply_stores_its_usage_and_adds_it_to_the_day,
+        the_daily_quota_refuses_a_start_with_the_users_own_limit_first,
+        disabling_an_account_revokes_its_tokens_and_stops_its_replies,
+        the_last_enabled_admin_cannot_be_removed,
+        accounts_are_listed_newest_first_by_email_with_chats_and_tokens,
+    );
+
+    /// A question in `chat` and its reply, `generating`.
+    fn exchange(chat: &Chat, seconds: i64) -> (Message, Message) {
+        let question = message(chat, Role::User, "q", at(seconds));
+        let reply = Message {
+            content: MessageContent::from_trusted(String::new()),
+            status: MessageStatus::Generating,
+            ..reply_to(&question, Role::Assistant, "unused", at(seconds + 1))
+        };
+        (question, reply)
+    }
+
+    fn tokens_of(db: &Database, user: UserId, day: UsageDay) -> u64 {
+        ReplyRepository::generating(db, None, user, day)
+            .unwrap()
+            .unwrap()
+            .tokens_used
+    }
+
+    fn a_finished_reply_stores_its_usage_and_adds_it_to_the_day(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (question, reply) = exchange(&chat, 2);
+        db.start(&question, true, &reply, allow(3), DAY).unwrap();
+
+        let stored = db
+            .finish(reply.id, "Hi", &[2], MessageStatus::Complete, USAGE, DAY)
+            .unwrap()
+            .unwrap();
+
+        assert_eq!(stored.usage, Some(USAGE));
+        assert_eq!(
+            db.find_message(chat.id, reply.id).unwrap().unwrap().usage,
+            Some(USAGE)
+        );
+        assert_eq!(
+            db.find_message(chat.id, question.id)
+                .unwrap()
+                .unwrap()
+                .usage,
+            None
+        );
+        assert_eq!(tokens_of(db, ada.id, DAY), 10);
+        // A title request's tokens add up on the same day; another day starts at zero.
+        db.charge(ada.id, 5, DAY).unwrap();
+        assert_eq!(tokens_of(db, ada.id, DAY), 15);
+        assert_eq!(tokens_of(db, ada.id, UsageDay(DAY.0 + 1)), 0);
+        // Finishing again (another instance ended it) counts nothing.
+        assert_eq!(
+            db.finish(reply.id, "Hi", &[2], MessageStatus::Complete, USAGE, DAY)
+                .unwrap(),
+            None
+        );
+        assert_eq!(tokens_of(db, ada.id, DAY), 15);
+        // Deleting the chat gives nothing back; charging a deleted account is nothing.
+        assert!(ChatRepository::delete(&**db, chat.id).unwrap());
+        assert_eq!(tokens_of(db, ada.id, DAY), 15);
+        db.charge(UserId::generate(), 5, DAY).unwrap();
+    }
+
+    fn the_daily_quota_refuses_a_start_with_the_users_own_limit_first(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        db.charge(ada.id, 20, DAY).unwrap();
+        let quota = |tokens| Allowance {
+            tokens_per_day: Some(tokens),
+            generations: 3,
+        };
+        let (question, reply) = exchange(&chat, 2);
+
+        assert_eq!(
+            db.start(&question, true, &reply, quota(20), DAY).unwrap(),
+            StartedReply::OverQuota
+        );
+        assert_eq!(db.raw_count("messages", &chat), 0, "nothing stored");
+        // The user's own limit wins over the default, both ways.
+        let change = |limit| AccountChange {
+            token_limit: Some(limit),
+            ..AccountChange::default()
+        };
+        db.change(ada.id, &change(Some(21))).unwrap().unwrap();
+        assert!(matches!(
+            db.start(&question, true, &reply, quota(20), DAY).unwrap(),
+            StartedReply::Started { .. }
+        ));
+        db.finish(reply.id, "a", &[1], MessageStatus::Complete, USAGE, DAY)
+            .unwrap();
+        db.change(ada.id, &change(Some(1_000))).unwrap();
+        let (question, reply) = exchange(&chat, 5);
+        let spending = spending(db, chat.id, ada.id);
+        assert_eq!(
+            (spending.tokens_used, spending.own_token_limit),
+            (30, Some(1_000))
+        );
+        db.change(ada.id, &change(None)).unwrap();
+        assert_eq!(
+            db.start(&question, true, &reply, quota(30), DAY).unwrap(),
+            StartedReply::OverQuota
+        );
+        assert!(matches!(
+            db.start(&question, true, &reply, allow(3), DAY).unwrap(),
+            StartedReply::Started { .. }
+        ));
+    }
+
+    fn disabling_an_account_revokes_its_tokens_and_stops_its_replies(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let chat = new_chat(db, ada.id, "talk", at(1));
+        let (question, reply) = exchange(&chat, 2);
+        db.start(&question, true, &reply, allow(3), DAY).unwrap();
+        let disable = AccountChange {
+            disabled: Some(true),
+            ..AccountChange::default()
+        };
+
+        let changed = db.change(ada.id, &disable).unwrap().unwrap();
+
+        assert!(changed.disabled);
+        assert_eq!(changed.token_generation, 1);
+        assert!(!db.is_current(Session::new(ada.id, 0)).unwrap());
+        assert_eq!(
+            db.watch(&[reply.id], false).unwrap(),
+            [ReplyState::Generating {
+                stop_requested: true
+            }]
+        );
+        // Disabling twice revokes once; enabling brings no token back.
+        assert_eq!(
+            db.change(ada.id, &disable)
+                .unwrap()
+                .unwrap()
+                .token_generation,
+            1
+        );
+        let enable = AccountChange {
+            disabled: Some(false),
+            ..AccountChange::default()
+        };
+        let enabled = db.change(ada.id, &enable).unwrap().unwrap();
+        assert!(!enabled.disabled);
+        assert_eq!(enabled.token_generation, 1);
+        assert!(db.change(UserId::generate(), &enable).unwrap().is_none());
+    }
+
+    fn the_last_enabled_admin_cannot_be_removed(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let bob = new_user(db, "bob@example.com");
+        let role = |role| AccountChange {
+            role: Some(role),
+            ..AccountChange::default()
+        };
+        // With no admin at all, users come and go.
+        assert!(UserRepository::delete(&**db, Session::new(bob.id, 0)).unwrap());
+        let bob = new_user(db, "bob@example.com");
+        db.change(ada.id, &role(AccountRole::Admin)).unwrap();
+
+        let refusals = [
+            db.change(ada.id, &role(AccountRole::User)).map(drop),
+            db.change(
+                ada.id,
+                &AccountChange {
+                    disabled: Some(true),
+                    ..AccountChange::default()
+                },
+            )
+            .map(drop),
+            db.delete_by_id(ada.id).map(drop),
+            UserRepository::delete(&**db, Session::new(ada.id, 0)).map(drop),
+        ];
+        for refused in refusals {
+            assert!(
+                matches!(refused, Err(AccountChangeError::LastAdmin)),
+                "{refused:?}"
+            );
+        }
+        assert!(db.find_by_id(ada.id).unwrap().unwrap().is_admin());
+        // A user goes as before; with another admin, the first may go.
+        db.change(bob.id, &role(AccountRole::Admin)).unwrap();
+        assert_eq!(
+            db.change(ada.id, &role(AccountRole::User))
+                .unwrap()
+                .unwrap()
+                .role,
+            AccountRole::User
+        );
+        assert!(matches!(
+            db.delete_by_id(bob.id),
+            Err(AccountChangeError::LastAdmin)
+        ));
+        assert!(db.delete_by_id(ada.id).unwrap());
+        assert!(!db.delete_by_id(ada.id).unwrap());
+    }
+
+    fn accounts_are_listed_newest_first_by_email_with_chats_and_tokens(db: &Store) {
+        let mut users = Vec::new();
+        for (n, email) in ["a_1@example.com", "a%2@example.com", "b3@example.org"]
+            .into_iter()
+            .enumerate()
+        {
+            let user = User {
+                created_at: at(i64::try_from(n).unwrap()),
+                ..User::new(
+                    Email::parse(email).unwrap(),
+                    PasswordHash::new("x".into()),
+                    at(0),
+                )
+            };
+            UserRepository::create(&**db, &user).unwrap();
+            users.push(user);
+        }
+        new_chat(db, users[0].id, "one", at(1));
+        new_chat(db, users[0].id, "two", at(2));
+        db.charge(users[0].id, 9, DAY).unwrap();
+        let emails = |found: Vec<memlayer_ports::AccountSummary>| {
+            found
+                .into_iter()
+                .map(|summary| summary.user.email.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+
+        let all = db.list(None, None, 10, DAY).unwrap();
+
+        assert_eq!(
+            emails(all.clone()),
+            ["b3@example.org", "a%2@example.com", "a_1@example.com"]
+        );
+        assert_eq!((all[2].chats, all[2].tokens_used), (2, 9));
+        assert_eq!((all[0].chats, all[0].tokens_used), (0, 0));
+        assert_eq!(
+            emails(db.list(Some("EXAMPLE.COM"), None, 10, DAY).unwrap()).len(),
+            2
+        );
+        assert_eq!(
+            emails(db.list(Some("a_"), None, 10, DAY).unwrap()),
+            ["a_1@example.com"]
+        );
+        assert_eq!(
+            emails(db.list(Some("a%"), None, 10, DAY).unwrap()),
+            ["a%2@example.com"]
+        );
+        let first = db.list(None, None, 1, DAY).unwrap();
+        let after = memlayer_domain::Cursor {
+            created_at: first[0].user.created_at,
+            id: first[0].user.id.as_uuid(),
+        };
+        assert_eq!(
+            emails(db.list(None, Some(after), 5, DAY).unwrap()),
+            ["a%2@example.com", "a_1@example.com"]
+        );
+        let one = db.summary(users[0].id, DAY).unwrap().unwrap();
+        assert_eq!((one.chats, one.tokens_used), (2, 9));
+        assert!(db.summary(UserId::generate(), DAY).unwrap().is_none());
     }
 }

@@ -16,13 +16,7 @@ impl MemLayer {
             .hash(&password)
             .map_err(AppError::Internal)?;
         let now = self.ports.clock.now();
-        let user = User {
-            id: UserId::generate(),
-            email,
-            password_hash,
-            created_at: now,
-            token_generation: 0,
-        };
+        let user = User::new(email, password_hash, now);
         self.ports
             .users
             .create(&user)
@@ -56,6 +50,8 @@ impl MemLayer {
             .verify(&password, user.as_ref().map(|user| &user.password_hash))
             .map_err(AppError::Internal)?;
         match user {
+            // Only with the right password: a stranger learns nothing of the account.
+            Some(user) if matches && user.disabled => Err(AppError::AccountDisabled),
             Some(user) if matches => Ok(self.ports.token_issuer.issue(
                 Session::new(user.id, user.token_generation),
                 self.ports.clock.now(),
@@ -114,7 +110,8 @@ impl MemLayer {
     }
 
     /// Deletes the account with its chats and messages, given its password. Its tokens
-    /// stop working and the email may register again.
+    /// stop working and the email may register again. [`AppError::LastAdmin`] for the
+    /// last enabled admin.
     pub fn delete_account(
         &self,
         session: Session,
@@ -568,7 +565,7 @@ mod tests {
         fx.hasher.expect_verify().returning(|_, _| Ok(true));
         fx.users
             .expect_delete()
-            .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+            .returning(|_| Err(RepositoryError::Unavailable("down".into()).into()));
 
         let error = fx
             .app()

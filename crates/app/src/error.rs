@@ -1,5 +1,5 @@
 use memlayer_domain::ChatAccessError;
-use memlayer_ports::{BoxError, RepositoryError, ResponderError, TokenError};
+use memlayer_ports::{AccountChangeError, BoxError, RepositoryError, ResponderError, TokenError};
 use thiserror::Error;
 
 /// Why a use case did not succeed, in the domain's words.
@@ -8,6 +8,25 @@ pub enum AppError {
     /// Registration is closed: accounts are made by the operator.
     #[error("registration is closed")]
     RegistrationClosed,
+    /// The account was disabled by an admin: it cannot log in.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// An admin route, asked by an account that is not an (enabled) admin.
+    #[error("only admins may do this")]
+    AdminsOnly,
+    /// The change would leave no enabled admin.
+    #[error("the last enabled admin cannot be removed")]
+    LastAdmin,
+    /// An admin route named an account that does not exist.
+    #[error("no such account")]
+    UserNotFound,
+    /// The user spent their tokens for the UTC day (`USER_TOKENS_PER_DAY`, or their own
+    /// limit).
+    #[error("the day's tokens are spent")]
+    DailyTokensSpent {
+        /// How long until the next UTC day.
+        retry_after: std::time::Duration,
+    },
     /// Registration with an email that already has an account.
     #[error("the email already has an account")]
     EmailTaken,
@@ -73,6 +92,15 @@ impl From<RepositoryError> for AppError {
         match error {
             RepositoryError::Unavailable(cause) => Self::Unavailable(cause),
             RepositoryError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<AccountChangeError> for AppError {
+    fn from(error: AccountChangeError) -> Self {
+        match error {
+            AccountChangeError::LastAdmin => Self::LastAdmin,
+            AccountChangeError::Repository(error) => error.into(),
         }
     }
 }

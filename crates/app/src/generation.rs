@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
     Chat, ChatId, ChatTitle, Message, MessageContent, MessageId, MessageStatus, Role, Session,
-    reply_timestamp,
+    TokenUsage, UsageDay, reply_timestamp,
 };
 use memlayer_ports::{ReplyRequest, ReplyState, ResponderError, StartedReply, StoredReply};
 
@@ -47,6 +47,7 @@ impl MemLayer {
         } = pending;
         let question = &request.question;
         let now = self.ports.clock.now();
+        let day = UsageDay::of(now);
         let id = MessageId::generate();
         let reply = Message {
             id,
@@ -58,11 +59,12 @@ impl MemLayer {
             parent_id: Some(question.id),
             status: MessageStatus::Generating,
             sibling_ids: vec![id],
+            usage: None,
         };
         match self
             .ports
             .replies
-            .start(question, new_question, &reply, self.user_max_generations)?
+            .start(question, new_question, &reply, self.allowance(), day)?
         {
             StartedReply::Started {
                 question_siblings,
@@ -81,6 +83,7 @@ impl MemLayer {
             }),
             StartedReply::Busy => Err(AppError::ReplyInProgress),
             StartedReply::UserBusy => Err(AppError::TooManyRepliesAtOnce),
+            StartedReply::OverQuota => Err(self.tokens_spent(day)),
             StartedReply::Gone => Err(self.gone(request.question.chat_id)?),
         }
     }
@@ -100,8 +103,9 @@ impl MemLayer {
             .append_pieces(reply, stored_pieces, stored_chars, pieces)?)
     }
 
-    /// Ends a generating reply as `status`, with its whole `text` and the ends of all
-    /// its pieces. The reply as stored; [`AppError::ChatNotFound`] or
+    /// Ends a generating reply as `status`, with its whole `text`, the ends of all its
+    /// pieces and its `usage`, which counts on its owner's tokens of today (the day it
+    /// ended). The reply as stored; [`AppError::ChatNotFound`] or
     /// [`AppError::MessageNotFound`] if it was deleted meanwhile, and
     /// [`AppError::AssistantFailed`] if another instance ended it (taking this one for
     /// dead).
@@ -111,11 +115,13 @@ impl MemLayer {
         text: &str,
         piece_ends: &[usize],
         status: MessageStatus,
+        usage: TokenUsage,
     ) -> Result<Message, AppError> {
+        let day = UsageDay::of(self.ports.clock.now());
         match self
             .ports
             .replies
-            .finish(reply.id, text, piece_ends, status)?
+            .finish(reply.id, text, piece_ends, status, usage, day)?
         {
             Some(stored) => Ok(stored),
             None => Err(self.reply_gone(reply)),
@@ -228,9 +234,24 @@ impl MemLayer {
     }
 
     /// Names `chat` from the model's `text` ([`ChatTitle::from_model`]), unless its
-    /// title changed meanwhile (a rename by its owner wins). The chat as it is then, or
-    /// `None` when nothing changed.
-    pub fn name_chat(&self, chat: &Chat, text: &str) -> Result<Option<Chat>, AppError> {
+    /// title changed meanwhile (a rename by its owner wins), and counts the title
+    /// request's tokens (`reported`, else estimated from the `question` it was asked
+    /// about) on the owner's tokens of today. The chat as it is then, or `None` when
+    /// nothing changed.
+    pub fn name_chat(
+        &self,
+        chat: &Chat,
+        question: &MessageContent,
+        text: &str,
+        reported: Option<TokenUsage>,
+    ) -> Result<Option<Chat>, AppError> {
+        let usage = TokenUsage::or_estimate(
+            reported,
+            question.as_str().chars().count(),
+            text.chars().count(),
+        );
+        let day = UsageDay::of(self.ports.clock.now());
+        self.ports.replies.charge(chat.owner, usage.total(), day)?;
         let Some(title) = ChatTitle::from_model(text) else {
             return Ok(None);
         };
@@ -275,14 +296,14 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .withf(|question, new, reply, _| {
+            .withf(|question, new, reply, _, _| {
                 *new && reply.parent_id == Some(question.id)
                     && reply.created_at > question.created_at
                     && (reply.role, reply.status) == (Role::Assistant, MessageStatus::Generating)
                     && reply.content.as_str().is_empty()
             })
             .times(1)
-            .returning(|question, _, reply, _| {
+            .returning(|question, _, reply, _, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![MessageId::generate(), question.id],
                     reply_siblings: vec![reply.id],
@@ -304,7 +325,7 @@ mod tests {
         let (mut fx, session, chat) = asking();
         fx.replies
             .expect_start()
-            .returning(|_, _, _, _| Ok(StartedReply::Busy));
+            .returning(|_, _, _, _, _| Ok(StartedReply::Busy));
         let app = fx.app();
         let pending = app.ask(session, chat.id, content("hi")).unwrap();
 
@@ -330,7 +351,7 @@ mod tests {
                 .return_const(ContextWindow::NONE);
             fx.replies
                 .expect_start()
-                .returning(|_, _, _, _| Ok(StartedReply::Gone));
+                .returning(|_, _, _, _, _| Ok(StartedReply::Gone));
             let app = fx.app();
             let pending = app.ask(session, chat.id, content("hi")).unwrap();
 
@@ -355,6 +376,7 @@ mod tests {
             parent_id: None,
             status: MessageStatus::Complete,
             sibling_ids: vec![],
+            usage: None,
         };
         let id = question.id;
         fx.replies.expect_read().returning(move |_, _| {
@@ -407,7 +429,7 @@ mod tests {
             .returning(|_| Ok(2));
         fx.replies
             .expect_finish()
-            .returning(|_, _, _, _| Err(RepositoryError::Unavailable("down".into())));
+            .returning(|_, _, _, _, _, _| Err(RepositoryError::Unavailable("down".into())));
         let app = fx.app();
 
         assert_eq!(app.reap_replies(Duration::from_secs(30)).unwrap(), 2);
@@ -421,9 +443,16 @@ mod tests {
             parent_id: None,
             status: MessageStatus::Generating,
             sibling_ids: vec![],
+            usage: None,
         };
         let error = app
-            .end_reply(&reply, "", &[], MessageStatus::Complete)
+            .end_reply(
+                &reply,
+                "",
+                &[],
+                MessageStatus::Complete,
+                memlayer_domain::TokenUsage::estimate(0, 0),
+            )
             .unwrap_err();
         assert!(matches!(error, AppError::Unavailable(_)), "{error:?}");
     }

@@ -7,6 +7,7 @@
 //! [`MemLayer::post_with_fixed_reply`] is one use case.
 
 mod accounts;
+mod admin;
 mod attempts;
 mod chats;
 mod error;
@@ -16,6 +17,7 @@ mod generation;
 mod listing;
 mod posting;
 mod search;
+mod spending;
 #[cfg(test)]
 mod testing;
 
@@ -26,6 +28,7 @@ use memlayer_ports::{
     ReplyRepository, SearchIndex, TokenIssuer, TokenVerifier, UserRepository,
 };
 
+pub use admin::AdminNewAccount;
 pub use attempts::{AttemptLimit, FORGET_EVERY};
 pub use error::AppError;
 pub use export::{EXPORT_CHATS_PAGE, EXPORT_MESSAGES_PAGE};
@@ -34,6 +37,7 @@ pub use memlayer_domain as domain;
 pub use memlayer_ports as ports;
 pub use memlayer_ports::AccessToken;
 pub use posting::{AnswerStream, PendingReply};
+pub use spending::UsageReport;
 
 /// The adapters the use cases run on.
 #[derive(Clone)]
@@ -68,6 +72,7 @@ pub struct MemLayer {
     ports: Ports,
     registration: Registration,
     user_max_generations: usize,
+    user_tokens_per_day: Option<u64>,
 }
 
 /// How many replies may generate at once for one user unless configured
@@ -91,6 +96,16 @@ impl MemLayer {
             ports,
             registration: Registration::Open,
             user_max_generations: USER_MAX_GENERATIONS,
+            user_tokens_per_day: None,
+        }
+    }
+
+    /// The same, letting each user spend at most `limit` tokens a UTC day (`None`: no
+    /// limit) unless an admin set their own.
+    pub fn with_user_tokens_per_day(self, limit: Option<u64>) -> Self {
+        Self {
+            user_tokens_per_day: limit,
+            ..self
         }
     }
 

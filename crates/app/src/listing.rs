@@ -124,6 +124,7 @@ mod tests {
             parent_id: None,
             status: MessageStatus::Complete,
             sibling_ids: vec![],
+            usage: None,
         };
         let expected = vec![message.clone()];
         // The ownership check rides on the read: no separate lookup.
@@ -164,6 +165,7 @@ mod tests {
             parent_id: None,
             status: MessageStatus::Complete,
             sibling_ids: vec![],
+            usage: None,
         };
         let newest_first = vec![at(3), at(2), at(1)];
         let (third, second) = (newest_first[0].clone(), newest_first[1].clone());

@@ -5,10 +5,10 @@
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{
-    Chat, ChatId, Message, MessageContent, MessageId, MessageStatus, PathEnd, Role, Session,
-    reply_timestamp,
+    Allowance, Chat, ChatId, Message, MessageContent, MessageId, MessageStatus, PathEnd, Role,
+    Session, UsageDay, reply_timestamp,
 };
-use memlayer_ports::{ReplyRequest, ResponderError};
+use memlayer_ports::{ReplyPiece, ReplyRequest, ResponderError};
 
 use crate::{AppError, MemLayer};
 
@@ -50,7 +50,7 @@ impl PendingReply {
 
 /// The assistant's answer as it is written: its pieces in order, or the failure that
 /// ended it. Dropping the stream closes the connection to the model.
-pub type AnswerStream = BoxStream<'static, Result<String, AppError>>;
+pub type AnswerStream = BoxStream<'static, Result<ReplyPiece, AppError>>;
 
 impl MemLayer {
     /// Checks the user's message to one of their chats and gathers what the assistant
@@ -125,14 +125,39 @@ impl MemLayer {
     /// both again, in its unit of work, for a reply that started meanwhile.)
     fn available_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
         let chat = self.owned_chat(session, chat)?;
-        let generating = self.ports.replies.generating(chat.id, chat.owner)?;
-        if generating.in_chat {
+        let now = self.ports.clock.now();
+        let day = UsageDay::of(now);
+        let spending = self
+            .ports
+            .replies
+            .generating(Some(chat.id), chat.owner, day)?
+            .ok_or(AppError::ChatNotFound)?;
+        if spending.in_chat {
             return Err(AppError::ReplyInProgress);
         }
-        if generating.of_user >= self.user_max_generations {
+        if spending.of_user >= self.user_max_generations {
             return Err(AppError::TooManyRepliesAtOnce);
         }
+        let limit = spending.own_token_limit.or(self.user_tokens_per_day);
+        if limit.is_some_and(|limit| spending.tokens_used >= limit) {
+            return Err(self.tokens_spent(day));
+        }
         Ok(chat)
+    }
+
+    /// [`AppError::DailyTokensSpent`], until the end of `day`.
+    pub(crate) fn tokens_spent(&self, day: UsageDay) -> AppError {
+        AppError::DailyTokensSpent {
+            retry_after: std::time::Duration::from_secs(day.seconds_left(self.ports.clock.now())),
+        }
+    }
+
+    /// What a reply may spend: the limits the operator set.
+    pub(crate) fn allowance(&self) -> Allowance {
+        Allowance {
+            tokens_per_day: self.user_tokens_per_day,
+            generations: self.user_max_generations,
+        }
     }
 
     /// The message `id` of `chat`, or [`AppError::MessageNotFound`].
@@ -195,6 +220,7 @@ impl MemLayer {
             parent_id: parent,
             status: MessageStatus::Complete,
             sibling_ids: vec![id],
+            usage: None,
         };
         PendingReply {
             request: ReplyRequest {
@@ -246,6 +272,7 @@ impl MemLayer {
             parent_id: None,
             status: MessageStatus::Complete,
             sibling_ids: vec![question_id],
+            usage: None,
         };
         let reply = Message {
             id: reply_id,
@@ -257,6 +284,7 @@ impl MemLayer {
             parent_id: Some(question_id),
             status: MessageStatus::Complete,
             sibling_ids: vec![reply_id],
+            usage: None,
         };
         if self
             .ports
@@ -268,7 +296,13 @@ impl MemLayer {
         // Nothing stored: not the user's chat, no such chat, revoked tokens, or a reply
         // generating in the chat.
         self.owned_chat(session, chat)?;
-        if self.ports.replies.generating(chat, session.user)?.in_chat {
+        let day = UsageDay::of(self.ports.clock.now());
+        if self
+            .ports
+            .replies
+            .generating(Some(chat), session.user, day)?
+            .is_some_and(|spending| spending.in_chat)
+        {
             return Err(AppError::ReplyInProgress);
         }
         // The chat was the user's yet the exchange was refused: it was deleted
@@ -283,14 +317,15 @@ impl MemLayer {
         self.ports
             .responder
             .reply(request.clone())
-            .map_ok(|piece| {
-                if piece.contains('\0') {
-                    piece.replace('\0', "")
-                } else {
-                    piece
+            .map_ok(|piece| match piece {
+                ReplyPiece::Text(text) if text.contains('\0') => {
+                    ReplyPiece::Text(text.replace('\0', ""))
                 }
+                piece => piece,
             })
-            .try_filter(|piece| std::future::ready(!piece.is_empty()))
+            .try_filter(|piece| {
+                std::future::ready(!matches!(piece, ReplyPiece::Text(text) if text.is_empty()))
+            })
             .map_err(AppError::AssistantFailed)
             .boxed()
     }
@@ -331,6 +366,7 @@ mod tests {
             parent_id: None,
             status: MessageStatus::Complete,
             sibling_ids: vec![id],
+            usage: None,
         }
     }
 
@@ -348,7 +384,7 @@ mod tests {
             .return_const(ContextWindow::NONE);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let log = stored.clone();
-        fx.replies.expect_start().returning(move |q, new, r, _| {
+        fx.replies.expect_start().returning(move |q, new, r, _, _| {
             let mut log = log.lock().unwrap();
             if new {
                 log.push(q.clone());
@@ -368,7 +404,12 @@ mod tests {
     }
 
     fn answering(pieces: Vec<Result<&'static str, ResponderError>>) -> ReplyStream {
-        stream::iter(pieces.into_iter().map(|piece| piece.map(str::to_owned))).boxed()
+        stream::iter(
+            pieces
+                .into_iter()
+                .map(|piece| piece.map(|text| ReplyPiece::Text(text.to_owned()))),
+        )
+        .boxed()
     }
 
     #[test]
@@ -401,7 +442,7 @@ mod tests {
             .returning(move |_, _, _, _, _| Ok(newest_first.clone()));
         fx.replies
             .expect_start()
-            .withf(|q, new, r, _| {
+            .withf(|q, new, r, _, _| {
                 q.role == Role::User
                     && q.content.as_str() == "And now?"
                     && *new
@@ -409,7 +450,7 @@ mod tests {
             })
             .times(1)
             .in_sequence(&mut order)
-            .returning(|q, _, r, _| {
+            .returning(|q, _, r, _, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],
@@ -462,7 +503,14 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<String> = block_on(app.answer(&pending.request).try_collect()).unwrap();
+        let pieces: Vec<ReplyPiece> = block_on(app.answer(&pending.request).try_collect()).unwrap();
+        let pieces: Vec<String> = pieces
+            .into_iter()
+            .map(|piece| match piece {
+                ReplyPiece::Text(text) => text,
+                ReplyPiece::Usage(usage) => panic!("{usage:?}"),
+            })
+            .collect();
 
         assert_eq!(pieces, ["a", "b"]);
     }
@@ -494,8 +542,11 @@ mod tests {
             let app = fx.app();
 
             let pending = asked(&app, user, chat.id, "hi");
-            let error =
-                block_on(app.answer(&pending.request).try_collect::<Vec<String>>()).unwrap_err();
+            let error = block_on(
+                app.answer(&pending.request)
+                    .try_collect::<Vec<ReplyPiece>>(),
+            )
+            .unwrap_err();
 
             assert!(matches!(error, AppError::AssistantFailed(_)), "{error:?}");
         }
@@ -544,7 +595,14 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<String> = block_on(app.answer(&pending.request).try_collect()).unwrap();
+        let pieces: Vec<ReplyPiece> = block_on(app.answer(&pending.request).try_collect()).unwrap();
+        let pieces: Vec<String> = pieces
+            .into_iter()
+            .map(|piece| match piece {
+                ReplyPiece::Text(text) => text,
+                ReplyPiece::Usage(usage) => panic!("{usage:?}"),
+            })
+            .collect();
 
         assert_eq!(pieces, ["ab", "c"]);
     }
@@ -571,11 +629,12 @@ mod tests {
         let session = any_session();
         let chat = fx.stored_chat(session.user);
         fx.replies.checkpoint();
-        fx.replies.expect_generating().returning(|_, _| {
-            Ok(Generating {
+        fx.replies.expect_generating().returning(|_, _, _| {
+            Ok(Some(Generating {
                 in_chat: true,
                 of_user: 1,
-            })
+                ..Generating::default()
+            }))
         });
         fx.replies.expect_start().never();
         fx.responder.expect_reply().never();
@@ -683,7 +742,7 @@ mod tests {
                 .returning(move |_| Ok(generation == 0));
             fx.replies
                 .expect_generating()
-                .returning(|_, _| Ok(Generating::default()));
+                .returning(|_, _, _| Ok(Some(Generating::default())));
 
             let error = fx
                 .app()
@@ -750,9 +809,9 @@ mod tests {
         let asked_again = question.id;
         fx.replies
             .expect_start()
-            .withf(move |q, new, _, _| q.id == asked_again && !*new)
+            .withf(move |q, new, _, _, _| q.id == asked_again && !*new)
             .times(1)
-            .returning(|q, _, r, _| {
+            .returning(|q, _, r, _, _| {
                 Ok(StartedReply::Started {
                     question_siblings: vec![q.id],
                     reply_siblings: vec![r.id],

@@ -42,7 +42,7 @@ impl Fixture {
         let mut replies = MockReplyRepository::new();
         replies
             .expect_generating()
-            .returning(|_, _| Ok(memlayer_ports::Generating::default()));
+            .returning(|_, _, _| Ok(Some(memlayer_ports::Generating::default())));
         Self {
             users: MockUserRepository::new(),
             chats: MockChatRepository::new(),
@@ -116,10 +116,11 @@ pub fn first_page(limit: u32) -> PageRequest {
 pub fn user_with_email(email: &str) -> User {
     User {
         id: UserId::generate(),
-        email: Email::parse(email).unwrap(),
-        password_hash: PasswordHash::new("$2b$04$hash".into()),
-        created_at: NOW,
-        token_generation: 0,
+        ..User::new(
+            Email::parse(email).unwrap(),
+            PasswordHash::new("$2b$04$hash".into()),
+            NOW,
+        )
     }
 }
 

@@ -13,6 +13,7 @@ mod page;
 mod password;
 mod search;
 mod tree;
+mod usage;
 mod user;
 
 pub use chat::{
@@ -34,4 +35,5 @@ pub use search::{
     SearchQuery, Snippet, StoredHit, fold,
 };
 pub use tree::{Node, PathEnd, PathWalk, newest_leaf_below, newest_leaf_of_chat, subtree};
-pub use user::{Session, User};
+pub use usage::{Allowance, REPORTED_TOKENS_MAX, TOKEN_LIMIT_MAX, TokenUsage, UsageDay};
+pub use user::{AccountRole, Session, User};

@@ -95,6 +95,9 @@ pub struct Message {
     /// Every message with the same parent, this one included, oldest first (the first
     /// messages of a chat are siblings of each other); as read with the message.
     pub sibling_ids: Vec<MessageId>,
+    /// The tokens an assistant's reply took, once it ended with a model behind it;
+    /// `None` for a user's message, a reply still generating, or a fixed reply.
+    pub usage: Option<crate::TokenUsage>,
 }
 
 impl Message {

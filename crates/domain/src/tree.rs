@@ -217,6 +217,7 @@ mod tests {
             parent_id: parent.map(|p| p.id),
             status: MessageStatus::Complete,
             sibling_ids: vec![],
+            usage: None,
         }
     }
 

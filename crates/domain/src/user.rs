@@ -19,12 +19,67 @@ pub struct User {
     /// earlier token is revoked (a password change, "log out everywhere"). Only tokens
     /// of the current generation are accepted.
     pub token_generation: i64,
+    /// What the account may do.
+    pub role: AccountRole,
+    /// Whether an admin disabled the account: it cannot log in.
+    pub disabled: bool,
+    /// The tokens the account may spend in a UTC day, when an admin set its own limit
+    /// (else the operator's default applies).
+    pub token_limit: Option<u64>,
+}
+
+/// What an account may do: use the service, or also administer its accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AccountRole {
+    /// Uses the service.
+    #[default]
+    User,
+    /// Also administers accounts.
+    Admin,
+}
+
+impl AccountRole {
+    /// The wire and storage name: `user` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses the wire and storage name.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "user" => Some(Self::User),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
 }
 
 impl User {
+    /// A new account (a `user`, enabled, in its first token generation).
+    pub fn new(email: Email, password_hash: PasswordHash, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id: UserId::generate(),
+            email,
+            password_hash,
+            created_at,
+            token_generation: 0,
+            role: AccountRole::User,
+            disabled: false,
+            token_limit: None,
+        }
+    }
+
     /// Whether `session` is one of this account's current sessions.
     pub fn accepts(&self, session: Session) -> bool {
         session.user == self.id && session.generation == self.token_generation
+    }
+
+    /// Whether the account administers accounts now: an admin, not disabled.
+    pub fn is_admin(&self) -> bool {
+        self.role == AccountRole::Admin && !self.disabled
     }
 }
 

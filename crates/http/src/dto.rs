@@ -2,11 +2,13 @@
 //! becomes domain values (each rule a value breaks is a 422 naming its field).
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
-use memlayer_app::AccessToken;
 use memlayer_app::domain::{
-    Chat, ChatTitle, ChatUpdate, Email, Folder, FolderId, FolderName, Message, MessageContent,
-    MessageStatus, Password, Role, SearchHit, User, ValidationErrors,
+    AccountRole, Chat, ChatTitle, ChatUpdate, Email, Folder, FolderId, FolderName, Message,
+    MessageContent, MessageStatus, Password, Role, SearchHit, TOKEN_LIMIT_MAX, TokenUsage, User,
+    ValidationErrors,
 };
+use memlayer_app::ports::{AccountChange, AccountSummary};
+use memlayer_app::{AccessToken, UsageReport};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -169,6 +171,8 @@ pub struct UserResponse {
     /// When the account was created (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
+    /// `user`, or `admin` (may use the `/admin` routes).
+    pub role: AccountRoleDto,
 }
 
 impl From<User> for UserResponse {
@@ -177,7 +181,174 @@ impl From<User> for UserResponse {
             id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),
             created_at: user.created_at,
+            role: user.role.into(),
         }
+    }
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = AccountRole)]
+pub enum AccountRoleDto {
+    User,
+    Admin,
+}
+
+impl From<AccountRole> for AccountRoleDto {
+    fn from(role: AccountRole) -> Self {
+        match role {
+            AccountRole::User => Self::User,
+            AccountRole::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<AccountRoleDto> for AccountRole {
+    fn from(role: AccountRoleDto) -> Self {
+        match role {
+            AccountRoleDto::User => Self::User,
+            AccountRoleDto::Admin => Self::Admin,
+        }
+    }
+}
+
+/// The tokens a reply took: as the model server reported them, or estimated
+/// (characters ÷ 4, rounded up) when it reported none.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDto {
+    /// Tokens the model read.
+    pub prompt_tokens: u64,
+    /// Tokens the model wrote.
+    pub completion_tokens: u64,
+    /// Whether these are an estimate, not the model server's report.
+    pub estimated: bool,
+}
+
+impl From<TokenUsage> for UsageDto {
+    fn from(usage: TokenUsage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            estimated: usage.estimated,
+        }
+    }
+}
+
+/// What you spent today (the UTC day) and your limits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageResponse {
+    /// When the day started (00:00 UTC).
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub period_start: DateTime<Utc>,
+    /// When it ends (the next 00:00 UTC): the day's tokens start again from zero.
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub period_end: DateTime<Utc>,
+    /// Tokens (prompt and completion) of the replies and titles that ended today.
+    pub tokens_used: u64,
+    /// Tokens you may spend a day; null for no limit.
+    #[schema(required = true)]
+    pub token_limit: Option<u64>,
+    /// Your replies being written now.
+    pub generations_running: usize,
+    /// How many of your replies may be written at once.
+    pub generation_limit: usize,
+}
+
+impl From<UsageReport> for UsageResponse {
+    fn from(report: UsageReport) -> Self {
+        Self {
+            period_start: report.period_start,
+            period_end: report.period_end,
+            tokens_used: report.tokens_used,
+            token_limit: report.token_limit,
+            generations_running: report.generations_running,
+            generation_limit: report.generation_limit,
+        }
+    }
+}
+
+/// An account, as an admin sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUserResponse {
+    /// The account's id.
+    pub id: Uuid,
+    /// The normalised email.
+    pub email: String,
+    /// `user` or `admin`.
+    pub role: AccountRoleDto,
+    /// Whether it is disabled (cannot log in).
+    pub disabled: bool,
+    /// When it was created (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub created_at: DateTime<Utc>,
+    /// How many chats it has.
+    pub chats: u64,
+    /// Tokens it spent today (UTC).
+    pub tokens_used: u64,
+    /// Its own daily token limit; null when the operator's default applies.
+    #[schema(required = true)]
+    pub token_limit: Option<u64>,
+}
+
+impl From<AccountSummary> for AdminUserResponse {
+    fn from(summary: AccountSummary) -> Self {
+        let user = summary.user;
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            role: user.role.into(),
+            disabled: user.disabled,
+            created_at: user.created_at,
+            chats: summary.chats,
+            tokens_used: summary.tokens_used,
+            token_limit: user.token_limit,
+        }
+    }
+}
+
+/// A change to an account: any of `role`, `disabled`, `token_limit`, at least one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUserChange {
+    /// A new role. Not null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = AccountRoleDto, required = false)]
+    pub role: Option<AccountRoleDto>,
+    /// Disable (revokes its tokens, stops its replies, refuses its logins) or enable.
+    /// Not null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub disabled: Option<bool>,
+    /// Its own daily token limit, 0 to 10^12, or `null` for the operator's default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 1_000_000_000_000_u64)]
+    pub token_limit: Option<Option<u64>>,
+}
+
+impl AdminUserChange {
+    /// The change; a 422 for an empty one or a limit past [`TOKEN_LIMIT_MAX`].
+    pub fn try_into_change(self) -> Result<AccountChange, ApiError> {
+        if let Some(Some(limit)) = self.token_limit
+            && limit > TOKEN_LIMIT_MAX
+        {
+            return Err(ApiError::Invalid(vec![wire::body_issue(
+                vec!["token_limit".into()],
+                BodyProblem::Other("Input should be less than or equal to 1000000000000"),
+            )]));
+        }
+        let change = AccountChange {
+            role: self.role.map(AccountRole::from),
+            disabled: self.disabled,
+            token_limit: self.token_limit,
+        };
+        if change == AccountChange::default() {
+            return Err(ApiError::Invalid(vec![wire::body_issue(
+                vec![],
+                BodyProblem::Other("Give at least one of role, disabled, token_limit"),
+            )]));
+        }
+        Ok(change)
     }
 }
 
@@ -463,6 +634,10 @@ pub struct MessageResponse {
     /// Every message with the same parent, this one included, oldest first (the first
     /// messages of a chat are siblings of each other): what "‹ 2/3 ›" needs.
     pub sibling_ids: Vec<Uuid>,
+    /// The tokens an assistant's reply took, once it ended; null for a user's message,
+    /// a reply still being written, or the default assistant (no model).
+    #[schema(required = true)]
+    pub usage: Option<UsageDto>,
 }
 
 impl From<Message> for MessageResponse {
@@ -477,6 +652,7 @@ impl From<Message> for MessageResponse {
             parent_id: message.parent_id.map(|id| id.as_uuid()),
             status: message.status.into(),
             sibling_ids: message.sibling_ids.iter().map(|id| id.as_uuid()).collect(),
+            usage: message.usage.map(UsageDto::from),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Extractors the routes share (the bearer token's is in [`crate::auth`]).
 
 use actix_web::FromRequest;
-use memlayer_app::domain::{ChatId, FolderId, MessageId};
+use memlayer_app::domain::{ChatId, FolderId, MessageId, UserId};
 
 use crate::error::{ApiError, wire};
 
@@ -71,6 +71,26 @@ impl FromRequest for FolderPath {
                 .map(|id| Self(FolderId::from_uuid(id)))
                 .map_err(|error| {
                     ApiError::Invalid(vec![wire::bad_uuid("folder_id", &error.to_string())])
+                }),
+        )
+    }
+}
+
+/// The `{user_id}` of the path, which must be a UUID (else 422).
+#[derive(Debug, Clone, Copy)]
+pub struct UserPath(pub UserId);
+
+impl FromRequest for UserPath {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let raw = req.match_info().get("user_id").unwrap_or_default();
+        std::future::ready(
+            uuid::Uuid::parse_str(raw)
+                .map(|id| Self(UserId::from_uuid(id)))
+                .map_err(|error| {
+                    ApiError::Invalid(vec![wire::bad_uuid("user_id", &error.to_string())])
                 }),
         )
     }

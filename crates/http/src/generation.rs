@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use actix_web::web::Data;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use memlayer_app::domain::{Chat, Message, MessageContent, MessageId, MessageStatus, Session};
-use memlayer_app::ports::{ReplyRequest, ReplyState, ResponderError};
+use memlayer_app::domain::{
+    Chat, Message, MessageContent, MessageId, MessageStatus, Session, TokenUsage,
+};
+use memlayer_app::ports::{ReplyPiece, ReplyRequest, ReplyState, ResponderError};
 use memlayer_app::{AnswerStream, AppError, PendingReply, StartedGeneration};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::{JoinError, JoinHandle};
@@ -401,7 +403,10 @@ fn run(
         state: state.clone(),
         reply: started.reply.clone(),
         live: live.clone(),
-        written: Some(Written::default()),
+        written: Some(Written {
+            prompt_chars: started.request.chars(),
+            ..Written::default()
+        }),
         _reservation: reservation,
     };
     actix_web::rt::spawn(generate(unended, answer.into_stream(), stopped).in_current_span());
@@ -410,7 +415,7 @@ fn run(
 
 /// The assistant's answer, asked for at once: the model reads the question while the
 /// database stores it. Dropping it cancels the request to the model.
-struct EarlyAnswer(JoinHandle<(AnswerStream, Option<Result<String, AppError>>)>);
+struct EarlyAnswer(JoinHandle<(AnswerStream, Option<Result<ReplyPiece, AppError>>)>);
 
 impl EarlyAnswer {
     /// Asks for the answer to `request`, now, on the current arbiter.
@@ -437,7 +442,7 @@ impl EarlyAnswer {
 }
 
 impl Future for EarlyAnswer {
-    type Output = Result<(AnswerStream, Option<Result<String, AppError>>), JoinError>;
+    type Output = Result<(AnswerStream, Option<Result<ReplyPiece, AppError>>), JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx)
@@ -453,13 +458,20 @@ impl Drop for EarlyAnswer {
 /// Has the model name `chat` from its first `question`, in parallel with the reply, and
 /// tells the reply's listeners here (a `title` event on the streams still open).
 async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live: Arc<Live>) {
-    let asked = state
-        .app
-        .title(&question)
-        .try_fold(String::new(), |mut text, piece| {
-            text.push_str(&piece);
-            std::future::ready(Ok(text))
-        });
+    let asked =
+        state
+            .app
+            .title(&question)
+            .try_fold((String::new(), None), |(mut text, usage), piece| {
+                let usage = match piece {
+                    ReplyPiece::Text(piece) => {
+                        text.push_str(&piece);
+                        usage
+                    }
+                    ReplyPiece::Usage(reported) => Some(reported),
+                };
+                std::future::ready(Ok((text, usage)))
+            });
     // A title is a few words: a model still writing one after this is given up on.
     let text = match tokio::time::timeout(TITLE_WAIT, asked).await {
         Ok(text) => text,
@@ -469,7 +481,12 @@ async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live:
         }
     };
     let named = match text {
-        Ok(text) => blocking(&state, move |app| app.name_chat(&chat, &text)).await,
+        Ok((text, usage)) => {
+            blocking(&state, move |app| {
+                app.name_chat(&chat, &question, &text, usage)
+            })
+            .await
+        }
         Err(error) => Err(ApiError::App(error)),
     };
     match named {
@@ -492,6 +509,10 @@ struct Written {
     batch: Vec<String>,
     stored_pieces: usize,
     stored_chars: usize,
+    /// The characters of the conversation the model was sent, and the usage the model
+    /// server reported, if it did.
+    prompt_chars: usize,
+    reported: Option<TokenUsage>,
 }
 
 impl Written {
@@ -501,6 +522,11 @@ impl Written {
         self.text.push_str(piece);
         self.ends.push(self.chars);
         self.batch.push(piece.to_owned());
+    }
+
+    /// The tokens the reply took: as reported, else estimated.
+    fn usage(&self) -> TokenUsage {
+        TokenUsage::or_estimate(self.reported, self.prompt_chars, self.chars)
     }
 
     /// The batch has been stored.
@@ -548,6 +574,7 @@ impl Drop for Unended {
                 &written.text,
                 &written.ends,
                 MessageStatus::Stopped,
+                written.usage(),
             );
             self.settle(match stored {
                 Ok(reply) => Ending::Done(reply),
@@ -577,10 +604,11 @@ async fn generate(
                 break Outcome::Cut(cause.unwrap_or(Cause::Shutdown));
             }
             piece = answer.next() => match piece {
-                Some(Ok(piece)) => {
+                Some(Ok(ReplyPiece::Text(piece))) => {
                     written.add(&piece);
                     live.push(piece);
                 }
+                Some(Ok(ReplyPiece::Usage(usage))) => written.reported = Some(usage),
                 // Cut at the longest a reply may be: stored `stopped`.
                 Some(Err(AppError::AssistantFailed(ResponderError::LimitReached))) => {
                     break Outcome::Cut(Cause::Limit);
@@ -648,9 +676,10 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         }
         Outcome::Failed(error) if !written.visible => return discard(state, reply, error).await,
         Outcome::Failed(error) => {
+            let usage = written.usage();
             let Written { text, ends, .. } = written;
             let stored = Generations::write(state, move |app| {
-                app.end_reply(&reply, &text, &ends, MessageStatus::Failed)
+                app.end_reply(&reply, &text, &ends, MessageStatus::Failed, usage)
             })
             .await;
             return Ending::Failed(Arc::new(match stored {
@@ -667,9 +696,10 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
             }));
         }
     };
+    let usage = written.usage();
     let Written { text, ends, .. } = written;
     match Generations::write(state, move |app| {
-        app.end_reply(&reply, &text, &ends, status)
+        app.end_reply(&reply, &text, &ends, status, usage)
     })
     .await
     {

@@ -37,6 +37,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "messages", description = "The messages of a chat"),
         (name = "folders", description = "The user's folders of chats"),
         (name = "search", description = "Finding the user's messages and chat titles"),
+        (name = "admin", description = "Accounts, for admins"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]

@@ -205,6 +205,66 @@ impl FromRequest for SearchParams {
     }
 }
 
+/// The query of `GET /admin/users`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "documents the query; `AdminUserListParams` reads it, to report problems as FastAPI does"
+)]
+pub struct AdminUserListQuery {
+    /// Only the accounts whose email holds this text (case aside), at most 254 characters
+    #[param(max_length = 254, example = "example.com")]
+    q: Option<String>,
+    /// Most accounts to return (default 50)
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The previous page's X-Next-Cursor
+    #[param(
+        pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    cursor: Option<String>,
+}
+
+/// Accounts per page of the admins' list when the client does not say.
+pub const DEFAULT_ADMIN_USERS_PAGE: u32 = 50;
+
+/// What `GET /admin/users` asks for.
+#[derive(Debug)]
+pub struct AdminUserListParams {
+    /// The text the emails hold (none: every account).
+    pub email_contains: Option<String>,
+    /// How many, after which.
+    pub page: PageRequest,
+}
+
+impl FromRequest for AdminUserListParams {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut params = query_params(req);
+        ready((|| {
+            let email_contains = match params.remove("q") {
+                Some(text) if text.chars().count() > 254 => {
+                    return Err(ApiError::Invalid(vec![wire::bad_email_search()]));
+                }
+                Some(text) => Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
+                None => None,
+            };
+            let page = page_request(
+                params.remove("limit").as_deref(),
+                params.remove("cursor").as_deref(),
+                DEFAULT_ADMIN_USERS_PAGE,
+            )?;
+            Ok(Self {
+                email_contains,
+                page,
+            })
+        })())
+    }
+}
+
 /// The query string's parameters; a repeated one keeps its last value. Form decoding
 /// of a query string into strings does not fail.
 fn query_params(req: &HttpRequest) -> HashMap<String, String> {

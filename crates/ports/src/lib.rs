@@ -14,12 +14,13 @@ mod services;
 pub use attempts::{AttemptBudget, AttemptRate, Spent};
 pub use error::{BoxError, CreateUserError, RepositoryError};
 pub use repositories::{
-    ChatRepository, FolderRepository, Generating, HealthCheck, MessageRepository, ReplyRepository,
-    ReplyState, SearchIndex, StartedReply, StoredReply, UpdateChatError, UserRepository,
+    AccountChange, AccountChangeError, AccountSummary, ChatRepository, FolderRepository,
+    Generating, HealthCheck, MessageRepository, ReplyRepository, ReplyState, SearchIndex,
+    StartedReply, StoredReply, UpdateChatError, UserRepository,
 };
 pub use services::{
-    AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyRequest,
-    ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,
+    AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyPiece,
+    ReplyRequest, ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,
 };
 
 #[cfg(feature = "mock")]

@@ -1,7 +1,7 @@
 use memlayer_domain::{
-    Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Cursor, Email, Folder, FolderId,
-    FolderName, Message, MessageId, PasswordHash, PathEnd, SearchOrder, SearchQuery, Session,
-    StoredHit, User, UserId,
+    AccountRole, Allowance, Chat, ChatCursor, ChatFilter, ChatId, ChatTitle, ChatUpdate, Cursor,
+    Email, Folder, FolderId, FolderName, Message, MessageId, PasswordHash, PathEnd, SearchOrder,
+    SearchQuery, Session, StoredHit, TokenUsage, UsageDay, User, UserId,
 };
 
 use crate::error::{CreateUserError, RepositoryError};
@@ -35,8 +35,72 @@ pub trait UserRepository: Send + Sync {
         new_hash: Option<&'a PasswordHash>,
     ) -> Result<Option<i64>, RepositoryError>;
     /// Deletes the account with its chats and messages, if `session` is current;
-    /// `false` if it was not (nothing deleted).
-    fn delete(&self, session: Session) -> Result<bool, RepositoryError>;
+    /// `false` if it was not (nothing deleted). [`AccountChangeError::LastAdmin`] if it
+    /// is the last enabled admin.
+    fn delete(&self, session: Session) -> Result<bool, AccountChangeError>;
+    /// At most `limit` accounts whose email holds `email_contains` (any account
+    /// without), newest first (ties by id, descending), after `after`; each with its
+    /// number of chats and the tokens it spent on `day`.
+    #[expect(
+        clippy::needless_lifetimes,
+        reason = "mockall needs the lifetime named"
+    )]
+    fn list<'a>(
+        &self,
+        email_contains: Option<&'a str>,
+        after: Option<Cursor>,
+        limit: u32,
+        day: UsageDay,
+    ) -> Result<Vec<AccountSummary>, RepositoryError>;
+    /// The account `id` as [`UserRepository::list`] gives it, if it exists.
+    fn summary(&self, id: UserId, day: UsageDay)
+    -> Result<Option<AccountSummary>, RepositoryError>;
+    /// Makes `change` to the account `id`, in one unit of work. Disabling it also
+    /// revokes its tokens (raises its token generation) and asks its generating replies
+    /// to stop. The account as it is then, or `None` if there is no such account;
+    /// [`AccountChangeError::LastAdmin`] (nothing changed) if it would leave no enabled
+    /// admin (exact under races: such changes take turns).
+    fn change(
+        &self,
+        id: UserId,
+        change: &AccountChange,
+    ) -> Result<Option<User>, AccountChangeError>;
+    /// Deletes the account `id` with its chats and messages; `false` if there was none.
+    /// [`AccountChangeError::LastAdmin`] if it is the last enabled admin.
+    fn delete_by_id(&self, id: UserId) -> Result<bool, AccountChangeError>;
+}
+
+/// An account as an admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    /// The account.
+    pub user: User,
+    /// How many chats it has.
+    pub chats: u64,
+    /// The tokens it spent on the day asked about.
+    pub tokens_used: u64,
+}
+
+/// What an admin changes of an account: each field given, the rest as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountChange {
+    /// A new role.
+    pub role: Option<AccountRole>,
+    /// Disabled, or enabled again.
+    pub disabled: Option<bool>,
+    /// The account's own daily token limit (`Some(None)`: the operator's default again).
+    pub token_limit: Option<Option<u64>>,
+}
+
+/// Why an account could not be changed or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountChangeError {
+    /// It would leave no enabled admin.
+    #[error("the last enabled admin")]
+    LastAdmin,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
 }
 
 /// Stores chats.
@@ -223,17 +287,26 @@ pub enum StartedReply {
     Busy,
     /// The chat's owner has as many replies generating as they may: nothing stored.
     UserBusy,
+    /// The chat's owner spent their tokens for the day: nothing stored.
+    OverQuota,
     /// The chat, or the question answered again, was deleted meanwhile: nothing stored.
     Gone,
 }
 
-/// What is generating for a user ([`ReplyRepository::generating`]).
+/// What a user is spending ([`ReplyRepository::generating`]): the replies generating,
+/// and the tokens spent on the day asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Generating {
     /// Whether a reply is generating in the chat asked about.
     pub in_chat: bool,
     /// How many replies are generating for the user, in all their chats.
     pub of_user: usize,
+    /// The tokens the user spent on the day.
+    pub tokens_used: u64,
+    /// The user's own daily token limit, when an admin set one.
+    pub own_token_limit: Option<u64>,
+    /// The account's current token generation (to check a session with the same read).
+    pub token_generation: i64,
 }
 
 /// A reply as stored while (and after) it is written: the message, with the text so
@@ -267,21 +340,30 @@ pub enum ReplyState {
 /// instance can read it, ask it to stop, or mark it failed when its instance died.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait ReplyRepository: Send + Sync {
-    /// What is generating for `user`: whether a reply is in `chat`, and how many in all.
-    fn generating(&self, chat: ChatId, user: UserId) -> Result<Generating, RepositoryError>;
+    /// What `user` is spending: whether a reply is generating in `chat` (with one), how
+    /// many in all, and the tokens spent on `day`, in one read; `None` if there is no
+    /// such account.
+    fn generating(
+        &self,
+        chat: Option<ChatId>,
+        user: UserId,
+        day: UsageDay,
+    ) -> Result<Option<Generating>, RepositoryError>;
     /// Starts a reply, in one unit of work: stores `question` when it is new (after its
     /// parent), or checks the one answered again is still there; stores `reply` (its
     /// status `generating`, its heartbeat now, by the database's clock) below it as the
     /// chat's active leaf. [`StartedReply::Busy`] if another reply is generating in the
-    /// chat, [`StartedReply::UserBusy`] if `max_per_user` are generating for the chat's
-    /// owner (counted with the owner's starts taking turns, so it is exact under races
-    /// and across instances).
+    /// chat, [`StartedReply::UserBusy`] if as many as `allowance` allows are generating
+    /// for the chat's owner, [`StartedReply::OverQuota`] if the owner spent on `day` as
+    /// many tokens as they may (their own limit, else `allowance`'s). Counted with the
+    /// owner's starts taking turns, so it is exact under races and across instances.
     fn start(
         &self,
         question: &Message,
         question_is_new: bool,
         reply: &Message,
-        max_per_user: usize,
+        allowance: Allowance,
+        day: UsageDay,
     ) -> Result<StartedReply, RepositoryError>;
     /// Appends `pieces` to a generating reply that holds `stored_pieces` pieces,
     /// `stored_chars` characters in all, and beats its heartbeat. Idempotent: pieces
@@ -294,15 +376,22 @@ pub trait ReplyRepository: Send + Sync {
         stored_chars: usize,
         pieces: &[String],
     ) -> Result<ReplyState, RepositoryError>;
-    /// Ends a generating reply as `status`, with its whole `text` and the ends of all
-    /// its pieces. The reply as stored, or `None` if it is gone or no longer generating.
+    /// Ends a generating reply as `status`, with its whole `text`, the ends of all its
+    /// pieces and its `usage`, which is added to its owner's tokens of `day` in the same
+    /// unit of work. The reply as stored, or `None` (nothing stored, nothing counted) if
+    /// it is gone or no longer generating.
     fn finish(
         &self,
         reply: MessageId,
         text: &str,
         piece_ends: &[usize],
         status: memlayer_domain::MessageStatus,
+        usage: TokenUsage,
+        day: UsageDay,
     ) -> Result<Option<Message>, RepositoryError>;
+    /// Adds `tokens` to `user`'s tokens of `day` (a title request's); nothing if the
+    /// account is gone.
+    fn charge(&self, user: UserId, tokens: u64, day: UsageDay) -> Result<(), RepositoryError>;
     /// The reply `id` of `chat`, with where its pieces end; `None` if there is none.
     fn read(&self, chat: ChatId, id: MessageId) -> Result<Option<StoredReply>, RepositoryError>;
     /// Asks a generating reply of `chat` to stop; `false` if it is not generating (or

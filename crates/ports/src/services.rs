@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use futures_core::stream::BoxStream;
-use memlayer_domain::{Chat, Message, MessageContent, Password, PasswordHash, Session};
+use memlayer_domain::{Chat, Message, MessageContent, Password, PasswordHash, Session, TokenUsage};
 use thiserror::Error;
 
 use crate::error::BoxError;
@@ -80,9 +80,19 @@ pub enum ResponderError {
     LimitReached,
 }
 
+/// What an answer's stream carries: its text, piece by piece, and, when the model
+/// server reports it (once, before the end), the tokens the answer took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyPiece {
+    /// The next piece of text.
+    Text(String),
+    /// The tokens the request took, as the model server reported them.
+    Usage(TokenUsage),
+}
+
 /// The pieces of an answer as the assistant writes them, in order; the stream ends when
 /// the answer is complete. Dropping it cancels the generation.
-pub type ReplyStream = BoxStream<'static, Result<String, ResponderError>>;
+pub type ReplyStream = BoxStream<'static, Result<ReplyPiece, ResponderError>>;
 
 /// How much of a chat's history goes with a question: the latest earlier messages, at
 /// most `messages` of them and at most `chars` characters together (older ones are
@@ -114,6 +124,18 @@ pub struct ReplyRequest {
     /// The user's new message. It may still be being stored while the model reads it
     /// (the model is asked as the question commits); the reply is only stored after it.
     pub question: Message,
+}
+
+impl ReplyRequest {
+    /// The characters of the conversation the model is sent (the history and the
+    /// question): what a usage estimate counts as the prompt.
+    pub fn chars(&self) -> usize {
+        self.history
+            .iter()
+            .chain([&self.question])
+            .map(|message| message.content.as_str().chars().count())
+            .sum()
+    }
 }
 
 /// Writes the assistant's reply to a user's message: the seam where a model (and later

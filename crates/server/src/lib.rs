@@ -160,21 +160,7 @@ fn build_api(
     let db = Arc::new(db);
     let clock = Arc::new(SystemClock);
     let hashing = &config.password_hashing;
-    let app = MemLayer::new(Ports {
-        users: db.clone(),
-        chats: db.clone(),
-        messages: db.clone(),
-        hasher: Arc::new(BcryptHasher::new(hashing.bcrypt_cost).map_err(StartupError::Hasher)?),
-        token_issuer: tokens.clone(),
-        token_verifier: tokens,
-        clock: clock.clone(),
-        responder: responder(config)?,
-        folders: db.clone(),
-        search: db.clone(),
-        replies: db.clone(),
-    })
-    .with_registration(config.auth.registration)
-    .with_user_max_generations(config.http.user_max_generations);
+    let app = build_app(config, db.clone(), tokens)?;
     // The budgets live in the database, so every instance on it spends from the same.
     let auth_rate_limit = NonZeroU32::new(config.auth.rate_limit_per_minute).map(|per_minute| {
         AuthRateLimit::new(
@@ -193,6 +179,109 @@ fn build_api(
         config.http.max_body_bytes,
         config.http.request_body_timeout,
     ))
+}
+
+/// The use cases over `db`, with the adapters and limits `config` gives.
+fn build_app(
+    config: &Config,
+    db: Arc<Database>,
+    tokens: Arc<JwtTokens>,
+) -> Result<MemLayer, StartupError> {
+    let hashing = &config.password_hashing;
+    Ok(MemLayer::new(Ports {
+        users: db.clone(),
+        chats: db.clone(),
+        messages: db.clone(),
+        hasher: Arc::new(BcryptHasher::new(hashing.bcrypt_cost).map_err(StartupError::Hasher)?),
+        token_issuer: tokens.clone(),
+        token_verifier: tokens,
+        clock: Arc::new(SystemClock),
+        responder: responder(config)?,
+        folders: db.clone(),
+        search: db.clone(),
+        replies: db.clone(),
+    })
+    .with_registration(config.auth.registration)
+    .with_user_max_generations(config.http.user_max_generations)
+    .with_user_tokens_per_day(config.http.user_tokens_per_day))
+}
+
+/// What `memlayer admin` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// Makes an existing account an admin.
+    Grant(String),
+    /// Makes an admin a user again.
+    Revoke(String),
+    /// Makes a new admin account with this password.
+    Create(String, String),
+}
+
+/// Why `memlayer admin` failed.
+#[derive(Debug, Error)]
+pub enum AdminError {
+    /// The service's database or adapters could not be set up.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The email or the password was refused (as a registration would refuse it).
+    #[error("{0}")]
+    Invalid(String),
+    /// The use case refused.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs the operator's `memlayer admin` command on the configured database (migrating
+/// it first, as the service would). What was done, for the operator.
+pub fn admin(config: &Config, command: AdminCommand) -> Result<String, AdminError> {
+    use memlayer_app::AdminNewAccount;
+    use memlayer_app::domain::{AccountRole, Email, Password};
+
+    let db = open_database(&config.database)?;
+    let secret = signing_secret(&config.auth.jwt_secret)?;
+    let tokens = Arc::new(JwtTokens::new(
+        secret.expose_secret().as_bytes(),
+        chrono_duration(config.auth.token_lifetime),
+    ));
+    let app = build_app(config, Arc::new(db), tokens)?;
+    let email = |text: &str| {
+        Email::parse(text).map_err(|error| AdminError::Invalid(format!("invalid email: {error}")))
+    };
+    let refused = |error: memlayer_app::AppError| {
+        AdminError::Refused(match error {
+            memlayer_app::AppError::UserNotFound => "no account has this email".to_owned(),
+            memlayer_app::AppError::EmailTaken => "an account has this email already".to_owned(),
+            memlayer_app::AppError::LastAdmin => {
+                "this is the last enabled admin: make another admin first".to_owned()
+            }
+            other => other.to_string(),
+        })
+    };
+    match command {
+        AdminCommand::Grant(address) => {
+            let user = app
+                .operator_set_role(&email(&address)?, AccountRole::Admin)
+                .map_err(refused)?;
+            Ok(format!("{} is an admin", user.email.as_str()))
+        }
+        AdminCommand::Revoke(address) => {
+            let user = app
+                .operator_set_role(&email(&address)?, AccountRole::User)
+                .map_err(refused)?;
+            Ok(format!("{} is a user", user.email.as_str()))
+        }
+        AdminCommand::Create(address, password) => {
+            let password = Password::parse(&password)
+                .map_err(|error| AdminError::Invalid(format!("invalid password: {error}")))?;
+            let user = app
+                .operator_create_admin(AdminNewAccount {
+                    email: email(&address)?,
+                    password,
+                })
+                .map_err(refused)?;
+            Ok(format!("{} is a new admin", user.email.as_str()))
+        }
+    }
 }
 
 /// The configured token-signing secret, or the development one (made on first use).

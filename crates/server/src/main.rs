@@ -2,7 +2,8 @@
 //! a `.env` file); see the README's configuration table.
 //!
 //! `memlayer openapi` prints the OpenAPI document and exits (the typed client is
-//! generated from it); `memlayer --help` and `memlayer --version` print and exit.
+//! generated from it); `memlayer admin …` manages admins on the configured database;
+//! `memlayer --help` and `memlayer --version` print and exit.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +19,7 @@ memlayer: the MemLayer HTTP API (accounts, chats, messages).
 Usage:
   memlayer            serve (configured by environment variables and a .env file)
   memlayer openapi    print the OpenAPI document and exit
+  memlayer admin ...  manage admins on the configured database (memlayer admin --help)
   memlayer --help     print this and exit
   memlayer --version  print the version and exit
 
@@ -26,9 +28,26 @@ in data/. Settings (DATABASE_URL, JWT_SECRET, PORT, HOST, CORS_ORIGINS, RUST_LOG
 LOG_FORMAT, METRICS_ADDR, ...) are listed in the README's configuration table.
 ";
 
+const ADMIN_HELP: &str = "\
+memlayer admin: manage admins, on the database the service is configured with
+(DATABASE_URL and the rest, from the environment and a .env file).
+
+Usage:
+  memlayer admin grant EMAIL     make the existing account EMAIL an admin
+  memlayer admin revoke EMAIL    make the admin EMAIL a user again (refused for the
+                                 last enabled admin)
+  memlayer admin create EMAIL    make a new admin account; its password is read from
+                                 standard input (one line), checked like a registration
+  memlayer admin --help          print this and exit
+
+Each prints what it did, or exits 1 with the reason (an unknown or taken email, a bad
+password, the last admin).
+";
+
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("openapi") => {}
+        Some("admin") => return admin(std::env::args().skip(2).collect()),
         Some("--help" | "-h" | "help") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -103,6 +122,61 @@ fn main() -> ExitCode {
             tracing::error!(error, "MemLayer stopped on an error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `memlayer admin …`: see [`ADMIN_HELP`].
+fn admin(args: Vec<String>) -> ExitCode {
+    use memlayer_server::AdminCommand;
+
+    let fail = |message: &str| {
+        eprintln!("memlayer admin: {message}");
+        ExitCode::FAILURE
+    };
+    let command = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--help" | "-h" | "help"] => {
+            print!("{ADMIN_HELP}");
+            return ExitCode::SUCCESS;
+        }
+        ["grant", email] => AdminCommand::Grant(email.to_owned()),
+        ["revoke", email] => AdminCommand::Revoke(email.to_owned()),
+        ["create", email] => {
+            let mut line = String::new();
+            if let Err(error) = std::io::stdin().read_line(&mut line) {
+                return fail(&format!(
+                    "cannot read the password from standard input: {error}"
+                ));
+            }
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            AdminCommand::Create(email.to_owned(), password.to_owned())
+        }
+        _ => {
+            eprint!(
+                "memlayer admin: expected grant, revoke or create and one EMAIL\n\n{ADMIN_HELP}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let dotenv = dotenvy::dotenv();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error.to_string()),
+    };
+    // The admin log line (who, what, to whom) and the database's messages, as the
+    // service logs them.
+    init_logging(&config.logging.filter, config.logging.format);
+    if let Err(error) = dotenv
+        && !error.not_found()
+    {
+        tracing::warn!(%error, "ignoring a malformed .env file");
+    }
+    match memlayer_server::admin(&config, command) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error.to_string()),
     }
 }
 

@@ -295,6 +295,9 @@ impl MessageRepository for Database {
                             messages::created_at,
                             messages::parent_id,
                             messages::status,
+                            messages::prompt_tokens,
+                            messages::completion_tokens,
+                            messages::usage_estimated,
                         ),
                         active,
                     ))
@@ -629,8 +632,10 @@ pub(super) trait LockChat {
     /// of one chat take turns and each reads the tree as the one before left it.
     fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
     /// Takes the user's row lock (one that lets rows referring to it be written) for
-    /// the rest of the transaction, so the starts of one user's replies take turns.
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<()>;
+    /// the rest of the transaction, so the starts of one user's replies take turns;
+    /// reads the user's own daily token limit with it (`None` without one, or without
+    /// the user).
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>>;
 }
 
 impl LockChat for diesel::PgConnection {
@@ -644,14 +649,14 @@ impl LockChat for diesel::PgConnection {
             .map(drop)
     }
 
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<()> {
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>> {
         users::table
             .find(user)
-            .select(users::id)
+            .select(users::token_limit)
             .for_no_key_update()
-            .first::<DbUuid>(self)
+            .first::<Option<i64>>(self)
             .optional()
-            .map(drop)
+            .map(Option::flatten)
     }
 }
 
@@ -661,8 +666,13 @@ impl LockChat for diesel::SqliteConnection {
         Ok(())
     }
 
-    /// Nothing to take, as for a chat.
-    fn lock_user(&mut self, _user: DbUuid) -> QueryResult<()> {
-        Ok(())
+    /// Nothing to take, as for a chat: only the limit to read.
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>> {
+        users::table
+            .find(user)
+            .select(users::token_limit)
+            .first::<Option<i64>>(self)
+            .optional()
+            .map(Option::flatten)
     }
 }

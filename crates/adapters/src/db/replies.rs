@@ -4,14 +4,16 @@
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use memlayer_domain::{ChatId, Message, MessageId, MessageStatus, UserId};
+use memlayer_domain::{
+    Allowance, ChatId, Message, MessageId, MessageStatus, TokenUsage, UsageDay, UserId,
+};
 use memlayer_ports::{
     Generating, ReplyRepository, ReplyState, RepositoryError, StartedReply, StoredReply,
 };
 
 use super::messages::{LockChat, TreeQueries, db_id, is_gone, retried, to_message};
-use super::rows::MessageRow;
-use super::schema::{chats, messages};
+use super::rows::{MessageRow, read_tokens, stored_tokens};
+use super::schema::{chats, messages, token_usage, users};
 use diesel::sql_types::{Nullable, Text};
 
 use super::sql_types::{DbTimestamp, DbUuid, UtcTimestamp};
@@ -97,18 +99,109 @@ fn sql_count(chars: usize) -> i32 {
     i32::try_from(chars).unwrap_or(i32::MAX)
 }
 
+/// Adds `tokens` to `user`'s tokens of `day` in the ledger (a row per user and day).
+fn add_tokens<C: UsageLedger>(
+    conn: &mut C,
+    user: DbUuid,
+    tokens: u64,
+    day: UsageDay,
+) -> QueryResult<()> {
+    if tokens == 0 {
+        return Ok(());
+    }
+    conn.add_tokens(user, stored_tokens(tokens), day.0)
+}
+
+/// The ledger's statements, for each backend.
+pub(super) trait UsageLedger {
+    /// Adds `tokens` to the user's row of `day`, making it if there is none.
+    fn add_tokens(&mut self, user: DbUuid, tokens: i64, day: i64) -> QueryResult<()>;
+    /// The tokens `user` spent on `day`.
+    fn tokens_spent(&mut self, user: DbUuid, day: UsageDay) -> QueryResult<u64>;
+}
+
+macro_rules! usage_ledger {
+    ($conn:ty) => {
+        impl UsageLedger for $conn {
+            fn add_tokens(&mut self, user: DbUuid, tokens: i64, day: i64) -> QueryResult<()> {
+                diesel::insert_into(token_usage::table)
+                    .values((
+                        token_usage::user_id.eq(user),
+                        token_usage::day.eq(day),
+                        token_usage::tokens.eq(tokens),
+                    ))
+                    .on_conflict((token_usage::user_id, token_usage::day))
+                    .do_update()
+                    .set(token_usage::tokens.eq(token_usage::tokens + tokens))
+                    .execute(self)
+                    .map(drop)
+            }
+
+            fn tokens_spent(&mut self, user: DbUuid, day: UsageDay) -> QueryResult<u64> {
+                let spent: Option<i64> = token_usage::table
+                    .find((user, day.0))
+                    .select(token_usage::tokens)
+                    .first(self)
+                    .optional()?;
+                Ok(spent.map_or(0, read_tokens))
+            }
+        }
+    };
+}
+
+usage_ledger!(diesel::PgConnection);
+usage_ledger!(diesel::SqliteConnection);
+
 impl ReplyRepository for Database {
-    fn generating(&self, chat: ChatId, user: UserId) -> Result<Generating, RepositoryError> {
-        let (chat, user) = (DbUuid(chat.as_uuid()), DbUuid(user.as_uuid()));
-        let chats: Vec<DbUuid> = with_connection!(self, |conn| messages::table
+    fn generating(
+        &self,
+        chat: Option<ChatId>,
+        user: UserId,
+        day: UsageDay,
+    ) -> Result<Option<Generating>, RepositoryError> {
+        let user = DbUuid(user.as_uuid());
+        // No chat asked about: a chat id no chat has.
+        let chat = DbUuid(chat.map_or_else(uuid::Uuid::nil, |chat| chat.as_uuid()));
+        // One statement: the account's limit and generation with the day's tokens, and
+        // its replies generating (two partial indexes: a few rows at most).
+        let running = messages::table
             .filter(messages::user_id.eq(user))
             .filter(messages::status.eq(GENERATING))
-            .select(messages::chat_id)
-            .load(conn))?;
-        Ok(Generating {
-            in_chat: chats.contains(&chat),
-            of_user: chats.len(),
-        })
+            .count()
+            .single_value();
+        let in_chat = diesel::dsl::exists(
+            messages::table
+                .filter(messages::chat_id.eq(chat))
+                .filter(messages::status.eq(GENERATING)),
+        );
+        // The account's own limit, its token generation, the day's tokens, how many
+        // replies generate, whether one does in the chat.
+        type Row = (Option<i64>, i64, Option<i64>, Option<i64>, bool);
+        let found: Option<Row> = with_connection!(self, |conn| users::table
+            .left_join(
+                token_usage::table.on(token_usage::user_id
+                    .eq(users::id)
+                    .and(token_usage::day.eq(day.0))),
+            )
+            .filter(users::id.eq(user))
+            .select((
+                users::token_limit,
+                users::token_generation,
+                token_usage::tokens.nullable(),
+                running,
+                in_chat,
+            ))
+            .first(conn)
+            .optional())?;
+        Ok(found.map(
+            |(own_limit, generation, tokens, running, in_chat)| Generating {
+                in_chat,
+                of_user: running.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                tokens_used: tokens.map_or(0, read_tokens),
+                own_token_limit: own_limit.map(read_tokens),
+                token_generation: generation,
+            },
+        ))
     }
 
     fn start(
@@ -116,7 +209,8 @@ impl ReplyRepository for Database {
         question: &Message,
         question_is_new: bool,
         reply: &Message,
-        max_per_user: usize,
+        allowance: Allowance,
+        day: UsageDay,
     ) -> Result<StartedReply, RepositoryError> {
         let (asked, answer) = (MessageRow::from(question), MessageRow::from(reply));
         let (chat, owner) = (asked.chat_id, answer.user_id);
@@ -125,14 +219,20 @@ impl ReplyRepository for Database {
             with_writer!(self, |conn| conn.transaction(|conn| {
                 // The owner's starts take turns (the user's row, then the chat's), so
                 // two racing for the last place cannot both take it.
-                conn.lock_user(owner)?;
+                let own_limit = conn.lock_user(owner)?;
                 let running: i64 = messages::table
                     .filter(messages::user_id.eq(owner))
                     .filter(messages::status.eq(GENERATING))
                     .count()
                     .get_result(conn)?;
-                if usize::try_from(running).unwrap_or(usize::MAX) >= max_per_user {
+                if usize::try_from(running).unwrap_or(usize::MAX) >= allowance.generations {
                     return Ok(StartedReply::UserBusy);
+                }
+                // The day's tokens are read only when a limit applies.
+                if let Some(limit) = own_limit.map(read_tokens).or(allowance.tokens_per_day)
+                    && conn.tokens_spent(owner, day)? >= limit
+                {
+                    return Ok(StartedReply::OverQuota);
                 }
                 conn.lock_chat(chat)?;
                 let busy: bool = diesel::select(diesel::dsl::exists(
@@ -256,9 +356,11 @@ impl ReplyRepository for Database {
         text: &str,
         piece_ends: &[usize],
         status: MessageStatus,
+        usage: TokenUsage,
+        day: UsageDay,
     ) -> Result<Option<Message>, RepositoryError> {
         let ends = encode(piece_ends);
-        let finished = with_writer!(self, |conn| {
+        let finished = with_writer!(self, |conn| conn.transaction(|conn| {
             let row: Option<MessageRow> = diesel::update(
                 messages::table
                     .filter(messages::id.eq(db_id(reply)))
@@ -269,21 +371,35 @@ impl ReplyRepository for Database {
                 messages::piece_ends.eq(&ends),
                 messages::status.eq(status.as_str()),
                 messages::heartbeat_at.eq(None::<DbTimestamp>),
+                messages::prompt_tokens.eq(Some(stored_tokens(usage.prompt_tokens))),
+                messages::completion_tokens.eq(Some(stored_tokens(usage.completion_tokens))),
+                messages::usage_estimated.eq(usage.estimated),
             ))
             .returning(MessageRow::as_returning())
             .get_result(conn)
             .optional()?;
             match row {
                 Some(row) => {
-                    let chat = row.chat_id;
+                    let (chat, owner) = (row.chat_id, row.user_id);
+                    add_tokens(conn, owner, usage.total(), day)?;
                     let mut found = vec![to_message(row)?];
                     conn.with_siblings(chat, &mut found)?;
                     Ok(found.pop())
                 }
                 None => Ok(None),
             }
-        })?;
+        }))?;
         Ok(finished)
+    }
+
+    fn charge(&self, user: UserId, tokens: u64, day: UsageDay) -> Result<(), RepositoryError> {
+        let user = DbUuid(user.as_uuid());
+        match with_writer!(self, |conn| add_tokens(conn, user, tokens, day)) {
+            Ok(()) => Ok(()),
+            // The account was deleted meanwhile: nothing to count.
+            Err(error) if error.is_foreign_key_violation() => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn read(&self, chat: ChatId, id: MessageId) -> Result<Option<StoredReply>, RepositoryError> {

@@ -2,8 +2,9 @@
 
 use diesel::prelude::*;
 use memlayer_domain::{
-    Chat, ChatId, ChatTitle, Email, Folder, FolderId, FolderName, Message, MessageContent,
-    MessageId, MessageStatus, Node, Organisation, PasswordHash, Role, User, UserId,
+    AccountRole, Chat, ChatId, ChatTitle, Email, Folder, FolderId, FolderName, Message,
+    MessageContent, MessageId, MessageStatus, Node, Organisation, PasswordHash, Role, TokenUsage,
+    User, UserId,
 };
 use memlayer_ports::RepositoryError;
 
@@ -19,6 +20,9 @@ pub struct UserRow {
     pub password_hash: String,
     pub created_at: DbTimestamp,
     pub token_generation: i64,
+    pub role: String,
+    pub disabled: bool,
+    pub token_limit: Option<i64>,
 }
 
 impl From<&User> for UserRow {
@@ -29,6 +33,9 @@ impl From<&User> for UserRow {
             password_hash: user.password_hash.as_str().to_owned(),
             created_at: DbTimestamp(user.created_at),
             token_generation: user.token_generation,
+            role: user.role.as_str().to_owned(),
+            disabled: user.disabled,
+            token_limit: user.token_limit.map(stored_tokens),
         }
     }
 }
@@ -41,8 +48,22 @@ impl From<UserRow> for User {
             password_hash: PasswordHash::new(row.password_hash),
             created_at: row.created_at.0,
             token_generation: row.token_generation,
+            // The column's check admits only the two.
+            role: AccountRole::parse(&row.role).unwrap_or_default(),
+            disabled: row.disabled,
+            token_limit: row.token_limit.map(read_tokens),
         }
     }
+}
+
+/// Tokens as stored (SQL's signed 64-bit integer).
+pub fn stored_tokens(tokens: u64) -> i64 {
+    i64::try_from(tokens).unwrap_or(i64::MAX)
+}
+
+/// Tokens as read back (never negative: the columns' checks).
+pub fn read_tokens(tokens: i64) -> u64 {
+    u64::try_from(tokens).unwrap_or(0)
 }
 
 /// A row of `chats`.
@@ -135,6 +156,9 @@ pub struct MessageRow {
     pub created_at: DbTimestamp,
     pub parent_id: Option<DbUuid>,
     pub status: String,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub usage_estimated: bool,
 }
 
 impl From<&Message> for MessageRow {
@@ -148,6 +172,13 @@ impl From<&Message> for MessageRow {
             created_at: DbTimestamp(message.created_at),
             parent_id: message.parent_id.map(|id| DbUuid(id.as_uuid())),
             status: message.status.as_str().to_owned(),
+            prompt_tokens: message
+                .usage
+                .map(|usage| stored_tokens(usage.prompt_tokens)),
+            completion_tokens: message
+                .usage
+                .map(|usage| stored_tokens(usage.completion_tokens)),
+            usage_estimated: message.usage.is_some_and(|usage| usage.estimated),
         }
     }
 }
@@ -178,6 +209,14 @@ impl TryFrom<MessageRow> for Message {
             parent_id: row.parent_id.map(|id| MessageId::from_uuid(id.0)),
             status,
             sibling_ids: vec![id],
+            usage: match (row.prompt_tokens, row.completion_tokens) {
+                (Some(prompt), Some(completion)) => Some(TokenUsage {
+                    prompt_tokens: read_tokens(prompt),
+                    completion_tokens: read_tokens(completion),
+                    estimated: row.usage_estimated,
+                }),
+                _ => None,
+            },
         })
     }
 }

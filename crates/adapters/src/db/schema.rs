@@ -3,7 +3,7 @@
 //! storage differs). Kept in step with `migrations/postgres` and `migrations/sqlite`.
 
 diesel::table! {
-    use diesel::sql_types::{BigInt, Text};
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     users (id) {
@@ -12,6 +12,11 @@ diesel::table! {
         password_hash -> Text,
         created_at -> UtcTimestamp,
         token_generation -> BigInt,
+        /// `user` or `admin`.
+        role -> Text,
+        disabled -> Bool,
+        /// The account's own daily token limit, when an admin set one.
+        token_limit -> Nullable<BigInt>,
     }
 }
 
@@ -44,7 +49,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Nullable, Text};
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text};
     use crate::db::sql_types::{UtcTimestamp, Uuid};
 
     messages (id) {
@@ -63,6 +68,24 @@ diesel::table! {
         heartbeat_at -> Nullable<UtcTimestamp>,
         /// Whether someone asked for the generating reply to stop.
         stop_requested -> Bool,
+        /// The tokens a reply took (both set, or neither), and whether they are an
+        /// estimate.
+        prompt_tokens -> Nullable<BigInt>,
+        completion_tokens -> Nullable<BigInt>,
+        usage_estimated -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::db::sql_types::Uuid;
+
+    /// The ledger: the tokens each user spent each UTC day (days since 1970-01-01).
+    /// Deleting messages leaves it as it is.
+    token_usage (user_id, day) {
+        user_id -> Uuid,
+        day -> BigInt,
+        tokens -> BigInt,
     }
 }
 
@@ -80,4 +103,5 @@ diesel::table! {
 diesel::joinable!(chats -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(folders -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, chats, messages, folders);
+diesel::joinable!(token_usage -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, messages, folders, token_usage);

@@ -1,7 +1,7 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 use memlayer_domain::MessageContent;
-use memlayer_ports::{AssistantResponder, ContextWindow, ReplyRequest, ReplyStream};
+use memlayer_ports::{AssistantResponder, ContextWindow, ReplyPiece, ReplyRequest, ReplyStream};
 
 /// The reply every message gets when no model is configured.
 pub const REPLY: &str = "Message received";
@@ -16,7 +16,7 @@ impl AssistantResponder for FixedReply {
     }
 
     fn reply(&self, _request: ReplyRequest) -> ReplyStream {
-        stream::iter([Ok(REPLY.to_owned())]).boxed()
+        stream::iter([Ok(ReplyPiece::Text(REPLY.to_owned()))]).boxed()
     }
 
     fn fixed_reply(&self) -> Option<String> {

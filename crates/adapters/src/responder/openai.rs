@@ -6,9 +6,10 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt, TryStreamExt};
-use memlayer_domain::{MessageContent, Role};
+use memlayer_domain::{MessageContent, Role, TokenUsage};
 use memlayer_ports::{
-    AssistantResponder, BoxError, ContextWindow, ReplyRequest, ReplyStream, ResponderError,
+    AssistantResponder, BoxError, ContextWindow, ReplyPiece, ReplyRequest, ReplyStream,
+    ResponderError,
 };
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -107,6 +108,7 @@ impl OpenAiResponder {
             model: &self.settings.model,
             messages: system.into_iter().chain(conversation).collect(),
             stream: true,
+            stream_options: StreamOptions::USAGE,
             max_tokens: self.settings.max_tokens,
         }
     }
@@ -148,6 +150,7 @@ impl AssistantResponder for OpenAiResponder {
                 },
             ],
             stream: true,
+            stream_options: StreamOptions::USAGE,
             max_tokens: Some(TITLE_MAX_TOKENS),
         };
         self.complete(&body, TITLE_MAX_CHARS)
@@ -243,13 +246,14 @@ async fn error_body(mut response: reqwest::Response) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-/// The text pieces of a streamed chat completion, until `data: [DONE]`, or until
-/// `max_chars` characters were read: the last piece is cut there and the stream ends
-/// (dropping the response closes the connection, so the model stops writing).
+/// The text pieces of a streamed chat completion, and the usage it reports, until
+/// `data: [DONE]`, or until `max_chars` characters were read: the last piece is cut
+/// there and the stream ends (dropping the response closes the connection, so the
+/// model stops writing).
 fn pieces(
     response: reqwest::Response,
     max_chars: usize,
-) -> BoxStream<'static, Result<String, ResponderError>> {
+) -> BoxStream<'static, Result<ReplyPiece, ResponderError>> {
     let mut bounds = EventBounds::default();
     let events = response
         .bytes_stream()
@@ -321,6 +325,12 @@ fn pieces(
                     return Some((Err(ResponderError::Broken(error.into())), None));
                 }
                 Ok(chunk) => {
+                    let usage = chunk.usage.map(|usage| {
+                        TokenUsage::reported(
+                            usage.prompt_tokens.unwrap_or(0),
+                            usage.completion_tokens.unwrap_or(0),
+                        )
+                    });
                     // The model stopped at `max_tokens`: what it wrote is cut there.
                     let cut = chunk
                         .choices
@@ -335,17 +345,21 @@ fn pieces(
                         if cut {
                             return Some((Err(ResponderError::LimitReached), None));
                         }
+                        // The usage comes in a chunk of its own, with no text.
+                        if let Some(usage) = usage {
+                            return Some((Ok(ReplyPiece::Usage(usage)), Some((events, left, cut))));
+                        }
                         continue;
                     }
                     return match text.char_indices().nth(left) {
                         // The limit falls inside this piece: the reply ends with it.
                         Some((end, _)) => {
                             text.truncate(end);
-                            Some((Ok(text), Some((events, 0, true))))
+                            Some((Ok(ReplyPiece::Text(text)), Some((events, 0, true))))
                         }
                         None => {
                             let left = left - text.chars().count();
-                            Some((Ok(text), Some((events, left, cut))))
+                            Some((Ok(ReplyPiece::Text(text)), Some((events, left, cut))))
                         }
                     };
                 }
@@ -428,8 +442,21 @@ struct ChatCompletionRequest<'a> {
     model: &'a str,
     messages: Vec<ChatMessage>,
     stream: bool,
+    stream_options: StreamOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
+}
+
+/// `stream_options`: asks for the usage, in a last chunk of its own.
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+impl StreamOptions {
+    const USAGE: Self = Self {
+        include_usage: true,
+    };
 }
 
 #[derive(Serialize)]
@@ -444,6 +471,17 @@ struct ChatCompletionChunk {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+}
+
+/// The usage a model server reports (OpenAI's `usage` object; other fields ignored).
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -129,21 +129,26 @@ fn whole_seconds(wait: std::time::Duration) -> u64 {
 fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::App(error) => match error {
-            AppError::EmailTaken | AppError::ReplyInProgress => StatusCode::CONFLICT,
-            AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::ChatNotFound | AppError::MessageNotFound | AppError::FolderNotFound => {
-                StatusCode::NOT_FOUND
+            AppError::EmailTaken | AppError::ReplyInProgress | AppError::LastAdmin => {
+                StatusCode::CONFLICT
             }
+            AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::ChatNotFound
+            | AppError::MessageNotFound
+            | AppError::FolderNotFound
+            | AppError::UserNotFound => StatusCode::NOT_FOUND,
             AppError::NotChatOwner
             | AppError::NotFolderOwner
             | AppError::WrongPassword
-            | AppError::RegistrationClosed => StatusCode::FORBIDDEN,
+            | AppError::RegistrationClosed
+            | AppError::AccountDisabled
+            | AppError::AdminsOnly => StatusCode::FORBIDDEN,
             AppError::NotAUserMessage | AppError::FolderNotUsable | AppError::NotAReply => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            AppError::TooManyAttempts { .. } | AppError::TooManyRepliesAtOnce => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            AppError::TooManyAttempts { .. }
+            | AppError::TooManyRepliesAtOnce
+            | AppError::DailyTokensSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -166,6 +171,18 @@ pub(crate) fn detail(error: &ApiError) -> String {
         ApiError::App(error) => match error {
             AppError::EmailTaken => "Email already registered",
             AppError::RegistrationClosed => "Registration is closed",
+            AppError::AccountDisabled => "This account is disabled",
+            AppError::AdminsOnly => "Only an admin may do this",
+            AppError::LastAdmin => {
+                "There must be at least one enabled admin: make another admin first"
+            }
+            AppError::UserNotFound => "User not found",
+            AppError::DailyTokensSpent { retry_after } => {
+                return format!(
+                    "You have used today's tokens: try again in {} seconds (at 00:00 UTC)",
+                    whole_seconds(*retry_after)
+                );
+            }
             AppError::InvalidCredentials => "Incorrect email or password",
             AppError::WrongPassword => "Incorrect password",
             AppError::Unauthenticated => "Could not validate credentials",
@@ -241,7 +258,10 @@ impl ResponseError for ApiError {
             Self::App(AppError::Unavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
-            Self::App(AppError::TooManyAttempts { retry_after }) => {
+            Self::App(
+                AppError::TooManyAttempts { retry_after }
+                | AppError::DailyTokensSpent { retry_after },
+            ) => {
                 response.insert_header((header::RETRY_AFTER, whole_seconds(*retry_after)));
             }
             Self::Busy(seconds) => {

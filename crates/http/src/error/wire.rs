@@ -228,6 +228,15 @@ pub fn bad_bool(name: &str) -> ValidationIssue {
     )
 }
 
+/// A `q` of the admins' account list longer than an email may be.
+pub fn bad_email_search() -> ValidationIssue {
+    ValidationIssue::new(
+        vec![Source::Query.loc(), LocItem::from("q")],
+        "String should have at most 254 characters",
+        "string_too_long",
+    )
+}
+
 /// A `sort` query parameter other than the orders a search has.
 pub fn bad_sort() -> ValidationIssue {
     ValidationIssue::new(

@@ -11,7 +11,7 @@ use crate::blocking::blocking;
 use crate::body::JsonBody;
 use crate::dto::{
     AccountExport, ChangePasswordRequest, Credentials, DeleteAccountRequest, TokenResponse,
-    UserResponse,
+    UsageResponse, UserResponse,
 };
 use crate::error::ApiError;
 use crate::error::wire::{ErrorBody, ValidationErrorBody};
@@ -60,6 +60,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Incorrect email or password", body = ErrorBody),
+        (status = 403, description = "The account is disabled (right password)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
@@ -119,6 +120,27 @@ pub async fn me(
 ) -> Result<HttpResponse, ApiError> {
     let user = blocking(&state, move |app| app.current_user(user)).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// What I spent today
+///
+/// The tokens spent today (the UTC day: a reply's tokens count on the day it ended),
+/// the daily limit, and the replies being written now against their limit.
+#[utoipa::path(
+    get, path = "/auth/me/usage", tag = "auth", operation_id = "getUsage",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Today's spending and the limits", body = UsageResponse),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub async fn usage(
+    state: Data<ApiState>,
+    Authenticated(session): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let report = blocking(&state, move |app| app.usage(session)).await?;
+    Ok(HttpResponse::Ok().json(UsageResponse::from(report)))
 }
 
 /// Change my password
@@ -190,6 +212,7 @@ pub async fn logout_all(
         (status = 204, description = "The account, its chats and its messages are deleted"),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
         (status = 403, description = "The password is wrong", body = ErrorBody),
+        (status = 409, description = "The account is the last enabled admin: make another admin first", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "The password is missing or malformed", body = ValidationErrorBody),

@@ -4,6 +4,7 @@
 //! table, so what is served and what is documented cannot drift apart.
 
 pub mod accounts;
+pub mod admin;
 pub mod chats;
 mod export;
 pub mod folders;
@@ -31,6 +32,9 @@ pub fn table(cfg: &mut ServiceConfig) {
         .service(routes![accounts::change_password])
         .service(routes![accounts::logout_all])
         .service(routes![accounts::export])
+        .service(routes![accounts::usage])
+        .service(routes![admin::list, admin::create])
+        .service(routes![admin::change, admin::delete])
         .service(routes![chats::list, chats::create])
         // One scope for everything under a chat: the router tests its dynamic prefix
         // once, then plain strings.
@@ -183,7 +187,7 @@ mod tests {
             .configure(table)
             .split_for_parts();
         let app = init_service(app).await;
-        assert_eq!(document.paths.paths.len(), 21);
+        assert_eq!(document.paths.paths.len(), 24);
         for (path, item) in &document.paths.paths {
             let documented: Vec<&str> = [
                 ("GET", item.get.is_some()),
@@ -199,7 +203,8 @@ mod tests {
             let concrete = path
                 .replace("{chat_id}", "0194f4c2-0000-7000-8000-000000000000")
                 .replace("{message_id}", "0194f4c2-0000-7000-8000-000000000001")
-                .replace("{folder_id}", "0194f4c2-0000-7000-8000-000000000001");
+                .replace("{folder_id}", "0194f4c2-0000-7000-8000-000000000001")
+                .replace("{user_id}", "0194f4c2-0000-7000-8000-000000000002");
             for uri in [concrete.clone(), format!("{concrete}/")] {
                 let response = call_service(
                     &app,

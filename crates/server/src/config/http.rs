@@ -60,6 +60,9 @@ pub struct HttpConfig {
     pub max_generations: usize,
     /// Most replies generating at once for one user, across every instance.
     pub user_max_generations: usize,
+    /// Most tokens one user may spend a UTC day, across every instance (unless an admin
+    /// set the user's own); `None`: no limit.
+    pub user_tokens_per_day: Option<u64>,
     /// How long an instance may go without a heartbeat before the replies it generates
     /// are marked failed by another.
     pub reply_silence: Duration,
@@ -150,6 +153,20 @@ impl HttpConfig {
                 1..=100_000,
             )?,
             reply_silence: Duration::from_secs(parse(get, "REPLY_SILENCE_SECS", 30, 3..=3_600)?),
+            user_tokens_per_day: parse_with(
+                get,
+                "USER_TOKENS_PER_DAY",
+                Some(None),
+                |value| match value {
+                    "" | "unlimited" => Some(None),
+                    number => number
+                        .parse()
+                        .ok()
+                        .filter(|limit| *limit <= memlayer_app::domain::TOKEN_LIMIT_MAX)
+                        .map(Some),
+                },
+                "a whole number from 0 to 1000000000000, or unlimited",
+            )?,
             trust_forwarded_for,
             max_connections_per_client: parse(
                 get,

@@ -20,7 +20,7 @@ api_tests!(
     logging_in_answers_200_with_a_token_that_works,
     logging_in_with_a_wrong_password_or_unknown_email_is_the_same_401,
     logging_in_ignores_email_case_and_surrounding_space,
-    me_answers_exactly_id_email_and_created_at,
+    me_answers_exactly_id_email_created_at_and_role,
     me_without_a_token_is_401_with_www_authenticate,
     a_garbage_or_wrongly_signed_token_is_401,
     an_expired_token_is_401,
@@ -228,7 +228,7 @@ fn logging_in_ignores_email_case_and_surrounding_space(api: &TestApp) {
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
-fn me_answers_exactly_id_email_and_created_at(api: &TestApp) {
+fn me_answers_exactly_id_email_created_at_and_role(api: &TestApp) {
     let before = Utc::now();
     let token = api.register("ada@example.com", "password1");
 
@@ -237,7 +237,9 @@ fn me_answers_exactly_id_email_and_created_at(api: &TestApp) {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json();
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["created_at", "email", "id"]);
+    // The SPA's three fields, and the role (issue 19: "GET /auth/me says which").
+    assert_eq!(keys, ["created_at", "email", "id", "role"]);
+    assert_eq!(body["role"], "user");
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
     let created_at = body["created_at"].as_str().unwrap();
     assert!(created_at.ends_with('Z'), "{created_at}");

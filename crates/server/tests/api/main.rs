@@ -18,7 +18,9 @@ mod generations;
 mod messages;
 mod model;
 mod model_limits;
+
 mod observability;
+mod operators;
 mod process;
 mod protocol;
 mod proxy;

@@ -42,9 +42,11 @@ fn posting_answers_201_with_the_assistants_reply(api: &TestApp) {
             "role",
             "sibling_ids",
             "status",
+            "usage",
             "user_id"
         ]
     );
+    assert_eq!(message["usage"], json!(null), "no model, nothing spent");
     assert_eq!(message["role"], "assistant");
     assert_eq!(message["content"], "Message received");
     assert_eq!(message["status"], "complete");

@@ -79,6 +79,19 @@ fn a_json_post_gets_the_models_own_reply_and_stores_it(t: &WithRealModel) {
     assert_ne!(content, "Message received");
     let stored = api.list_messages(&token, &chat).json();
     assert_eq!(stored[1], reply.json());
+    // The usage llama-server reported (`stream_options.include_usage`), on the reply and
+    // on the day's total.
+    let usage = &reply.json()["usage"];
+    if reply.json()["status"] == "complete" {
+        assert_eq!(usage["estimated"], false, "{usage}");
+    }
+    let spent =
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 5, "{usage}");
+    assert_eq!(
+        api.get("/auth/me/usage", &token).json()["tokens_used"],
+        spent
+    );
 }
 
 fn a_streamed_post_gets_several_deltas_whose_concatenation_is_the_stored_reply(t: &WithRealModel) {

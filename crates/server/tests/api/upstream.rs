@@ -50,6 +50,10 @@ impl WithScriptedModel {
 pub enum Script {
     /// Streams these pieces, then `data: [DONE]`.
     Answer(Vec<&'static str>),
+    /// Streams these pieces, then a usage chunk of its own (no choices) reporting these
+    /// prompt and completion tokens, as `stream_options.include_usage` asks, then
+    /// `data: [DONE]`.
+    Reported(Vec<&'static str>, u64, u64),
     /// Answers this status with a JSON error body.
     Status(u16),
     /// Streams these pieces, then closes the connection without `[DONE]`.
@@ -303,6 +307,28 @@ fn answer(
                     return;
                 }
             }
+            let _ = connection.write_all(b"data: [DONE]\n\n");
+            let _ = connection.shutdown(Shutdown::Both);
+            return;
+        }
+        Script::Reported(pieces, prompt, completion) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for piece in pieces {
+                let _ = connection.write_all(&chunk(json!({ "content": piece })));
+            }
+            let usage = json!({
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            });
+            let _ = connection.write_all(format!("data: {usage}\n\n").as_bytes());
             let _ = connection.write_all(b"data: [DONE]\n\n");
             let _ = connection.shutdown(Shutdown::Both);
             return;

@@ -1,0 +1,10 @@
+DROP INDEX users_admins;
+DROP TABLE token_usage;
+ALTER TABLE messages
+    DROP COLUMN usage_estimated,
+    DROP COLUMN completion_tokens,
+    DROP COLUMN prompt_tokens;
+ALTER TABLE users
+    DROP COLUMN token_limit,
+    DROP COLUMN disabled,
+    DROP COLUMN role;
