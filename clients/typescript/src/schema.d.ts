@@ -2514,7 +2514,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
-            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After */
+            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already (Retry-After: 5), or the user spent the day's tokens (`USER_TOKENS_PER_DAY` or their own limit; Retry-After: seconds to 00:00 UTC) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -2712,7 +2712,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
-            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After */
+            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already (Retry-After: 5), or the user spent the day's tokens (`USER_TOKENS_PER_DAY` or their own limit; Retry-After: seconds to 00:00 UTC) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -2820,7 +2820,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
-            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already; see Retry-After */
+            /** @description `USER_MAX_GENERATIONS` of the user's replies are generating already (Retry-After: 5), or the user spent the day's tokens (`USER_TOKENS_PER_DAY` or their own limit; Retry-After: seconds to 00:00 UTC) */
             429: {
                 headers: {
                     /** @description Seconds to wait */

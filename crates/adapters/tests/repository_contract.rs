@@ -1865,11 +1865,11 @@ mod replies {
         );
         let done = db
             .finish(
-                reply.id,
+                &reply,
                 "Héllo!",
                 &[2, 3, 5, 6],
                 MessageStatus::Complete,
-                USAGE,
+                Some(USAGE),
                 DAY,
             )
             .unwrap()
@@ -1886,7 +1886,7 @@ mod replies {
             ReplyState::Ended
         );
         assert_eq!(
-            db.finish(reply.id, "", &[], MessageStatus::Stopped, USAGE, DAY)
+            db.finish(&reply, "", &[], MessageStatus::Stopped, Some(USAGE), DAY)
                 .unwrap(),
             None
         );
@@ -1948,7 +1948,7 @@ mod replies {
             "nothing stored when busy"
         );
         started(db, &other, 3);
-        db.finish(reply.id, "a", &[1], MessageStatus::Stopped, USAGE, DAY)
+        db.finish(&reply, "a", &[1], MessageStatus::Stopped, Some(USAGE), DAY)
             .unwrap()
             .unwrap();
         assert!(!spending(db, chat.id, ada.id).in_chat);
@@ -2015,7 +2015,7 @@ mod replies {
             db.append_pieces(reply.id, 0, 0, &pieces(&["a"])).unwrap(),
             asked
         );
-        db.finish(reply.id, "a", &[1], MessageStatus::Stopped, USAGE, DAY)
+        db.finish(&reply, "a", &[1], MessageStatus::Stopped, Some(USAGE), DAY)
             .unwrap()
             .unwrap();
         assert!(!db.request_stop(chat.id, reply.id).unwrap(), "ended");
@@ -2067,7 +2067,7 @@ mod replies {
             ReplyState::Gone
         );
         assert_eq!(
-            db.finish(reply.id, "", &[], MessageStatus::Complete, USAGE, DAY)
+            db.finish(&reply, "", &[], MessageStatus::Complete, Some(USAGE), DAY)
                 .unwrap(),
             None
         );
@@ -2103,11 +2103,11 @@ mod replies {
         assert_eq!(found(), 0, "found while generating");
 
         db.finish(
-            reply.id,
+            &reply,
             "a zebra crossed",
             &[7, 15],
             MessageStatus::Complete,
-            USAGE,
+            Some(USAGE),
             DAY,
         )
         .unwrap()
@@ -2135,7 +2135,56 @@ mod operators {
         disabling_an_account_revokes_its_tokens_and_stops_its_replies,
         the_last_enabled_admin_cannot_be_removed,
         accounts_are_listed_newest_first_by_email_with_chats_and_tokens,
+        a_disabled_admin_does_not_count_and_two_demotions_at_once_leave_one,
     );
+
+    fn a_disabled_admin_does_not_count_and_two_demotions_at_once_leave_one(db: &Store) {
+        let ada = new_user(db, "ada@example.com");
+        let bob = new_user(db, "bob@example.com");
+        let carol = new_user(db, "carol@example.com");
+        let change = |role: Option<AccountRole>, disabled: Option<bool>| AccountChange {
+            role,
+            disabled,
+            ..AccountChange::default()
+        };
+        for admin in [ada.id, carol.id] {
+            db.change(admin, &change(Some(AccountRole::Admin), None))
+                .unwrap();
+        }
+        db.change(carol.id, &change(None, Some(true))).unwrap();
+
+        // Carol is an admin, but disabled: Ada is the last enabled one.
+        for refused in [
+            change(Some(AccountRole::User), None),
+            change(Some(AccountRole::Admin), Some(true)),
+        ] {
+            assert!(matches!(
+                db.change(ada.id, &refused),
+                Err(AccountChangeError::LastAdmin)
+            ));
+        }
+        // Two admins demoting each other at once, again and again: one wins each time.
+        db.change(bob.id, &change(Some(AccountRole::Admin), None))
+            .unwrap();
+        for _ in 0..20 {
+            let barrier = std::sync::Barrier::new(2);
+            let demote = |id| {
+                barrier.wait();
+                db.change(id, &change(Some(AccountRole::User), None))
+                    .is_ok()
+            };
+            let won: Vec<bool> = std::thread::scope(|scope| {
+                let one = scope.spawn(|| demote(ada.id));
+                let other = scope.spawn(|| demote(bob.id));
+                vec![one.join().unwrap(), other.join().unwrap()]
+            });
+            assert_eq!(won.iter().filter(|&&won| won).count(), 1, "{won:?}");
+            for admin in [ada.id, bob.id] {
+                db.change(admin, &change(Some(AccountRole::Admin), None))
+                    .unwrap();
+            }
+        }
+    }
 
     /// A question in `chat` and its reply, `generating`.
     fn exchange(chat: &Chat, seconds: i64) -> (Message, Message) {
@@ -2162,7 +2211,14 @@ mod operators {
         db.start(&question, true, &reply, allow(3), DAY).unwrap();
 
         let stored = db
-            .finish(reply.id, "Hi", &[2], MessageStatus::Complete, USAGE, DAY)
+            .finish(
+                &reply,
+                "Hi",
+                &[2],
+                MessageStatus::Complete,
+                Some(USAGE),
+                DAY,
+            )
             .unwrap()
             .unwrap();
 
@@ -2185,8 +2241,15 @@ mod operators {
         assert_eq!(tokens_of(db, ada.id, UsageDay(DAY.0 + 1)), 0);
         // Finishing again (another instance ended it) counts nothing.
         assert_eq!(
-            db.finish(reply.id, "Hi", &[2], MessageStatus::Complete, USAGE, DAY)
-                .unwrap(),
+            db.finish(
+                &reply,
+                "Hi",
+                &[2],
+                MessageStatus::Complete,
+                Some(USAGE),
+                DAY
+            )
+            .unwrap(),
             None
         );
         assert_eq!(tokens_of(db, ada.id, DAY), 15);
@@ -2221,8 +2284,16 @@ mod operators {
             db.start(&question, true, &reply, quota(20), DAY).unwrap(),
             StartedReply::Started { .. }
         ));
-        db.finish(reply.id, "a", &[1], MessageStatus::Complete, USAGE, DAY)
+        db.finish(&reply, "a", &[1], MessageStatus::Complete, Some(USAGE), DAY)
             .unwrap();
+        // Her own limit below the default refuses too.
+        db.change(ada.id, &change(Some(25))).unwrap();
+        let (question, reply) = exchange(&chat, 4);
+        assert_eq!(
+            db.start(&question, true, &reply, quota(1_000), DAY)
+                .unwrap(),
+            StartedReply::OverQuota
+        );
         db.change(ada.id, &change(Some(1_000))).unwrap();
         let (question, reply) = exchange(&chat, 5);
         let spending = spending(db, chat.id, ada.id);
@@ -2244,6 +2315,7 @@ mod operators {
     fn disabling_an_account_revokes_its_tokens_and_stops_its_replies(db: &Store) {
         let ada = new_user(db, "ada@example.com");
         let chat = new_chat(db, ada.id, "talk", at(1));
+        let other = new_chat(db, ada.id, "other", at(1));
         let (question, reply) = exchange(&chat, 2);
         db.start(&question, true, &reply, allow(3), DAY).unwrap();
         let disable = AccountChange {
@@ -2261,6 +2333,12 @@ mod operators {
             [ReplyState::Generating {
                 stop_requested: true
             }]
+        );
+        // A reply racing the disable does not start.
+        let (question, reply) = exchange(&other, 4);
+        assert_eq!(
+            db.start(&question, true, &reply, allow(3), DAY).unwrap(),
+            StartedReply::Disabled
         );
         // Disabling twice revokes once; enabling brings no token back.
         assert_eq!(
@@ -2365,7 +2443,16 @@ mod operators {
         assert_eq!((all[2].chats, all[2].tokens_used), (2, 9));
         assert_eq!((all[0].chats, all[0].tokens_used), (0, 0));
         assert_eq!(
-            emails(db.list(Some("EXAMPLE.COM"), None, 10, DAY).unwrap()).len(),
+            emails(
+                db.list(
+                    Some(&Email::normalise_fragment(" EXAMPLE.COM")),
+                    None,
+                    10,
+                    DAY
+                )
+                .unwrap()
+            )
+            .len(),
             2
         );
         assert_eq!(

@@ -206,3 +206,94 @@ fn describe(change: &AccountChange) -> String {
     }
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use memlayer_domain::AccountRole;
+    use memlayer_ports::{AccountChange, AccountChangeError};
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::testing::{Fixture, email, first_page, session_of, user_with_email};
+
+    fn with_account(user: &User) -> Fixture {
+        let mut fx = Fixture::new();
+        let found = user.clone();
+        fx.users
+            .expect_find_by_id()
+            .with(eq(user.id))
+            .returning(move |_| Ok(Some(found.clone())));
+        fx
+    }
+
+    #[test]
+    fn only_a_current_enabled_admin_reaches_the_admin_use_cases() {
+        let user = user_with_email("ada@example.com");
+        let admin = User {
+            role: AccountRole::Admin,
+            ..user_with_email("root@example.com")
+        };
+        let disabled = User {
+            disabled: true,
+            ..admin.clone()
+        };
+        for (account, session, expected) in [
+            (&user, session_of(&user), "AdminsOnly"),
+            (&disabled, session_of(&disabled), "AdminsOnly"),
+            (&admin, Session::new(admin.id, 1), "Unauthenticated"),
+        ] {
+            let mut fx = with_account(account);
+            fx.users.expect_list().never();
+            let error = fx
+                .app()
+                .admin_list_users(session, None, first_page(10))
+                .unwrap_err();
+            assert_eq!(format!("{error:?}"), expected);
+        }
+    }
+
+    #[test]
+    fn a_refused_change_is_the_last_admin_and_an_unknown_account_is_not_found() {
+        let admin = User {
+            role: AccountRole::Admin,
+            ..user_with_email("root@example.com")
+        };
+        let mut fx = with_account(&admin);
+        let target = UserId::generate();
+        fx.users.expect_change().returning(move |id, _| {
+            if id == target {
+                Ok(None)
+            } else {
+                Err(AccountChangeError::LastAdmin)
+            }
+        });
+        let app = fx.app();
+        let demote = AccountChange {
+            role: Some(AccountRole::User),
+            ..AccountChange::default()
+        };
+
+        let last = app.admin_change_user(session_of(&admin), admin.id, demote);
+        let unknown = app.admin_change_user(session_of(&admin), target, demote);
+
+        assert!(matches!(last, Err(AppError::LastAdmin)), "{last:?}");
+        assert!(
+            matches!(unknown, Err(AppError::UserNotFound)),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn the_operator_grants_by_email_and_an_unknown_email_is_not_found() {
+        let mut fx = Fixture::new();
+        fx.users.expect_find_by_email().returning(|_| Ok(None));
+        fx.users.expect_change().never();
+
+        let error = fx
+            .app()
+            .operator_set_role(&email("nobody@example.com"), AccountRole::Admin)
+            .unwrap_err();
+
+        assert!(matches!(error, AppError::UserNotFound), "{error:?}");
+    }
+}

@@ -15,7 +15,9 @@ use memlayer_domain::{
     Chat, ChatId, ChatTitle, Message, MessageContent, MessageId, MessageStatus, Role, Session,
     TokenUsage, UsageDay, reply_timestamp,
 };
-use memlayer_ports::{ReplyRequest, ReplyState, ResponderError, StartedReply, StoredReply};
+use memlayer_ports::{
+    ReplyRequest, ReplyState, ResponderError, StartedReply, StoredReply, TITLE_PROMPT_CHARS,
+};
 
 use crate::posting::{AnswerStream, PendingReply};
 use crate::{AppError, MemLayer};
@@ -84,6 +86,8 @@ impl MemLayer {
             StartedReply::Busy => Err(AppError::ReplyInProgress),
             StartedReply::UserBusy => Err(AppError::TooManyRepliesAtOnce),
             StartedReply::OverQuota => Err(self.tokens_spent(day)),
+            // Its tokens were revoked with it.
+            StartedReply::Disabled => Err(AppError::Unauthenticated),
             StartedReply::Gone => Err(self.gone(request.question.chat_id)?),
         }
     }
@@ -105,7 +109,8 @@ impl MemLayer {
 
     /// Ends a generating reply as `status`, with its whole `text`, the ends of all its
     /// pieces and its `usage`, which counts on its owner's tokens of today (the day it
-    /// ended). The reply as stored; [`AppError::ChatNotFound`] or
+    /// ended); an assistant without a model spends nothing, and its replies have no
+    /// usage. The reply as stored; [`AppError::ChatNotFound`] or
     /// [`AppError::MessageNotFound`] if it was deleted meanwhile, and
     /// [`AppError::AssistantFailed`] if another instance ended it (taking this one for
     /// dead).
@@ -118,14 +123,43 @@ impl MemLayer {
         usage: TokenUsage,
     ) -> Result<Message, AppError> {
         let day = UsageDay::of(self.ports.clock.now());
+        let usage = self
+            .ports
+            .responder
+            .fixed_reply()
+            .is_none()
+            .then_some(usage);
         match self
             .ports
             .replies
-            .finish(reply.id, text, piece_ends, status, usage, day)?
+            .finish(reply, text, piece_ends, status, usage, day)?
         {
             Some(stored) => Ok(stored),
-            None => Err(self.reply_gone(reply)),
+            None => {
+                // Deleted, or ended elsewhere, while the model wrote it: what the model
+                // did still counts.
+                self.charge_lost_reply(reply, usage)?;
+                Err(self.reply_gone(reply))
+            }
         }
+    }
+
+    /// Counts the tokens of a reply that could not be stored with them (its chat or
+    /// branch was deleted, another instance ended it, or it had no text) on its owner's
+    /// tokens of today: deleting gives no tokens back, and the model was asked anyway.
+    pub fn charge_lost_reply(
+        &self,
+        reply: &Message,
+        usage: Option<TokenUsage>,
+    ) -> Result<(), AppError> {
+        let Some(usage) = usage.filter(|_| self.ports.responder.fixed_reply().is_none()) else {
+            return Ok(());
+        };
+        let day = UsageDay::of(self.ports.clock.now());
+        Ok(self
+            .ports
+            .replies
+            .charge(reply.user_id, usage.total(), day)?)
     }
 
     /// Deletes a reply that failed before it had any text: its question stands alone,
@@ -245,11 +279,10 @@ impl MemLayer {
         text: &str,
         reported: Option<TokenUsage>,
     ) -> Result<Option<Chat>, AppError> {
-        let usage = TokenUsage::or_estimate(
-            reported,
-            question.as_str().chars().count(),
-            text.chars().count(),
-        );
+        // What the title request sent of the question (its instructions, like a reply's
+        // system prompt, are left out of an estimate).
+        let sent = question.as_str().chars().count().min(TITLE_PROMPT_CHARS);
+        let usage = TokenUsage::or_estimate(reported, sent, text.chars().count());
         let day = UsageDay::of(self.ports.clock.now());
         self.ports.replies.charge(chat.owner, usage.total(), day)?;
         let Some(title) = ChatTitle::from_model(text) else {
@@ -430,6 +463,7 @@ mod tests {
         fx.replies
             .expect_finish()
             .returning(|_, _, _, _, _, _| Err(RepositoryError::Unavailable("down".into())));
+        fx.responder.expect_fixed_reply().return_const(None);
         let app = fx.app();
 
         assert_eq!(app.reap_replies(Duration::from_secs(30)).unwrap(), 2);

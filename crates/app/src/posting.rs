@@ -624,6 +624,66 @@ mod tests {
     }
 
     #[test]
+    fn past_the_days_tokens_a_question_is_refused_until_midnight_and_the_model_is_not_asked() {
+        let mut fx = Fixture::new();
+        let session = any_session();
+        let chat = fx.stored_chat(session.user);
+        fx.replies.checkpoint();
+        fx.replies.expect_generating().returning(|_, _, _| {
+            Ok(Some(Generating {
+                tokens_used: 500,
+                ..Generating::default()
+            }))
+        });
+        fx.replies.expect_start().never();
+        fx.responder.expect_reply().never();
+        let app = fx.app().with_user_tokens_per_day(Some(500));
+
+        let error = app.ask(session, chat.id, content("hi")).unwrap_err();
+
+        // NOW is 09:30:15 UTC: 14 h 29 min 45 s to midnight.
+        assert!(
+            matches!(error, AppError::DailyTokensSpent { retry_after }
+                if retry_after == std::time::Duration::from_secs(52_185)),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_users_own_limit_wins_over_the_default_both_ways() {
+        for (own, default, used, allowed) in [
+            (Some(1_000), Some(500), 600, true),
+            (Some(100), None, 100, false),
+            (None, Some(500), 499, true),
+            (None, None, u64::MAX, true),
+        ] {
+            let mut fx = Fixture::new();
+            let session = any_session();
+            let chat = fx.stored_chat(session.user);
+            fx.replies.checkpoint();
+            fx.replies.expect_generating().returning(move |_, _, _| {
+                Ok(Some(Generating {
+                    tokens_used: used,
+                    own_token_limit: own,
+                    ..Generating::default()
+                }))
+            });
+            fx.responder
+                .expect_context()
+                .return_const(ContextWindow::NONE);
+            let app = fx.app().with_user_tokens_per_day(default);
+
+            let asked = app.ask(session, chat.id, content("hi"));
+
+            assert_eq!(
+                asked.is_ok(),
+                allowed,
+                "{own:?} {default:?} {used}: {asked:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_chat_with_a_reply_generating_takes_no_question_and_the_model_is_not_asked() {
         let mut fx = Fixture::new();
         let session = any_session();

@@ -15,6 +15,13 @@ const MAX_LEN: usize = 254;
 pub struct Email(String);
 
 impl Email {
+    /// A piece of an email to search for, compared as emails are: trimmed, NFC,
+    /// lower-cased (as [`Email::parse`] does).
+    pub fn normalise_fragment(input: &str) -> String {
+        let lower: String = input.trim().nfc().collect::<String>().to_lowercase();
+        lower.nfc().collect()
+    }
+
     /// Parses what a user typed: trims surrounding white space, normalises to Unicode
     /// NFC (precomposed and decomposed spellings are one address), lower-cases, and
     /// checks the shape `local@domain.tld` without white space. Invisible characters
@@ -25,8 +32,7 @@ impl Email {
         if input.chars().any(is_invisible) {
             return Err(ValidationError::new(FIELD, Problem::InvisibleCharacter));
         }
-        let email: String = input.trim().nfc().collect::<String>().to_lowercase();
-        let email: String = email.nfc().collect();
+        let email = Self::normalise_fragment(input);
         if email.chars().count() > MAX_LEN {
             return Err(ValidationError::new(
                 FIELD,

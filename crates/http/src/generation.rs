@@ -668,13 +668,16 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
             return discard(
                 state,
                 reply,
+                written.reported,
                 AppError::AssistantFailed(ResponderError::Broken(
                     "the model's answer had no text".into(),
                 )),
             )
             .await;
         }
-        Outcome::Failed(error) if !written.visible => return discard(state, reply, error).await,
+        Outcome::Failed(error) if !written.visible => {
+            return discard(state, reply, written.reported, error).await;
+        }
         Outcome::Failed(error) => {
             let usage = written.usage();
             let Written { text, ends, .. } = written;
@@ -689,7 +692,13 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         }
         Outcome::Cut(Cause::Stop | Cause::Shutdown | Cause::Limit) => MessageStatus::Stopped,
         Outcome::Cut(Cause::Gone | Cause::Ended) => {
-            let gone = blocking(state, move |app| Ok(app.reply_gone(&reply))).await;
+            // What the model did counts, though the reply is gone.
+            let usage = written.usage();
+            let gone = blocking(state, move |app| {
+                app.charge_lost_reply(&reply, Some(usage))?;
+                Ok(app.reply_gone(&reply))
+            })
+            .await;
             return Ending::Failed(Arc::new(match gone {
                 Ok(gone) => ApiError::App(gone),
                 Err(error) => error,
@@ -708,10 +717,20 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
     }
 }
 
-/// Deletes a reply that failed before it had any text (its question stands alone);
-/// the ending is `error`.
-async fn discard(state: &Data<ApiState>, reply: Message, error: AppError) -> Ending {
-    if let Err(failed) = Generations::write(state, move |app| app.discard_reply(&reply)).await {
+/// Deletes a reply that failed before it had any text (its question stands alone),
+/// counting the usage the model reported, if it did; the ending is `error`.
+async fn discard(
+    state: &Data<ApiState>,
+    reply: Message,
+    reported: Option<TokenUsage>,
+    error: AppError,
+) -> Ending {
+    let discarded = Generations::write(state, move |app| {
+        app.charge_lost_reply(&reply, reported)?;
+        app.discard_reply(&reply)
+    })
+    .await;
+    if let Err(failed) = discarded {
         failed.log();
     }
     Ending::Failed(Arc::new(ApiError::App(error)))

@@ -12,8 +12,8 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, Res
 use chrono::DateTime;
 use memlayer_app::AppError;
 use memlayer_app::domain::{
-    ChatCursor, ChatFilter, Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, FolderId, Page,
-    PageRequest, SearchOrder, SearchQuery,
+    ChatCursor, ChatFilter, Cursor, DEFAULT_CHATS_PAGE, DEFAULT_MESSAGES_PAGE, Email, FolderId,
+    Page, PageRequest, SearchOrder, SearchQuery,
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -214,7 +214,7 @@ impl FromRequest for SearchParams {
 )]
 pub struct AdminUserListQuery {
     /// Only the accounts whose email holds this text (case aside), at most 254 characters
-    #[param(max_length = 254, example = "example.com")]
+    #[param(max_length = 254, pattern = r"^[^\u0000]*$", example = "example.com")]
     q: Option<String>,
     /// Most accounts to return (default 50)
     #[param(minimum = 1, maximum = 1000)]
@@ -246,10 +246,12 @@ impl FromRequest for AdminUserListParams {
         let mut params = query_params(req);
         ready((|| {
             let email_contains = match params.remove("q") {
-                Some(text) if text.chars().count() > 254 => {
+                Some(text) if text.chars().count() > 254 || text.contains('\0') => {
                     return Err(ApiError::Invalid(vec![wire::bad_email_search()]));
                 }
-                Some(text) => Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
+                Some(text) => {
+                    Some(Email::normalise_fragment(&text)).filter(|text| !text.is_empty())
+                }
                 None => None,
             };
             let page = page_request(

@@ -20,7 +20,8 @@ pub use repositories::{
 };
 pub use services::{
     AccessToken, AssistantResponder, Clock, ContextWindow, PasswordHasher, ReplyPiece,
-    ReplyRequest, ReplyStream, ResponderError, TokenError, TokenIssuer, TokenVerifier,
+    ReplyRequest, ReplyStream, ResponderError, TITLE_PROMPT_CHARS, TokenError, TokenIssuer,
+    TokenVerifier,
 };
 
 #[cfg(feature = "mock")]

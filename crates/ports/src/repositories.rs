@@ -38,8 +38,8 @@ pub trait UserRepository: Send + Sync {
     /// `false` if it was not (nothing deleted). [`AccountChangeError::LastAdmin`] if it
     /// is the last enabled admin.
     fn delete(&self, session: Session) -> Result<bool, AccountChangeError>;
-    /// At most `limit` accounts whose email holds `email_contains` (any account
-    /// without), newest first (ties by id, descending), after `after`; each with its
+    /// At most `limit` accounts whose email holds `email_contains` (normalised as
+    /// emails are: [`memlayer_domain::Email::normalise_fragment`]; any account without), newest first (ties by id, descending), after `after`; each with its
     /// number of chats and the tokens it spent on `day`.
     #[expect(
         clippy::needless_lifetimes,
@@ -289,6 +289,8 @@ pub enum StartedReply {
     UserBusy,
     /// The chat's owner spent their tokens for the day: nothing stored.
     OverQuota,
+    /// The chat's owner was disabled meanwhile: nothing stored.
+    Disabled,
     /// The chat, or the question answered again, was deleted meanwhile: nothing stored.
     Gone,
 }
@@ -376,17 +378,17 @@ pub trait ReplyRepository: Send + Sync {
         stored_chars: usize,
         pieces: &[String],
     ) -> Result<ReplyState, RepositoryError>;
-    /// Ends a generating reply as `status`, with its whole `text`, the ends of all its
-    /// pieces and its `usage`, which is added to its owner's tokens of `day` in the same
-    /// unit of work. The reply as stored, or `None` (nothing stored, nothing counted) if
-    /// it is gone or no longer generating.
+    /// Ends the generating `reply` (as it started) as `status`, with its whole `text`, the ends of all its
+    /// pieces and its `usage` (none for an assistant without a model), which is added to
+    /// its owner's tokens of `day` in the same unit of work. The reply as stored, or
+    /// `None` (nothing stored, nothing counted) if it is gone or no longer generating.
     fn finish(
         &self,
-        reply: MessageId,
+        reply: &Message,
         text: &str,
         piece_ends: &[usize],
         status: memlayer_domain::MessageStatus,
-        usage: TokenUsage,
+        usage: Option<TokenUsage>,
         day: UsageDay,
     ) -> Result<Option<Message>, RepositoryError>;
     /// Adds `tokens` to `user`'s tokens of `day` (a title request's); nothing if the

@@ -138,6 +138,9 @@ impl ReplyRequest {
     }
 }
 
+/// The most of a chat's first question a title request sends (characters).
+pub const TITLE_PROMPT_CHARS: usize = 2_000;
+
 /// Writes the assistant's reply to a user's message: the seam where a model (and later
 /// the memory layer) plugs in. Answers are streamed, so a slow model holds no thread and
 /// no database connection while it writes.

@@ -16,9 +16,11 @@ ALTER TABLE users
     ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE,
     ADD COLUMN token_limit BIGINT CHECK (token_limit >= 0);
 
+-- No CHECK on the messages' columns: checking one would scan the whole table under
+-- its lock (the service never writes a negative count).
 ALTER TABLE messages
-    ADD COLUMN prompt_tokens BIGINT CHECK (prompt_tokens >= 0),
-    ADD COLUMN completion_tokens BIGINT CHECK (completion_tokens >= 0),
+    ADD COLUMN prompt_tokens BIGINT,
+    ADD COLUMN completion_tokens BIGINT,
     ADD COLUMN usage_estimated BOOLEAN NOT NULL DEFAULT FALSE;
 
 CREATE TABLE token_usage (

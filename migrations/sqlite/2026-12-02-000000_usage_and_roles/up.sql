@@ -4,8 +4,8 @@ ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('
 ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN token_limit BIGINT CHECK (token_limit >= 0);
 
-ALTER TABLE messages ADD COLUMN prompt_tokens BIGINT CHECK (prompt_tokens >= 0);
-ALTER TABLE messages ADD COLUMN completion_tokens BIGINT CHECK (completion_tokens >= 0);
+ALTER TABLE messages ADD COLUMN prompt_tokens BIGINT;
+ALTER TABLE messages ADD COLUMN completion_tokens BIGINT;
 ALTER TABLE messages ADD COLUMN usage_estimated BOOLEAN NOT NULL DEFAULT FALSE;
 
 CREATE TABLE token_usage (

@@ -633,9 +633,14 @@ pub(super) trait LockChat {
     fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
     /// Takes the user's row lock (one that lets rows referring to it be written) for
     /// the rest of the transaction, so the starts of one user's replies take turns;
-    /// reads the user's own daily token limit with it (`None` without one, or without
-    /// the user).
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>>;
+    /// reads the user's own daily token limit and whether the account is disabled
+    /// with it (`None` without the user).
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>>;
+    /// Takes a share of the user's row lock (the one a row referring to it takes), so
+    /// a unit of work that writes the user's messages and then their ledger locks in
+    /// the order deleting the account does (its row, then its rows by cascade), not
+    /// the other way round.
+    fn share_user(&mut self, user: DbUuid) -> QueryResult<()>;
 }
 
 impl LockChat for diesel::PgConnection {
@@ -649,14 +654,23 @@ impl LockChat for diesel::PgConnection {
             .map(drop)
     }
 
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>> {
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>> {
         users::table
             .find(user)
-            .select(users::token_limit)
+            .select((users::token_limit, users::disabled))
             .for_no_key_update()
-            .first::<Option<i64>>(self)
+            .first(self)
             .optional()
-            .map(Option::flatten)
+    }
+
+    fn share_user(&mut self, user: DbUuid) -> QueryResult<()> {
+        users::table
+            .find(user)
+            .select(users::id)
+            .for_key_share()
+            .first::<DbUuid>(self)
+            .optional()
+            .map(drop)
     }
 }
 
@@ -666,13 +680,17 @@ impl LockChat for diesel::SqliteConnection {
         Ok(())
     }
 
-    /// Nothing to take, as for a chat: only the limit to read.
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<i64>> {
+    /// Nothing to take, as for a chat: only the limit and the state to read.
+    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>> {
         users::table
             .find(user)
-            .select(users::token_limit)
-            .first::<Option<i64>>(self)
+            .select((users::token_limit, users::disabled))
+            .first(self)
             .optional()
-            .map(Option::flatten)
+    }
+
+    /// Nothing to take, as for a chat.
+    fn share_user(&mut self, _user: DbUuid) -> QueryResult<()> {
+        Ok(())
     }
 }

@@ -219,7 +219,13 @@ impl ReplyRepository for Database {
             with_writer!(self, |conn| conn.transaction(|conn| {
                 // The owner's starts take turns (the user's row, then the chat's), so
                 // two racing for the last place cannot both take it.
-                let own_limit = conn.lock_user(owner)?;
+                let Some((own_limit, disabled)) = conn.lock_user(owner)? else {
+                    return Ok(StartedReply::Gone);
+                };
+                // Disabled meanwhile (its tokens revoked in the same statement).
+                if disabled {
+                    return Ok(StartedReply::Disabled);
+                }
                 let running: i64 = messages::table
                     .filter(messages::user_id.eq(owner))
                     .filter(messages::status.eq(GENERATING))
@@ -352,43 +358,49 @@ impl ReplyRepository for Database {
 
     fn finish(
         &self,
-        reply: MessageId,
+        reply: &Message,
         text: &str,
         piece_ends: &[usize],
         status: MessageStatus,
-        usage: TokenUsage,
+        usage: Option<TokenUsage>,
         day: UsageDay,
     ) -> Result<Option<Message>, RepositoryError> {
         let ends = encode(piece_ends);
-        let finished = with_writer!(self, |conn| conn.transaction(|conn| {
-            let row: Option<MessageRow> = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(db_id(reply)))
-                    .filter(messages::status.eq(GENERATING)),
-            )
-            .set((
-                messages::content.eq(text),
-                messages::piece_ends.eq(&ends),
-                messages::status.eq(status.as_str()),
-                messages::heartbeat_at.eq(None::<DbTimestamp>),
-                messages::prompt_tokens.eq(Some(stored_tokens(usage.prompt_tokens))),
-                messages::completion_tokens.eq(Some(stored_tokens(usage.completion_tokens))),
-                messages::usage_estimated.eq(usage.estimated),
-            ))
-            .returning(MessageRow::as_returning())
-            .get_result(conn)
-            .optional()?;
-            match row {
-                Some(row) => {
-                    let (chat, owner) = (row.chat_id, row.user_id);
-                    add_tokens(conn, owner, usage.total(), day)?;
-                    let mut found = vec![to_message(row)?];
-                    conn.with_siblings(chat, &mut found)?;
-                    Ok(found.pop())
+        let (id, owner) = (db_id(reply.id), DbUuid(reply.user_id.as_uuid()));
+        let finished = retried(|| {
+            with_writer!(self, |conn| conn.transaction(|conn| {
+                conn.share_user(owner)?;
+                let row: Option<MessageRow> = diesel::update(
+                    messages::table
+                        .filter(messages::id.eq(id))
+                        .filter(messages::status.eq(GENERATING)),
+                )
+                .set((
+                    messages::content.eq(text),
+                    messages::piece_ends.eq(&ends),
+                    messages::status.eq(status.as_str()),
+                    messages::heartbeat_at.eq(None::<DbTimestamp>),
+                    messages::prompt_tokens
+                        .eq(usage.map(|usage| stored_tokens(usage.prompt_tokens))),
+                    messages::completion_tokens
+                        .eq(usage.map(|usage| stored_tokens(usage.completion_tokens))),
+                    messages::usage_estimated.eq(usage.is_some_and(|usage| usage.estimated)),
+                ))
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+                match row {
+                    Some(row) => {
+                        let chat = row.chat_id;
+                        add_tokens(conn, owner, usage.map_or(0, TokenUsage::total), day)?;
+                        let mut found = vec![to_message(row)?];
+                        conn.with_siblings(chat, &mut found)?;
+                        Ok(found.pop())
+                    }
+                    None => Ok(None),
                 }
-                None => Ok(None),
-            }
-        }))?;
+            }))
+        })?;
         Ok(finished)
     }
 

@@ -113,8 +113,14 @@ impl UserRepository for Database {
             if conn.is_last_admin(id)? {
                 return Ok(Err(AccountChangeError::LastAdmin));
             }
-            diesel::delete(users::table.find(id)).execute(conn)?;
-            Ok(Ok(true))
+            // Still current: a revocation may have committed while this one waited.
+            let deleted = diesel::delete(
+                users::table
+                    .find(id)
+                    .filter(users::token_generation.eq(generation)),
+            )
+            .execute(conn)?;
+            Ok(Ok(deleted > 0))
         }))
         .map_err(RepositoryError::from)?
     }
@@ -126,7 +132,8 @@ impl UserRepository for Database {
         limit: u32,
         day: UsageDay,
     ) -> Result<Vec<AccountSummary>, RepositoryError> {
-        let pattern = email_contains.map(|text| format!("%{}%", escape_like(&text.to_lowercase())));
+        // Emails are stored normalised (lower case); so is the text searched for.
+        let pattern = email_contains.map(|text| format!("%{}%", escape_like(text)));
         let after = after.map(|cursor| (DbTimestamp(cursor.created_at), DbUuid(cursor.id)));
         let found = with_connection!(self, |conn| {
             let mut query = users::table

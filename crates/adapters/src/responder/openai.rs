@@ -9,7 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use memlayer_domain::{MessageContent, Role, TokenUsage};
 use memlayer_ports::{
     AssistantResponder, BoxError, ContextWindow, ReplyPiece, ReplyRequest, ReplyStream,
-    ResponderError,
+    ResponderError, TITLE_PROMPT_CHARS,
 };
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -162,9 +162,6 @@ pub const TITLE_INSTRUCTIONS: &str = "Write a short title, at most six words, fo
     conversation that starts with the user's message below. Answer with the title only: \
     no quotes, no punctuation at the end.";
 
-/// The most of the first question a title request sends.
-const TITLE_PROMPT_CHARS: usize = 2_000;
-
 /// The most tokens a title request asks for (`max_tokens`).
 const TITLE_MAX_TOKENS: u32 = 24;
 
@@ -246,6 +243,31 @@ async fn error_body(mut response: reqwest::Response) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
+/// How many more events are read, once the model stopped at `max_tokens`, for the
+/// usage it reports after (a server sends it, then `[DONE]`).
+const EVENTS_AFTER_LENGTH: usize = 4;
+
+/// Where reading a chat completion stands.
+struct Reading<E> {
+    events: E,
+    /// Characters the reply may still take.
+    left: usize,
+    end: End,
+    /// A usage read with a piece of text, sent after it.
+    pending: Option<TokenUsage>,
+}
+
+/// Whether the reply was cut.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Not cut.
+    Open,
+    /// The model stopped at `max_tokens`: a few more events are read for its usage.
+    Length,
+    /// Cut: the reply ends here (dropping the response closes the connection).
+    Cut,
+}
+
 /// The text pieces of a streamed chat completion, and the usage it reports, until
 /// `data: [DONE]`, or until `max_chars` characters were read: the last piece is cut
 /// there and the stream ends (dropping the response closes the connection, so the
@@ -263,111 +285,167 @@ fn pieces(
             Err(error) => Err(ReadError::Transport(error)),
         })
         .eventsource();
-    // The state: the events, the characters left, and whether the reply was cut (the
-    // model stopped at `max_tokens`, or a piece went past the limit).
-    stream::unfold(Some((events, max_chars, false)), |state| async move {
-        let (mut events, left, cut) = state?;
-        if cut {
-            // The reply is as long as it may be: it ends here, cut, and dropping the
-            // response closes the connection, so the model stops writing.
-            return Some((Err(ResponderError::LimitReached), None));
+    let start = Reading {
+        events,
+        left: max_chars,
+        end: End::Open,
+        pending: None,
+    };
+    stream::unfold(Some(start), |state| async move {
+        let mut state = state?;
+        if let Some(usage) = state.pending.take() {
+            return Some((Ok(ReplyPiece::Usage(usage)), Some(state)));
         }
-        if left == 0 {
-            // Exactly at the limit: a reply that ends here is whole; one with more text
-            // to come is cut.
-            return loop {
-                match events.next().await {
-                    Some(Ok(event)) if event.data.trim() == "[DONE]" => break None,
-                    Some(Ok(event)) => {
-                        match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
-                            Ok(chunk)
-                                if chunk.error.is_none()
-                                    && chunk.choices.iter().all(|choice| {
-                                        choice.delta.content.as_deref().is_none_or(str::is_empty)
-                                            && choice.finish_reason.as_deref() != Some("length")
-                                    }) =>
-                            {
-                                continue;
-                            }
-                            _ => break Some((Err(ResponderError::LimitReached), None)),
+        'step: loop {
+            match state.end {
+                // The reply is as long as it may be: it ends here, cut.
+                End::Cut => return Some((Err(ResponderError::LimitReached), None)),
+                End::Length => {
+                    for _ in 0..EVENTS_AFTER_LENGTH {
+                        let Some(Ok(event)) = state.events.next().await else {
+                            break;
+                        };
+                        if event.data.trim() == "[DONE]" {
+                            break;
                         }
-                    }
-                    _ => break Some((Err(ResponderError::LimitReached), None)),
-                }
-            };
-        }
-        loop {
-            let Some(event) = events.next().await else {
-                // The body ended without `[DONE]`: the answer was cut off.
-                let cut: BoxError = "the stream ended before [DONE]".into();
-                return Some((Err(ResponderError::Broken(cut)), None));
-            };
-            let event = match event {
-                Ok(event) => event,
-                Err(eventsource_stream::EventStreamError::Transport(ReadError::Transport(
-                    error,
-                ))) => {
-                    return Some((Err(transport_error(error)), None));
-                }
-                Err(error) => {
-                    return Some((Err(ResponderError::Broken(error.to_string().into())), None));
-                }
-            };
-            if event.data.trim() == "[DONE]" {
-                return None;
-            }
-            match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
-                Ok(ChatCompletionChunk {
-                    error: Some(error), ..
-                }) => {
-                    let error =
-                        format!("the model server reported: {}", excerpt(&error.to_string()));
-                    return Some((Err(ResponderError::Broken(error.into())), None));
-                }
-                Ok(chunk) => {
-                    let usage = chunk.usage.map(|usage| {
-                        TokenUsage::reported(
-                            usage.prompt_tokens.unwrap_or(0),
-                            usage.completion_tokens.unwrap_or(0),
-                        )
-                    });
-                    // The model stopped at `max_tokens`: what it wrote is cut there.
-                    let cut = chunk
-                        .choices
-                        .iter()
-                        .any(|choice| choice.finish_reason.as_deref() == Some("length"));
-                    let mut text: String = chunk
-                        .choices
-                        .into_iter()
-                        .filter_map(|choice| choice.delta.content)
-                        .collect();
-                    if text.is_empty() {
-                        if cut {
-                            return Some((Err(ResponderError::LimitReached), None));
-                        }
-                        // The usage comes in a chunk of its own, with no text.
+                        let usage = serde_json::from_str::<ChatCompletionChunk>(&event.data)
+                            .ok()
+                            .and_then(|chunk| chunk.usage.as_ref().and_then(reported_usage));
                         if let Some(usage) = usage {
-                            return Some((Ok(ReplyPiece::Usage(usage)), Some((events, left, cut))));
+                            state.end = End::Cut;
+                            return Some((Ok(ReplyPiece::Usage(usage)), Some(state)));
                         }
-                        continue;
                     }
-                    return match text.char_indices().nth(left) {
-                        // The limit falls inside this piece: the reply ends with it.
-                        Some((end, _)) => {
-                            text.truncate(end);
-                            Some((Ok(ReplyPiece::Text(text)), Some((events, 0, true))))
-                        }
-                        None => {
-                            let left = left - text.chars().count();
-                            Some((Ok(ReplyPiece::Text(text)), Some((events, left, cut))))
-                        }
-                    };
+                    return Some((Err(ResponderError::LimitReached), None));
                 }
-                Err(error) => return Some((Err(ResponderError::Broken(error.into())), None)),
+                End::Open => {}
+            }
+            if state.left == 0 {
+                // Exactly at the limit: a reply that ends here is whole (its usage is still
+                // read); one with more text to come is cut.
+                return loop {
+                    match state.events.next().await {
+                        Some(Ok(event)) if event.data.trim() == "[DONE]" => break None,
+                        Some(Ok(event)) => {
+                            match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+                                Ok(chunk)
+                                    if chunk.error.is_none()
+                                        && chunk.choices.iter().all(|choice| {
+                                            choice
+                                                .delta
+                                                .content
+                                                .as_deref()
+                                                .is_none_or(str::is_empty)
+                                                && choice.finish_reason.as_deref() != Some("length")
+                                        }) =>
+                                {
+                                    if let Some(usage) =
+                                        chunk.usage.as_ref().and_then(reported_usage)
+                                    {
+                                        break Some((Ok(ReplyPiece::Usage(usage)), Some(state)));
+                                    }
+                                    continue;
+                                }
+                                _ => break Some((Err(ResponderError::LimitReached), None)),
+                            }
+                        }
+                        _ => break Some((Err(ResponderError::LimitReached), None)),
+                    }
+                };
+            }
+            loop {
+                let Some(event) = state.events.next().await else {
+                    // The body ended without `[DONE]`: the answer was cut off.
+                    let cut: BoxError = "the stream ended before [DONE]".into();
+                    return Some((Err(ResponderError::Broken(cut)), None));
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(eventsource_stream::EventStreamError::Transport(ReadError::Transport(
+                        error,
+                    ))) => {
+                        return Some((Err(transport_error(error)), None));
+                    }
+                    Err(error) => {
+                        return Some((Err(ResponderError::Broken(error.to_string().into())), None));
+                    }
+                };
+                if event.data.trim() == "[DONE]" {
+                    return None;
+                }
+                match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+                    Ok(ChatCompletionChunk {
+                        error: Some(error), ..
+                    }) => {
+                        let error =
+                            format!("the model server reported: {}", excerpt(&error.to_string()));
+                        return Some((Err(ResponderError::Broken(error.into())), None));
+                    }
+                    Ok(chunk) => {
+                        let usage = chunk.usage.as_ref().and_then(reported_usage);
+                        // The model stopped at `max_tokens`: what it wrote is cut there.
+                        if chunk
+                            .choices
+                            .iter()
+                            .any(|choice| choice.finish_reason.as_deref() == Some("length"))
+                        {
+                            state.end = End::Length;
+                        }
+                        let mut text: String = chunk
+                            .choices
+                            .into_iter()
+                            .filter_map(|choice| choice.delta.content)
+                            .collect();
+                        if text.is_empty() {
+                            // The usage, in a chunk of its own (or with the last, empty one).
+                            if let Some(usage) = usage {
+                                if state.end == End::Length {
+                                    state.end = End::Cut;
+                                }
+                                return Some((Ok(ReplyPiece::Usage(usage)), Some(state)));
+                            }
+                            if state.end == End::Length {
+                                // Read on for the usage.
+                                continue 'step;
+                            }
+                            continue;
+                        }
+                        // A usage that came with the text goes after it.
+                        state.pending = usage;
+                        if state.pending.is_some() && state.end == End::Length {
+                            state.end = End::Cut;
+                        }
+                        match text.char_indices().nth(state.left) {
+                            // The limit falls inside this piece: the reply ends with it.
+                            Some((end, _)) => {
+                                text.truncate(end);
+                                state.left = 0;
+                                state.end = End::Cut;
+                            }
+                            None => state.left -= text.chars().count(),
+                        }
+                        return Some((Ok(ReplyPiece::Text(text)), Some(state)));
+                    }
+                    Err(error) => return Some((Err(ResponderError::Broken(error.into())), None)),
+                }
             }
         }
     })
     .boxed()
+}
+
+/// The usage a model server reported: its `prompt_tokens` and `completion_tokens`
+/// (whole numbers; anything else is left out); `None` when it gives neither.
+fn reported_usage(usage: &serde_json::Value) -> Option<TokenUsage> {
+    let field = |name: &str| usage.get(name).and_then(serde_json::Value::as_u64);
+    let (prompt, completion) = (field("prompt_tokens"), field("completion_tokens"));
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    Some(TokenUsage::reported(
+        prompt.unwrap_or(0),
+        completion.unwrap_or(0),
+    ))
 }
 
 /// Why the model's event stream could not be read further.
@@ -471,17 +549,10 @@ struct ChatCompletionChunk {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    /// Read field by field ([`reported_usage`]): a malformed usage is no usage, not a
+    /// broken answer.
     #[serde(default)]
-    usage: Option<ChunkUsage>,
-}
-
-/// The usage a model server reports (OpenAI's `usage` object; other fields ignored).
-#[derive(Deserialize)]
-struct ChunkUsage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
+    usage: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

@@ -228,12 +228,12 @@ pub fn bad_bool(name: &str) -> ValidationIssue {
     )
 }
 
-/// A `q` of the admins' account list longer than an email may be.
+/// A `q` of the admins' account list longer than an email may be, or with a NUL.
 pub fn bad_email_search() -> ValidationIssue {
     ValidationIssue::new(
         vec![Source::Query.loc(), LocItem::from("q")],
-        "String should have at most 254 characters",
-        "string_too_long",
+        "String should have at most 254 characters and no NUL character",
+        "value_error",
     )
 }
 

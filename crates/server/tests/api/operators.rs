@@ -34,8 +34,64 @@ mod quota {
         past_the_daily_quota_a_reply_is_429_until_the_next_utc_day_before_anything_is_stored,
         an_admins_limit_for_a_user_overrides_the_default,
         a_title_request_counts_on_the_day_not_on_a_message,
+        the_usage_is_read_wherever_the_model_puts_it,
+        a_reply_deleted_while_it_is_written_still_counts,
         disabling_an_account_stops_its_replies,
     );
+}
+
+fn the_usage_is_read_wherever_the_model_puts_it(t: &WithScriptedModel) {
+    let (token, path) = t.chat();
+    t.upstream.script(vec![
+        Script::ReportedWithText(vec!["In", " the text"], 4, 2),
+        Script::LengthReported(vec!["Cut", " here"], 6, 3),
+        Script::MalformedUsage(vec!["Twelve chars"]),
+    ]);
+
+    let with_text = t.api.post(&path, &token, json!({ "content": "A" })).json();
+    let at_length = t.api.post(&path, &token, json!({ "content": "B" })).json();
+    let malformed = t.api.post(&path, &token, json!({ "content": "C" })).json();
+
+    assert_eq!(
+        (&with_text["status"], &with_text["content"]),
+        (&json!("complete"), &json!("In the text"))
+    );
+    assert_eq!(
+        with_text["usage"],
+        json!({ "prompt_tokens": 4, "completion_tokens": 2, "estimated": false })
+    );
+    // Cut by the model at max_tokens: stopped, with the usage it reported after.
+    assert_eq!(
+        (&at_length["status"], &at_length["content"]),
+        (&json!("stopped"), &json!("Cut here"))
+    );
+    assert_eq!(
+        at_length["usage"],
+        json!({ "prompt_tokens": 6, "completion_tokens": 3, "estimated": false })
+    );
+    // Figures that are not whole numbers are no report: the reply is whole, estimated.
+    assert_eq!(malformed["status"], "complete", "{malformed}");
+    assert_eq!(malformed["usage"]["estimated"], true, "{malformed}");
+    assert_eq!(malformed["usage"]["completion_tokens"], 3);
+}
+
+fn a_reply_deleted_while_it_is_written_still_counts(t: &WithScriptedModel) {
+    let (token, path) = t.chat();
+    t.upstream
+        .script(vec![Script::StallAfter(vec!["abcdefgh"])]);
+    let mut events = t
+        .api
+        .post_streamed(&path, &token, json!({ "content": "Twelve chars" }));
+    while events.next_event().is_some_and(|(name, _)| name != "delta") {}
+
+    let chat = path.trim_end_matches("/messages");
+    assert_eq!(t.api.call("DELETE", chat, &token, None).status, 204);
+    let rest: Vec<String> =
+        std::iter::from_fn(|| events.next_event().map(|(name, _)| name)).collect();
+
+    assert_eq!(rest.last().map(String::as_str), Some("error"), "{rest:?}");
+    // 12 characters sent, 8 written: 3 and 2 tokens, though the reply is gone.
+    assert_eq!(usage(&t.api, &token)["tokens_used"], 5);
 }
 
 fn a_title_request_counts_on_the_day_not_on_a_message(t: &WithScriptedModel) {
@@ -660,6 +716,13 @@ fn the_default_assistant_has_no_usage_and_costs_nothing(t: &TestApp) {
     let posted = t.post_message(&token, &chat, "Hello");
     assert_eq!(posted.status, 201, "{}", posted.text);
     assert_eq!(posted.json()["usage"], json!(null));
+    let streamed = t.post_streamed(&messages_path(&chat), &token, json!({ "content": "Again" }));
+    let (name, done) = streamed.all().pop().unwrap();
+    assert_eq!(
+        (name.as_str(), &done["usage"]),
+        ("done", &json!(null)),
+        "{done}"
+    );
     let today = usage(t, &token);
     assert_eq!(today["tokens_used"], 0);
     assert_eq!(today["token_limit"], json!(null));
@@ -806,7 +869,11 @@ fn the_limits_are_shared_by_instances_on_one_postgresql() {
             break data["id"].as_str().unwrap().to_owned();
         }
     };
-    assert_eq!(b.post(&two, &token, json!({ "content": "B" })).status, 429);
+    b.post(&two, &token, json!({ "content": "B" }))
+        .assert_detail(
+            429,
+            "Too many of your replies are being written at once: wait for one to end",
+        );
     assert_eq!(
         b.get("/auth/me/usage", &token).json()["generations_running"],
         1
@@ -827,6 +894,9 @@ fn the_limits_are_shared_by_instances_on_one_postgresql() {
             .unwrap()
             > 20
     );
-    assert_eq!(b.post(&two, &token, json!({ "content": "D" })).status, 429);
-    assert_eq!(a.post(&two, &token, json!({ "content": "D" })).status, 429);
+    for instance in [&b, &a] {
+        let refused = instance.post(&two, &token, json!({ "content": "D" }));
+        assert_eq!(refused.status, 429, "{}", refused.text);
+        assert!(refused.text.contains("today's tokens"), "{}", refused.text);
+    }
 }

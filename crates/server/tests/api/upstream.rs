@@ -54,6 +54,14 @@ pub enum Script {
     /// prompt and completion tokens, as `stream_options.include_usage` asks, then
     /// `data: [DONE]`.
     Reported(Vec<&'static str>, u64, u64),
+    /// The same, the usage in the last piece's chunk (as some servers send it).
+    ReportedWithText(Vec<&'static str>, u64, u64),
+    /// Streams these pieces, the last with `finish_reason: "length"`, then a usage
+    /// chunk of its own (as OpenAI, vLLM and llama-server do), then `data: [DONE]`.
+    LengthReported(Vec<&'static str>, u64, u64),
+    /// Streams these pieces, then a usage chunk whose figures are not whole numbers,
+    /// then `data: [DONE]`.
+    MalformedUsage(Vec<&'static str>),
     /// Answers this status with a JSON error body.
     Status(u16),
     /// Streams these pieces, then closes the connection without `[DONE]`.
@@ -311,23 +319,48 @@ fn answer(
             let _ = connection.shutdown(Shutdown::Both);
             return;
         }
-        Script::Reported(pieces, prompt, completion) => {
+        Script::Reported(pieces, prompt, completion)
+        | Script::ReportedWithText(pieces, prompt, completion)
+        | Script::LengthReported(pieces, prompt, completion) => {
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            let usage = json!({
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            });
+            for (index, piece) in pieces.iter().enumerate() {
+                let mut event = json!({
+                    "choices": [{ "index": 0, "delta": { "content": piece }, "finish_reason": null }],
+                });
+                if index + 1 == pieces.len() {
+                    match script {
+                        Script::ReportedWithText(..) => event["usage"] = usage.clone(),
+                        Script::LengthReported(..) => {
+                            event["choices"][0]["finish_reason"] = json!("length");
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = connection.write_all(format!("data: {event}\n\n").as_bytes());
+            }
+            if !matches!(script, Script::ReportedWithText(..)) {
+                let usage = json!({ "choices": [], "usage": usage });
+                let _ = connection.write_all(format!("data: {usage}\n\n").as_bytes());
+            }
+            let _ = connection.write_all(b"data: [DONE]\n\n");
+            let _ = connection.shutdown(Shutdown::Both);
+            return;
+        }
+        Script::MalformedUsage(pieces) => {
             let _ = connection.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
             );
             for piece in pieces {
                 let _ = connection.write_all(&chunk(json!({ "content": piece })));
             }
-            let usage = json!({
-                "id": "chatcmpl-test",
-                "object": "chat.completion.chunk",
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt + completion,
-                },
-            });
+            let usage = json!({ "choices": [], "usage": { "prompt_tokens": -3, "completion_tokens": 1.5 } });
             let _ = connection.write_all(format!("data: {usage}\n\n").as_bytes());
             let _ = connection.write_all(b"data: [DONE]\n\n");
             let _ = connection.shutdown(Shutdown::Both);
