@@ -660,8 +660,12 @@ def section_bounds(text: str, heading: str) -> tuple[int, int] | None:
     return start, min((end for end in ends if end >= 0), default=len(text))
 
 
-# The headings of the sections bench/tree.py and bench/generations.py write.
-OTHER_SECTIONS = ("## Conversation trees (issue 17)", "## Replies that outlive the connection (issue 18)")
+# The headings of the sections bench/tree.py, bench/generations.py and bench/limits.py write.
+OTHER_SECTIONS = (
+    "## Conversation trees (issue 17)",
+    "## Replies that outlive the connection (issue 18)",
+    "## Posting with limits on (issue 19)",
+)
 
 
 def kept_sections(output: Path) -> str:

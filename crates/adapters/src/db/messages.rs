@@ -19,7 +19,7 @@ use memlayer_ports::{MessageRepository, RepositoryError};
 use super::connection::{self, Pool};
 use super::position;
 use super::rows::{MessageRow, NodeRow};
-use super::schema::{chats, messages, users};
+use super::schema::{chats, messages, token_usage, users};
 use super::sql_types::{DbTimestamp, DbUuid, UtcTimestamp, Uuid};
 use super::{Database, DbError, with_connection, with_writer};
 
@@ -626,6 +626,23 @@ macro_rules! tree_queries {
 
 tree_queries!(diesel::PgConnection, diesel::SqliteConnection);
 
+/// What starting a reply checks of its user: their own daily token limit, whether the
+/// account is disabled, and the tokens spent on the day.
+pub(super) type UserLimits = (Option<i64>, bool, Option<i64>);
+
+/// The columns of [`UserLimits`], the day's tokens as a subquery (so a row lock taken
+/// with them is the user's row's alone).
+#[diesel::dsl::auto_type]
+fn user_limits(user: DbUuid, day: i64) -> _ {
+    let spent: diesel::dsl::Find<token_usage::table, (DbUuid, i64)> =
+        token_usage::table.find((user, day));
+    (
+        users::token_limit,
+        users::disabled,
+        spent.select(token_usage::tokens).single_value(),
+    )
+}
+
 /// Serialising the tree operations of one chat, and the replies started for one user.
 pub(super) trait LockChat {
     /// Takes the chat's row lock for the rest of the transaction, so the tree operations
@@ -633,9 +650,10 @@ pub(super) trait LockChat {
     fn lock_chat(&mut self, chat: DbUuid) -> QueryResult<()>;
     /// Takes the user's row lock (one that lets rows referring to it be written) for
     /// the rest of the transaction, so the starts of one user's replies take turns;
-    /// reads the user's own daily token limit and whether the account is disabled
-    /// with it (`None` without the user).
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>>;
+    /// reads with it, in the same statement, what the start checks: the user's own
+    /// daily token limit, whether the account is disabled, and the tokens it spent on
+    /// `day` (`None` without the user).
+    fn lock_user(&mut self, user: DbUuid, day: i64) -> QueryResult<Option<UserLimits>>;
     /// Takes a share of the user's row lock (the one a row referring to it takes), so
     /// a unit of work that writes the user's messages and then their ledger locks in
     /// the order deleting the account does (its row, then its rows by cascade), not
@@ -654,10 +672,10 @@ impl LockChat for diesel::PgConnection {
             .map(drop)
     }
 
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>> {
+    fn lock_user(&mut self, user: DbUuid, day: i64) -> QueryResult<Option<UserLimits>> {
         users::table
             .find(user)
-            .select((users::token_limit, users::disabled))
+            .select(user_limits(user, day))
             .for_no_key_update()
             .first(self)
             .optional()
@@ -681,10 +699,10 @@ impl LockChat for diesel::SqliteConnection {
     }
 
     /// Nothing to take, as for a chat: only the limit and the state to read.
-    fn lock_user(&mut self, user: DbUuid) -> QueryResult<Option<(Option<i64>, bool)>> {
+    fn lock_user(&mut self, user: DbUuid, day: i64) -> QueryResult<Option<UserLimits>> {
         users::table
             .find(user)
-            .select((users::token_limit, users::disabled))
+            .select(user_limits(user, day))
             .first(self)
             .optional()
     }

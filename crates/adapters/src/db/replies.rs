@@ -116,8 +116,6 @@ fn add_tokens<C: UsageLedger>(
 pub(super) trait UsageLedger {
     /// Adds `tokens` to the user's row of `day`, making it if there is none.
     fn add_tokens(&mut self, user: DbUuid, tokens: i64, day: i64) -> QueryResult<()>;
-    /// The tokens `user` spent on `day`.
-    fn tokens_spent(&mut self, user: DbUuid, day: UsageDay) -> QueryResult<u64>;
 }
 
 macro_rules! usage_ledger {
@@ -135,15 +133,6 @@ macro_rules! usage_ledger {
                     .set(token_usage::tokens.eq(token_usage::tokens + tokens))
                     .execute(self)
                     .map(drop)
-            }
-
-            fn tokens_spent(&mut self, user: DbUuid, day: UsageDay) -> QueryResult<u64> {
-                let spent: Option<i64> = token_usage::table
-                    .find((user, day.0))
-                    .select(token_usage::tokens)
-                    .first(self)
-                    .optional()?;
-                Ok(spent.map_or(0, read_tokens))
             }
         }
     };
@@ -219,7 +208,7 @@ impl ReplyRepository for Database {
             with_writer!(self, |conn| conn.transaction(|conn| {
                 // The owner's starts take turns (the user's row, then the chat's), so
                 // two racing for the last place cannot both take it.
-                let Some((own_limit, disabled)) = conn.lock_user(owner)? else {
+                let Some((own_limit, disabled, spent)) = conn.lock_user(owner, day.0)? else {
                     return Ok(StartedReply::Gone);
                 };
                 // Disabled meanwhile (its tokens revoked in the same statement).
@@ -234,9 +223,8 @@ impl ReplyRepository for Database {
                 if usize::try_from(running).unwrap_or(usize::MAX) >= allowance.generations {
                     return Ok(StartedReply::UserBusy);
                 }
-                // The day's tokens are read only when a limit applies.
                 if let Some(limit) = own_limit.map(read_tokens).or(allowance.tokens_per_day)
-                    && conn.tokens_spent(owner, day)? >= limit
+                    && spent.map_or(0, read_tokens) >= limit
                 {
                     return Ok(StartedReply::OverQuota);
                 }
