@@ -194,6 +194,7 @@ mod tests {
     use super::*;
     use crate::testing::{
         Fixture, NOW, any_session, candidate, email, password, session_of, user_with_email,
+        with_account,
     };
 
     #[test]
@@ -398,17 +399,6 @@ mod tests {
         let error = fx.app().current_user(stale).unwrap_err();
 
         assert!(matches!(error, AppError::Unauthenticated), "{error:?}");
-    }
-
-    /// A fixture whose account is `user`, found by id.
-    fn with_account(user: &User) -> Fixture {
-        let mut fx = Fixture::new();
-        let found = user.clone();
-        fx.users
-            .expect_find_by_id()
-            .with(eq(user.id))
-            .returning(move |_| Ok(Some(found.clone())));
-        fx
     }
 
     #[test]

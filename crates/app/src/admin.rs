@@ -209,22 +209,10 @@ fn describe(change: &AccountChange) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::testing::{Fixture, email, first_page, session_of, user_with_email, with_account};
     use memlayer_domain::AccountRole;
     use memlayer_ports::{AccountChange, AccountChangeError};
-    use mockall::predicate::eq;
-
-    use super::*;
-    use crate::testing::{Fixture, email, first_page, session_of, user_with_email};
-
-    fn with_account(user: &User) -> Fixture {
-        let mut fx = Fixture::new();
-        let found = user.clone();
-        fx.users
-            .expect_find_by_id()
-            .with(eq(user.id))
-            .returning(move |_| Ok(Some(found.clone())));
-        fx
-    }
 
     #[test]
     fn only_a_current_enabled_admin_reaches_the_admin_use_cases() {

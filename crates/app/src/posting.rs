@@ -403,6 +403,18 @@ mod tests {
         app.ask(Session::new(user, 0), chat, content(text)).unwrap()
     }
 
+    /// The texts of the answer to `pending` (no usage expected).
+    fn texts(app: &MemLayer, pending: &PendingReply) -> Vec<String> {
+        let pieces: Vec<ReplyPiece> = block_on(app.answer(&pending.request).try_collect()).unwrap();
+        pieces
+            .into_iter()
+            .map(|piece| match piece {
+                ReplyPiece::Text(text) => text,
+                ReplyPiece::Usage(usage) => panic!("{usage:?}"),
+            })
+            .collect()
+    }
+
     fn answering(pieces: Vec<Result<&'static str, ResponderError>>) -> ReplyStream {
         stream::iter(
             pieces
@@ -503,14 +515,7 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<ReplyPiece> = block_on(app.answer(&pending.request).try_collect()).unwrap();
-        let pieces: Vec<String> = pieces
-            .into_iter()
-            .map(|piece| match piece {
-                ReplyPiece::Text(text) => text,
-                ReplyPiece::Usage(usage) => panic!("{usage:?}"),
-            })
-            .collect();
+        let pieces = texts(&app, &pending);
 
         assert_eq!(pieces, ["a", "b"]);
     }
@@ -595,14 +600,7 @@ mod tests {
         let app = fx.app();
         let pending = asked(&app, user, chat.id, "hi");
 
-        let pieces: Vec<ReplyPiece> = block_on(app.answer(&pending.request).try_collect()).unwrap();
-        let pieces: Vec<String> = pieces
-            .into_iter()
-            .map(|piece| match piece {
-                ReplyPiece::Text(text) => text,
-                ReplyPiece::Usage(usage) => panic!("{usage:?}"),
-            })
-            .collect();
+        let pieces = texts(&app, &pending);
 
         assert_eq!(pieces, ["ab", "c"]);
     }

@@ -87,6 +87,17 @@ impl Fixture {
     }
 }
 
+/// A fixture whose account is `user`, found by id.
+pub fn with_account(user: &User) -> Fixture {
+    let mut fx = Fixture::new();
+    let found = user.clone();
+    fx.users
+        .expect_find_by_id()
+        .with(mockall::predicate::eq(user.id))
+        .returning(move |_| Ok(Some(found.clone())));
+    fx
+}
+
 pub fn email(text: &str) -> Email {
     Email::parse(text).unwrap()
 }
