@@ -1,4 +1,4 @@
-use memlayer_domain::{Email, Password, Session, User, UserId};
+use memlayer_domain::{AccountRole, Email, Password, Session, User, UserId};
 use memlayer_ports::{AccessToken, CreateUserError};
 
 use crate::{AppError, MemLayer};
@@ -10,13 +10,30 @@ impl MemLayer {
     /// during the slow bcrypt work.
     pub fn register(&self, email: Email, password: Password) -> Result<AccessToken, AppError> {
         self.ensure_registration_open()?;
-        let password_hash = self
+        let user = self.create_account(email, &password, AccountRole::User)?;
+        Ok(self.ports.token_issuer.issue(
+            Session::new(user.id, user.token_generation),
+            user.created_at,
+        )?)
+    }
+
+    /// Stores a new account with `role`, its password hashed first (registration, and
+    /// the admins' and the operator's accounts).
+    pub(crate) fn create_account(
+        &self,
+        email: Email,
+        password: &Password,
+        role: AccountRole,
+    ) -> Result<User, AppError> {
+        let hash = self
             .ports
             .hasher
-            .hash(&password)
+            .hash(password)
             .map_err(AppError::Internal)?;
-        let now = self.ports.clock.now();
-        let user = User::new(email, password_hash, now);
+        let user = User {
+            role,
+            ..User::new(email, hash, self.ports.clock.now())
+        };
         self.ports
             .users
             .create(&user)
@@ -24,10 +41,7 @@ impl MemLayer {
                 CreateUserError::EmailTaken => AppError::EmailTaken,
                 CreateUserError::Repository(error) => error.into(),
             })?;
-        Ok(self
-            .ports
-            .token_issuer
-            .issue(Session::new(user.id, user.token_generation), now)?)
+        Ok(user)
     }
 
     /// Exchanges an email and password for an access token.

@@ -4,7 +4,7 @@
 use memlayer_domain::{
     AccountRole, Cursor, Email, Page, PageRequest, Password, Session, UsageDay, User, UserId,
 };
-use memlayer_ports::{AccountChange, AccountSummary, CreateUserError};
+use memlayer_ports::{AccountChange, AccountSummary};
 
 use crate::{AppError, MemLayer};
 
@@ -92,7 +92,7 @@ impl MemLayer {
         account: AdminNewAccount,
     ) -> Result<AccountSummary, AppError> {
         let admin = self.admin(session)?;
-        let user = self.create_account(account, AccountRole::User)?;
+        let user = self.create_account(account.email, &account.password, AccountRole::User)?;
         log(Actor::Admin(admin.id), "create", &user, "");
         Ok(AccountSummary {
             user,
@@ -160,32 +160,8 @@ impl MemLayer {
     /// The operator's `memlayer admin create EMAIL`: a new admin account, whether or not
     /// registration is open.
     pub fn operator_create_admin(&self, account: AdminNewAccount) -> Result<User, AppError> {
-        let user = self.create_account(account, AccountRole::Admin)?;
+        let user = self.create_account(account.email, &account.password, AccountRole::Admin)?;
         log(Actor::Operator, "create", &user, "role=admin");
-        Ok(user)
-    }
-
-    fn create_account(
-        &self,
-        account: AdminNewAccount,
-        role: AccountRole,
-    ) -> Result<User, AppError> {
-        let hash = self
-            .ports
-            .hasher
-            .hash(&account.password)
-            .map_err(AppError::Internal)?;
-        let user = User {
-            role,
-            ..User::new(account.email, hash, self.ports.clock.now())
-        };
-        self.ports
-            .users
-            .create(&user)
-            .map_err(|error| match error {
-                CreateUserError::EmailTaken => AppError::EmailTaken,
-                CreateUserError::Repository(error) => error.into(),
-            })?;
         Ok(user)
     }
 }
