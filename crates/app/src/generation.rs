@@ -138,7 +138,7 @@ impl MemLayer {
             None => {
                 // Deleted, or ended elsewhere, while the model wrote it: what the model
                 // did still counts.
-                self.charge_lost_reply(reply, usage)?;
+                self.charge_lost_reply(reply, usage);
                 Err(self.reply_gone(reply))
             }
         }
@@ -147,19 +147,15 @@ impl MemLayer {
     /// Counts the tokens of a reply that could not be stored with them (its chat or
     /// branch was deleted, another instance ended it, or it had no text) on its owner's
     /// tokens of today: deleting gives no tokens back, and the model was asked anyway.
-    pub fn charge_lost_reply(
-        &self,
-        reply: &Message,
-        usage: Option<TokenUsage>,
-    ) -> Result<(), AppError> {
+    /// A failure to count is logged: it must not hide why the reply was lost.
+    pub fn charge_lost_reply(&self, reply: &Message, usage: Option<TokenUsage>) {
         let Some(usage) = usage.filter(|_| self.ports.responder.fixed_reply().is_none()) else {
-            return Ok(());
+            return;
         };
         let day = UsageDay::of(self.ports.clock.now());
-        Ok(self
-            .ports
-            .replies
-            .charge(reply.user_id, usage.total(), day)?)
+        if let Err(error) = self.ports.replies.charge(reply.user_id, usage.total(), day) {
+            tracing::warn!(%error, reply = %reply.id.as_uuid(), "a lost reply's tokens were not counted");
+        }
     }
 
     /// Deletes a reply that failed before it had any text: its question stands alone,

@@ -694,8 +694,8 @@ async fn end(state: &Data<ApiState>, reply: Message, written: Written, outcome: 
         Outcome::Cut(Cause::Gone | Cause::Ended) => {
             // What the model did counts, though the reply is gone.
             let usage = written.usage();
-            let gone = blocking(state, move |app| {
-                app.charge_lost_reply(&reply, Some(usage))?;
+            let gone = Generations::write(state, move |app| {
+                app.charge_lost_reply(&reply, Some(usage));
                 Ok(app.reply_gone(&reply))
             })
             .await;
@@ -726,8 +726,9 @@ async fn discard(
     error: AppError,
 ) -> Ending {
     let discarded = Generations::write(state, move |app| {
-        app.charge_lost_reply(&reply, reported)?;
-        app.discard_reply(&reply)
+        app.discard_reply(&reply)?;
+        app.charge_lost_reply(&reply, reported);
+        Ok(())
     })
     .await;
     if let Err(failed) = discarded {

@@ -336,12 +336,21 @@ fn pieces(
                                                 .content
                                                 .as_deref()
                                                 .is_none_or(str::is_empty)
-                                                && choice.finish_reason.as_deref() != Some("length")
                                         }) =>
                                 {
-                                    if let Some(usage) =
-                                        chunk.usage.as_ref().and_then(reported_usage)
-                                    {
+                                    let usage = chunk.usage.as_ref().and_then(reported_usage);
+                                    // No more text, but the model stopped at `max_tokens`:
+                                    // cut, with the usage it reports (here or after).
+                                    if chunk.choices.iter().any(|choice| {
+                                        choice.finish_reason.as_deref() == Some("length")
+                                    }) {
+                                        if usage.is_none() {
+                                            state.end = End::Length;
+                                            continue 'step;
+                                        }
+                                        state.end = End::Cut;
+                                    }
+                                    if let Some(usage) = usage {
                                         break Some((Ok(ReplyPiece::Usage(usage)), Some(state)));
                                     }
                                     continue;

@@ -56,8 +56,8 @@ pub enum Script {
     Reported(Vec<&'static str>, u64, u64),
     /// The same, the usage in the last piece's chunk (as some servers send it).
     ReportedWithText(Vec<&'static str>, u64, u64),
-    /// Streams these pieces, the last with `finish_reason: "length"`, then a usage
-    /// chunk of its own (as OpenAI, vLLM and llama-server do), then `data: [DONE]`.
+    /// Streams these pieces, then an empty chunk with `finish_reason: "length"`, then a
+    /// usage chunk of its own (OpenAI's shape), then `data: [DONE]`.
     LengthReported(Vec<&'static str>, u64, u64),
     /// Streams these pieces, then a usage chunk whose figures are not whole numbers,
     /// then `data: [DONE]`.
@@ -334,16 +334,15 @@ fn answer(
                 let mut event = json!({
                     "choices": [{ "index": 0, "delta": { "content": piece }, "finish_reason": null }],
                 });
-                if index + 1 == pieces.len() {
-                    match script {
-                        Script::ReportedWithText(..) => event["usage"] = usage.clone(),
-                        Script::LengthReported(..) => {
-                            event["choices"][0]["finish_reason"] = json!("length");
-                        }
-                        _ => {}
-                    }
+                if index + 1 == pieces.len() && matches!(script, Script::ReportedWithText(..)) {
+                    event["usage"] = usage.clone();
                 }
                 let _ = connection.write_all(format!("data: {event}\n\n").as_bytes());
+            }
+            if matches!(script, Script::LengthReported(..)) {
+                let length =
+                    json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": "length" }] });
+                let _ = connection.write_all(format!("data: {length}\n\n").as_bytes());
             }
             if !matches!(script, Script::ReportedWithText(..)) {
                 let usage = json!({ "choices": [], "usage": usage });
