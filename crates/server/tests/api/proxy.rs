@@ -96,8 +96,16 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM (nginx's fast shutdown): the master stops its worker and exits. A
+    /// SIGKILL would leave the worker running, orphaned, after every test run.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !terminated {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
