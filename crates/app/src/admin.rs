@@ -2,7 +2,7 @@
 //! commands. Every change is logged as one structured line (who, what, to whom).
 
 use memlayer_domain::{
-    AccountRole, Cursor, Email, Page, PageRequest, Password, Session, UsageDay, User, UserId,
+    AccountRole, Cursor, Email, Page, PageRequest, Password, Session, User, UserId,
 };
 use memlayer_ports::{AccountChange, AccountSummary};
 
@@ -56,10 +56,6 @@ impl MemLayer {
         } else {
             Err(AppError::AdminsOnly)
         }
-    }
-
-    fn today(&self) -> UsageDay {
-        UsageDay::of(self.ports.clock.now())
     }
 
     /// A page of accounts whose email holds `email_contains`, newest first.

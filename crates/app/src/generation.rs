@@ -122,7 +122,7 @@ impl MemLayer {
         status: MessageStatus,
         usage: TokenUsage,
     ) -> Result<Message, AppError> {
-        let day = UsageDay::of(self.ports.clock.now());
+        let day = self.today();
         let usage = self
             .ports
             .responder
@@ -152,7 +152,7 @@ impl MemLayer {
         let Some(usage) = usage.filter(|_| self.ports.responder.fixed_reply().is_none()) else {
             return;
         };
-        let day = UsageDay::of(self.ports.clock.now());
+        let day = self.today();
         if let Err(error) = self.ports.replies.charge(reply.user_id, usage.total(), day) {
             tracing::warn!(%error, reply = %reply.id.as_uuid(), "a lost reply's tokens were not counted");
         }
@@ -279,7 +279,7 @@ impl MemLayer {
         // system prompt, are left out of an estimate).
         let sent = question.as_str().chars().count().min(TITLE_PROMPT_CHARS);
         let usage = TokenUsage::or_estimate(reported, sent, text.chars().count());
-        let day = UsageDay::of(self.ports.clock.now());
+        let day = self.today();
         self.ports.replies.charge(chat.owner, usage.total(), day)?;
         let Some(title) = ChatTitle::from_model(text) else {
             return Ok(None);

@@ -126,6 +126,11 @@ impl MemLayer {
         }
     }
 
+    /// The UTC day it is, by the clock: the ledger's day.
+    pub(crate) fn today(&self) -> memlayer_domain::UsageDay {
+        memlayer_domain::UsageDay::of(self.ports.clock.now())
+    }
+
     /// [`AppError::RegistrationClosed`] unless anyone may register: checked before the
     /// registration's password is hashed.
     pub fn ensure_registration_open(&self) -> Result<(), AppError> {

@@ -296,7 +296,7 @@ impl MemLayer {
         // Nothing stored: not the user's chat, no such chat, revoked tokens, or a reply
         // generating in the chat.
         self.owned_chat(session, chat)?;
-        let day = UsageDay::of(self.ports.clock.now());
+        let day = self.today();
         if self
             .ports
             .replies

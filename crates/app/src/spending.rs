@@ -1,7 +1,7 @@
 //! What a user spends, as they see it: `GET /auth/me/usage`.
 
 use chrono::{DateTime, Utc};
-use memlayer_domain::{Session, UsageDay};
+use memlayer_domain::Session;
 
 use crate::{AppError, MemLayer};
 
@@ -25,7 +25,7 @@ pub struct UsageReport {
 impl MemLayer {
     /// The session user's spending today and their limits, in one read.
     pub fn usage(&self, session: Session) -> Result<UsageReport, AppError> {
-        let day = UsageDay::of(self.ports.clock.now());
+        let day = self.today();
         let spending = self
             .ports
             .replies

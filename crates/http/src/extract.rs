@@ -5,6 +5,15 @@ use memlayer_app::domain::{ChatId, FolderId, MessageId, UserId};
 
 use crate::error::{ApiError, wire};
 
+/// The path parameter `name` as a UUID, or the 422 issue naming it.
+fn path_uuid(
+    req: &actix_web::HttpRequest,
+    name: &str,
+) -> Result<uuid::Uuid, wire::ValidationIssue> {
+    uuid::Uuid::parse_str(req.match_info().get(name).unwrap_or_default())
+        .map_err(|error| wire::bad_uuid(name, &error.to_string()))
+}
+
 /// The `{chat_id}` of the path, which must be a UUID (else 422, as FastAPI answers).
 #[derive(Debug, Clone, Copy)]
 pub struct ChatPath(pub ChatId);
@@ -14,13 +23,10 @@ impl FromRequest for ChatPath {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let raw = req.match_info().get("chat_id").unwrap_or_default();
         std::future::ready(
-            uuid::Uuid::parse_str(raw)
+            path_uuid(req, "chat_id")
                 .map(|id| Self(ChatId::from_uuid(id)))
-                .map_err(|error| {
-                    ApiError::Invalid(vec![wire::bad_uuid("chat_id", &error.to_string())])
-                }),
+                .map_err(|issue| ApiError::Invalid(vec![issue])),
         )
     }
 }
@@ -40,19 +46,17 @@ impl FromRequest for MessagePath {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let uuid = |name: &str| {
-            uuid::Uuid::parse_str(req.match_info().get(name).unwrap_or_default())
-                .map_err(|error| wire::bad_uuid(name, &error.to_string()))
-        };
-        std::future::ready(match (uuid("chat_id"), uuid("message_id")) {
-            (Ok(chat), Ok(message)) => Ok(Self {
-                chat: ChatId::from_uuid(chat),
-                message: MessageId::from_uuid(message),
-            }),
-            (chat, message) => Err(ApiError::Invalid(
-                [chat.err(), message.err()].into_iter().flatten().collect(),
-            )),
-        })
+        std::future::ready(
+            match (path_uuid(req, "chat_id"), path_uuid(req, "message_id")) {
+                (Ok(chat), Ok(message)) => Ok(Self {
+                    chat: ChatId::from_uuid(chat),
+                    message: MessageId::from_uuid(message),
+                }),
+                (chat, message) => Err(ApiError::Invalid(
+                    [chat.err(), message.err()].into_iter().flatten().collect(),
+                )),
+            },
+        )
     }
 }
 
@@ -65,13 +69,10 @@ impl FromRequest for FolderPath {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let raw = req.match_info().get("folder_id").unwrap_or_default();
         std::future::ready(
-            uuid::Uuid::parse_str(raw)
+            path_uuid(req, "folder_id")
                 .map(|id| Self(FolderId::from_uuid(id)))
-                .map_err(|error| {
-                    ApiError::Invalid(vec![wire::bad_uuid("folder_id", &error.to_string())])
-                }),
+                .map_err(|issue| ApiError::Invalid(vec![issue])),
         )
     }
 }
@@ -85,13 +86,10 @@ impl FromRequest for UserPath {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let raw = req.match_info().get("user_id").unwrap_or_default();
         std::future::ready(
-            uuid::Uuid::parse_str(raw)
+            path_uuid(req, "user_id")
                 .map(|id| Self(UserId::from_uuid(id)))
-                .map_err(|error| {
-                    ApiError::Invalid(vec![wire::bad_uuid("user_id", &error.to_string())])
-                }),
+                .map_err(|issue| ApiError::Invalid(vec![issue])),
         )
     }
 }

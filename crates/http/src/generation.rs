@@ -502,13 +502,11 @@ async fn name(state: Data<ApiState>, chat: Chat, question: MessageContent, live:
 #[derive(Debug, Default)]
 struct Written {
     text: String,
+    /// Where each piece ends, in characters.
     ends: Vec<usize>,
-    chars: usize,
     visible: bool,
-    /// The pieces not stored yet, and how many pieces (characters) are.
+    /// The last pieces, not stored yet (the rest are).
     batch: Vec<String>,
-    stored_pieces: usize,
-    stored_chars: usize,
     /// The characters of the conversation the model was sent, and the usage the model
     /// server reported, if it did.
     prompt_chars: usize,
@@ -517,23 +515,28 @@ struct Written {
 
 impl Written {
     fn add(&mut self, piece: &str) {
-        self.chars += piece.chars().count();
+        let chars = self.chars() + piece.chars().count();
         self.visible |= !piece.trim().is_empty();
         self.text.push_str(piece);
-        self.ends.push(self.chars);
+        self.ends.push(chars);
         self.batch.push(piece.to_owned());
+    }
+
+    /// The characters written.
+    fn chars(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// How many pieces, and characters, are stored.
+    fn stored(&self) -> (usize, usize) {
+        let pieces = self.ends.len() - self.batch.len();
+        let chars = pieces.checked_sub(1).map_or(0, |last| self.ends[last]);
+        (pieces, chars)
     }
 
     /// The tokens the reply took: as reported, else estimated.
     fn usage(&self) -> TokenUsage {
-        TokenUsage::or_estimate(self.reported, self.prompt_chars, self.chars)
-    }
-
-    /// The batch has been stored.
-    fn stored(&mut self) {
-        self.stored_pieces = self.ends.len();
-        self.stored_chars = self.chars;
-        self.batch.clear();
+        TokenUsage::or_estimate(self.reported, self.prompt_chars, self.chars())
     }
 }
 
@@ -639,14 +642,15 @@ async fn append(state: &Data<ApiState>, reply: MessageId, written: &mut Written)
     }
     // The batch does not change meanwhile: no piece is read while it is stored.
     let batch = written.batch.clone();
-    let (stored_pieces, stored_chars) = (written.stored_pieces, written.stored_chars);
+    let (stored_pieces, stored_chars) = written.stored();
     let appended = Generations::write(state, move |app| {
         app.append_to_reply(reply, stored_pieces, stored_chars, &batch)
     })
     .await;
     match appended {
         Ok(ReplyState::Generating { stop_requested }) => {
-            written.stored();
+            // The batch has been stored.
+            written.batch.clear();
             stop_requested.then_some(Cause::Stop)
         }
         Ok(ReplyState::Ended) => Some(Cause::Ended),

@@ -152,11 +152,7 @@ fn build_api(
     db: Database,
     generations: Arc<Generations>,
 ) -> Result<Api, StartupError> {
-    let secret = signing_secret(&config.auth.jwt_secret)?;
-    let tokens = Arc::new(JwtTokens::new(
-        secret.expose_secret().as_bytes(),
-        chrono_duration(config.auth.token_lifetime),
-    ));
+    let tokens = tokens(config)?;
     let db = Arc::new(db);
     let clock = Arc::new(SystemClock);
     let hashing = &config.password_hashing;
@@ -238,11 +234,7 @@ pub fn admin(config: &Config, command: AdminCommand) -> Result<String, AdminErro
     use memlayer_app::domain::{AccountRole, Email, Password};
 
     let db = open_database(&config.database)?;
-    let secret = signing_secret(&config.auth.jwt_secret)?;
-    let tokens = Arc::new(JwtTokens::new(
-        secret.expose_secret().as_bytes(),
-        chrono_duration(config.auth.token_lifetime),
-    ));
+    let tokens = tokens(config)?;
     let app = build_app(config, Arc::new(db), tokens)?;
     let email = |text: &str| {
         Email::parse(text).map_err(|error| AdminError::Invalid(format!("invalid email: {error}")))
@@ -282,6 +274,15 @@ pub fn admin(config: &Config, command: AdminCommand) -> Result<String, AdminErro
             Ok(format!("{} is a new admin", user.email.as_str()))
         }
     }
+}
+
+/// The access tokens' issuer and verifier, with the configured secret and lifetime.
+fn tokens(config: &Config) -> Result<Arc<JwtTokens>, StartupError> {
+    let secret = signing_secret(&config.auth.jwt_secret)?;
+    Ok(Arc::new(JwtTokens::new(
+        secret.expose_secret().as_bytes(),
+        chrono_duration(config.auth.token_lifetime),
+    )))
 }
 
 /// The configured token-signing secret, or the development one (made on first use).

@@ -36,20 +36,6 @@ impl DbError {
     }
 }
 
-impl DbError {
-    /// Whether the statement referred to a row that is gone (an account deleted
-    /// meanwhile).
-    pub(crate) fn is_foreign_key_violation(&self) -> bool {
-        matches!(
-            self,
-            Self::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::ForeignKeyViolation,
-                _
-            ))
-        )
-    }
-}
-
 /// Whether a failed statement means the connection is gone (server restarted, network).
 pub(crate) fn is_connection_lost(error: &DieselError) -> bool {
     matches!(

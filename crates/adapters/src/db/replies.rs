@@ -253,10 +253,10 @@ impl ReplyRepository for Database {
                     }
                 }
                 diesel::insert_into(messages::table)
-                    .values(&answer)
-                    .execute(conn)?;
-                diesel::update(messages::table.find(answer.id))
-                    .set(messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)))
+                    .values((
+                        &answer,
+                        messages::heartbeat_at.eq(sql::<Nullable<UtcTimestamp>>(now)),
+                    ))
                     .execute(conn)?;
                 // A new answer always becomes the active leaf.
                 let moved = diesel::update(chats::table.find(chat))
@@ -265,9 +265,15 @@ impl ReplyRepository for Database {
                 if moved == 0 {
                     return Err(DieselError::RollbackTransaction);
                 }
+                // A new question's reply is its only answer.
+                let reply_siblings = if question_is_new {
+                    vec![MessageId::from_uuid(answer.id.0)]
+                } else {
+                    conn.siblings(chat, Some(asked.id))?
+                };
                 Ok(StartedReply::Started {
                     question_siblings: conn.siblings(chat, asked.parent_id)?,
-                    reply_siblings: conn.siblings(chat, Some(asked.id))?,
+                    reply_siblings,
                 })
             }))
         });
@@ -397,7 +403,7 @@ impl ReplyRepository for Database {
         match with_writer!(self, |conn| add_tokens(conn, user, tokens, day)) {
             Ok(()) => Ok(()),
             // The account was deleted meanwhile: nothing to count.
-            Err(error) if error.is_foreign_key_violation() => Ok(()),
+            Err(error) if is_gone(&error) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -1,5 +1,7 @@
 use diesel::prelude::*;
-use memlayer_domain::{AccountRole, Cursor, Email, PasswordHash, Session, UsageDay, User, UserId};
+use memlayer_domain::{
+    AccountRole, Cursor, Email, MessageStatus, PasswordHash, Session, UsageDay, User, UserId,
+};
 use memlayer_ports::{
     AccountChange, AccountChangeError, AccountSummary, CreateUserError, RepositoryError,
     UserRepository,
@@ -210,7 +212,7 @@ impl UserRepository for Database {
                     diesel::update(
                         messages::table
                             .filter(messages::user_id.eq(id))
-                            .filter(messages::status.eq("generating")),
+                            .filter(messages::status.eq(MessageStatus::Generating.as_str())),
                     )
                     .set(messages::stop_requested.eq(true))
                     .execute(conn)?;
