@@ -643,7 +643,8 @@ fn revoking_the_accounts_tokens_ends_its_open_streams_not_its_reply(t: &WithScri
     let token = t.api.register(&email, "password1");
     let path = crate::support::messages_path(&t.api.new_chat(&token));
     t.upstream
-        .script(vec![Script::Paced(vec!["a", "b", "c", "d", "e", "f"], 300)]);
+        // Slow enough that the revocation (noticed within about 1.2 s) comes first.
+        .script(vec![Script::Paced(vec!["a", "b", "c", "d", "e", "f"], 800)]);
     let (mut events, id) = start(t, &token, &path, "Letters?");
     assert_eq!(events.next_event().unwrap().0, "delta");
 
@@ -707,7 +708,8 @@ fn a_chat_with_its_default_title_is_named_by_the_model_from_its_first_question(
     t.upstream
         .script_titles(vec![Script::Answer(vec!["\"Lisbon", " in a day.\""])]);
     t.upstream.script(vec![
-        Script::Paced(vec!["Start", " at", " the", " river"], 150),
+        // Long enough for the title, asked at the same time, to arrive first.
+        Script::Paced(vec!["Start", " at", " the", " river"], 500),
         Script::Answer(vec!["Sure"]),
     ]);
 
@@ -755,9 +757,9 @@ fn a_rename_wins_over_the_models_title(t: &WithScriptedModel) {
     let chat = format!("/chats/{}", chat_of(&path));
     // The title comes after the user renamed the chat.
     t.upstream
-        .script_titles(vec![Script::Paced(vec!["Model's", " title"], 300)]);
+        .script_titles(vec![Script::Paced(vec!["Model's", " title"], 1_000)]);
     t.upstream
-        .script(vec![Script::Paced(vec!["A", " long", " answer"], 300)]);
+        .script(vec![Script::Paced(vec!["A", " long", " answer"], 1_000)]);
 
     let mut events = t
         .api
