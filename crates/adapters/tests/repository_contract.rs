@@ -1707,9 +1707,10 @@ mod search_migration {
         );
     }
 
-    /// The write path's migration (`memlayer_fold`'s ASCII path, the inlined vector
-    /// function, triggers instead of generated columns) changes no stored vector: every
-    /// message and title indexed before it gets the same vector from it.
+    /// The write path's migrations (`memlayer_fold`'s ASCII path, the inlined vector
+    /// function, triggers instead of generated columns; then the reordered fold table and
+    /// the tag put on by `replace`) change no stored vector: every message and title
+    /// indexed by the first definition gets the same vector from the latest.
     #[test]
     fn the_search_write_path_migration_indexes_exactly_as_before_on_postgres() {
         let Some(raw) = TestDatabase::postgres() else {
@@ -1727,6 +1728,7 @@ mod search_migration {
             "Where's the café? \"Ça va\" — à 3.14 (e-mail: ada@example.com) https://x.org/p?q=1 ‘ok’ …".to_owned(),
             "İstanbul ıı ŁÓDŹ ñ Æ ß 東京 🙂 tab\tnew\nline".to_owned(),
             "The QUICK brown fox; jumps_over [the] {lazy} dog! #42 $5 50% a|b ~x `y` ^z".to_owned(),
+            "«Guillemets» “curly” ‘single’ en–dash em—dash ellipsis… 0123456789".to_owned(),
             // Long enough for the bounded way (a run of over 508 characters in over
             // 1,000 bytes), short enough that the previous definition indexed it.
             format!("{} then {} and İSTANBUL", "x".repeat(700), "é".repeat(300)),

@@ -23,8 +23,8 @@ const CONTEXT_BEFORE: usize = 40;
 
 /// Accented letters folded by search, each to the plain letter at the same position of
 /// [`FOLD_TO`] (Latin-1 and Latin Extended-A, both cases). The PostgreSQL migration's
-/// `memlayer_fold` function holds the same two strings (a test checks it), so what is
-/// stored and what is asked fold alike.
+/// `memlayer_fold` function holds the same pairs (in another order; a test checks it), so
+/// what is stored and what is asked fold alike.
 pub const FOLD_FROM: &str = "àáâãäåāăąÀÁÂÃÄÅĀĂĄçćĉċčÇĆĈĊČďđĎĐèéêëēĕėęěÈÉÊËĒĔĖĘĚĝğġģĜĞĠĢĥħĤĦìíîïĩīĭįıÌÍÎÏĨĪĬĮİĵĴķĶĺļľŀłĹĻĽĿŁñńņňÑŃŅŇòóôõöøōŏőÒÓÔÕÖØŌŎŐŕŗřŔŖŘśŝşšŚŜŞŠţťŧŢŤŦùúûüũūŭůűųÙÚÛÜŨŪŬŮŰŲŵŴýÿŷÝŸŶźżžŹŻŽ";
 /// The plain letters of [`FOLD_FROM`], position by position.
 pub const FOLD_TO: &str = "aaaaaaaaaaaaaaaaaaccccccccccddddeeeeeeeeeeeeeeeeeegggggggghhhhiiiiiiiiiiiiiiiiiijjkkllllllllllnnnnnnnnoooooooooooooooooorrrrrrssssssssttttttuuuuuuuuuuuuuuuuuuuuwwyyyyyyzzzzzz";

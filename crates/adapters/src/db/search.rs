@@ -227,16 +227,67 @@ impl SearchIndex for Database {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
+    /// The SQL string literals that follow `after` in `sql`, quotes undoubled.
+    fn literals_after(sql: &str, after: &str, count: usize) -> Vec<String> {
+        let (_, tail) = sql.split_once(after).unwrap();
+        let mut rest = tail.chars().peekable();
+        let mut found = Vec::new();
+        while found.len() < count {
+            if rest.next().unwrap() != '\'' {
+                continue;
+            }
+            let mut literal = String::new();
+            loop {
+                match rest.next().unwrap() {
+                    '\'' if rest.peek() == Some(&'\'') => {
+                        rest.next();
+                        literal.push('\'');
+                    }
+                    '\'' => break,
+                    c => literal.push(c),
+                }
+            }
+            found.push(literal);
+        }
+        found
+    }
+
     #[test]
-    fn the_postgres_fold_function_holds_the_domains_fold_table() {
-        // The migration that last defines `memlayer_fold`.
+    fn the_postgres_fold_function_folds_as_the_domain_does() {
+        // The migration that last defines `memlayer_fold`: its `translate` table, whose
+        // entries are ordered for speed.
         let migration = include_str!(
-            "../../../../migrations/postgres/2026-11-30-200000_search_write_path/up.sql"
+            "../../../../migrations/postgres/2026-12-03-000000_search_fold_speed/up.sql"
         );
-        assert!(migration.contains(memlayer_domain::FOLD_FROM));
-        assert!(migration.contains(memlayer_domain::FOLD_TO));
+        let [from, to] =
+            <[String; 2]>::try_from(literals_after(migration, "translate(lower($1),", 2)).unwrap();
+        assert_eq!(from.chars().count(), to.chars().count());
+        let table: HashMap<char, char> = from.chars().zip(to.chars()).collect();
+        assert_eq!(table.len(), from.chars().count(), "an entry twice");
+        let domain: HashMap<char, char> = memlayer_domain::FOLD_FROM
+            .chars()
+            .zip(memlayer_domain::FOLD_TO.chars())
+            .collect();
+        for (letter, plain) in &domain {
+            assert_eq!(table.get(letter), Some(plain), "{letter}");
+        }
+        for (c, folded) in table.iter().filter(|(c, _)| !domain.contains_key(c)) {
+            // Otherwise a letter, a digit or the space kept, or a separator made a space.
+            let kept = c.is_ascii_alphanumeric() || *c == ' ';
+            assert_eq!(*folded, if kept { *c } else { ' ' }, "{c:?}");
+            assert!(kept || !c.is_alphanumeric(), "{c:?}");
+        }
+        // Every ASCII separator, as the ASCII path's regular expression has them.
+        assert!(
+            (b'!'..=b'~')
+                .map(char::from)
+                .filter(|c| !c.is_ascii_alphanumeric())
+                .all(|c| table.get(&c) == Some(&' '))
+        );
     }
 
     #[test]
