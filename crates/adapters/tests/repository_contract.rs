@@ -1719,8 +1719,13 @@ mod search_migration {
         let mut conn = PgConnection::establish(raw.url()).unwrap();
         migrate_until(&mut conn, "postgres", Some("search_write_path"));
         conn.batch_execute(OLD_DATA).unwrap();
+        // Every ASCII character, in ASCII text and (after an `é`) in text that takes
+        // the fold's non-ASCII path.
         let mut texts: Vec<String> = (1u8..=127)
-            .map(|byte| format!("a{}b C", char::from(byte)))
+            .flat_map(|byte| {
+                let c = char::from(byte);
+                [format!("a{c}b C"), format!("é{c}b C")]
+            })
             .collect();
         texts.extend([
             String::new(),
@@ -1729,6 +1734,7 @@ mod search_migration {
             "İstanbul ıı ŁÓDŹ ñ Æ ß 東京 🙂 tab\tnew\nline".to_owned(),
             "The QUICK brown fox; jumps_over [the] {lazy} dog! #42 $5 50% a|b ~x `y` ^z".to_owned(),
             "«Guillemets» “curly” ‘single’ en–dash em—dash ellipsis… 0123456789".to_owned(),
+            "Cafe\u{301} combining, ÀÉÎÕÜ upper, àéîõü lower".to_owned(),
             // Long enough for the bounded way (a run of over 508 characters in over
             // 1,000 bytes), short enough that the previous definition indexed it.
             format!("{} then {} and İSTANBUL", "x".repeat(700), "é".repeat(300)),
