@@ -22,7 +22,8 @@ const NGINX: &str = "/usr/sbin/nginx";
 struct Nginx {
     child: Child,
     port: u16,
-    _dir: PathBuf,
+    /// The configuration, logs and temporary files; removed on drop.
+    dir: PathBuf,
 }
 
 impl Nginx {
@@ -83,11 +84,7 @@ impl Nginx {
             assert!(Instant::now() < deadline, "nginx did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+        Some(Self { child, port, dir })
     }
 
     fn base(&self) -> String {
@@ -97,7 +94,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     /// SIGTERM (nginx's fast shutdown): the master stops its worker and exits. A
-    /// SIGKILL would leave the worker running, orphaned, after every test run.
+    /// SIGKILL would leave the worker running, orphaned, after every test run. Then its
+    /// directory goes (it was left in the temporary folder by every run).
     fn drop(&mut self) {
         let terminated = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -107,6 +105,7 @@ impl Drop for Nginx {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
