@@ -125,8 +125,7 @@ impl MemLayer {
     /// both again, in its unit of work, for a reply that started meanwhile.)
     fn available_chat(&self, session: Session, chat: ChatId) -> Result<Chat, AppError> {
         let chat = self.owned_chat(session, chat)?;
-        let now = self.ports.clock.now();
-        let day = UsageDay::of(now);
+        let day = self.today();
         let spending = self
             .ports
             .replies
@@ -138,7 +137,7 @@ impl MemLayer {
         if spending.of_user >= self.user_max_generations {
             return Err(AppError::TooManyRepliesAtOnce);
         }
-        let limit = spending.own_token_limit.or(self.user_tokens_per_day);
+        let limit = self.allowance().token_limit(spending.own_token_limit);
         if limit.is_some_and(|limit| spending.tokens_used >= limit) {
             return Err(self.tokens_spent(day));
         }
@@ -148,7 +147,9 @@ impl MemLayer {
     /// [`AppError::DailyTokensSpent`], until the end of `day`.
     pub(crate) fn tokens_spent(&self, day: UsageDay) -> AppError {
         AppError::DailyTokensSpent {
-            retry_after: std::time::Duration::from_secs(day.seconds_left(self.ports.clock.now())),
+            retry_after: (day.end() - self.ports.clock.now())
+                .to_std()
+                .unwrap_or_default(),
         }
     }
 

@@ -36,7 +36,7 @@ impl MemLayer {
             period_start: day.start(),
             period_end: day.end(),
             tokens_used: spending.tokens_used,
-            token_limit: spending.own_token_limit.or(self.user_tokens_per_day),
+            token_limit: self.allowance().token_limit(spending.own_token_limit),
             generations_running: spending.of_user,
             generation_limit: self.user_max_generations,
         })

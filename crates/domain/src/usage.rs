@@ -77,14 +77,6 @@ impl UsageDay {
     pub fn end(self) -> DateTime<Utc> {
         Self(self.0 + 1).start()
     }
-
-    /// Whole seconds from `now` to the end of the day, at least one (a `Retry-After`).
-    pub fn seconds_left(self, now: DateTime<Utc>) -> u64 {
-        let left = (self.end() - now).num_milliseconds().max(0);
-        u64::try_from(left.div_euclid(1000) + i64::from(left % 1000 != 0))
-            .unwrap_or(1)
-            .max(1)
-    }
 }
 
 /// How much a user may spend: the limits the operator set, read together with what
@@ -95,6 +87,14 @@ pub struct Allowance {
     pub tokens_per_day: Option<u64>,
     /// Replies the user may have generating at once.
     pub generations: usize,
+}
+
+impl Allowance {
+    /// The daily token limit of a user whose own limit is `own`: theirs if an admin set
+    /// one, else the operator's default.
+    pub fn token_limit(self, own: Option<u64>) -> Option<u64> {
+        own.or(self.tokens_per_day)
+    }
 }
 
 #[cfg(test)]
@@ -128,8 +128,6 @@ mod tests {
         let day = UsageDay::of(at);
         assert_eq!(day.start().to_rfc3339(), "2026-11-30T00:00:00+00:00");
         assert_eq!(day.end().to_rfc3339(), "2026-12-01T00:00:00+00:00");
-        assert_eq!(day.seconds_left(at), 2);
-        assert_eq!(day.seconds_left(day.end()), 1);
         let before_epoch = DateTime::parse_from_rfc3339("1969-12-31T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);

@@ -223,7 +223,7 @@ impl ReplyRepository for Database {
                 if usize::try_from(running).unwrap_or(usize::MAX) >= allowance.generations {
                     return Ok(StartedReply::UserBusy);
                 }
-                if let Some(limit) = own_limit.map(read_tokens).or(allowance.tokens_per_day)
+                if let Some(limit) = allowance.token_limit(own_limit.map(read_tokens))
                     && spent.map_or(0, read_tokens) >= limit
                 {
                     return Ok(StartedReply::OverQuota);

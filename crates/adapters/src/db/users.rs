@@ -9,8 +9,18 @@ use memlayer_ports::{
 
 use super::rows::{UserRow, read_tokens, stored_tokens};
 use super::schema::{chats, messages, token_usage, users};
-use super::sql_types::{DbTimestamp, DbUuid};
-use super::{Database, with_connection, with_writer};
+use super::sql_types::DbUuid;
+use super::{Database, position, with_connection, with_writer};
+
+/// The columns an [`AccountChange`] sets in one statement; `None` leaves a column as it
+/// is. Disabling is not here: it also revokes the tokens and stops the replies.
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct UserChanges {
+    role: Option<&'static str>,
+    token_limit: Option<Option<i64>>,
+    disabled: Option<bool>,
+}
 
 impl UserRepository for Database {
     fn create(&self, user: &User) -> Result<(), CreateUserError> {
@@ -136,7 +146,7 @@ impl UserRepository for Database {
     ) -> Result<Vec<AccountSummary>, RepositoryError> {
         // Emails are stored normalised (lower case); so is the text searched for.
         let pattern = email_contains.map(|text| format!("%{}%", escape_like(text)));
-        let after = after.map(|cursor| (DbTimestamp(cursor.created_at), DbUuid(cursor.id)));
+        let after = after.map(position);
         let found = with_connection!(self, |conn| {
             let mut query = users::table
                 .order((users::created_at.desc(), users::id.desc()))
@@ -189,40 +199,32 @@ impl UserRepository for Database {
                 return Ok(Err(AccountChangeError::LastAdmin));
             }
             let target = users::table.find(id);
-            if let Some(role) = change.role {
-                diesel::update(target)
-                    .set(users::role.eq(role.as_str()))
-                    .execute(conn)?;
+            // Role, limit and enabling in one statement; disabling in its own, below.
+            let changes = UserChanges {
+                role: change.role.map(AccountRole::as_str),
+                token_limit: change.token_limit.map(|limit| limit.map(stored_tokens)),
+                disabled: (change.disabled == Some(false)).then_some(false),
+            };
+            if changes.role.is_some() || changes.token_limit.is_some() || changes.disabled.is_some()
+            {
+                diesel::update(target).set(&changes).execute(conn)?;
             }
-            if let Some(limit) = change.token_limit {
-                diesel::update(target)
-                    .set(users::token_limit.eq(limit.map(stored_tokens)))
+            if change.disabled == Some(true) {
+                // Disabling revokes every token, only when it changes something
+                // (disabling twice revokes once), and stops its replies.
+                diesel::update(target.filter(users::disabled.eq(false)))
+                    .set((
+                        users::disabled.eq(true),
+                        users::token_generation.eq(users::token_generation + 1),
+                    ))
                     .execute(conn)?;
-            }
-            match change.disabled {
-                Some(true) => {
-                    // Disabling revokes every token, only when it changes something
-                    // (disabling twice revokes once), and stops its replies.
-                    diesel::update(target.filter(users::disabled.eq(false)))
-                        .set((
-                            users::disabled.eq(true),
-                            users::token_generation.eq(users::token_generation + 1),
-                        ))
-                        .execute(conn)?;
-                    diesel::update(
-                        messages::table
-                            .filter(messages::user_id.eq(id))
-                            .filter(messages::status.eq(MessageStatus::Generating.as_str())),
-                    )
-                    .set(messages::stop_requested.eq(true))
-                    .execute(conn)?;
-                }
-                Some(false) => {
-                    diesel::update(target)
-                        .set(users::disabled.eq(false))
-                        .execute(conn)?;
-                }
-                None => {}
+                diesel::update(
+                    messages::table
+                        .filter(messages::user_id.eq(id))
+                        .filter(messages::status.eq(MessageStatus::Generating.as_str())),
+                )
+                .set(messages::stop_requested.eq(true))
+                .execute(conn)?;
             }
             let row: Option<UserRow> =
                 target.select(UserRow::as_select()).first(conn).optional()?;

@@ -6,12 +6,13 @@
 
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
 use memlayer_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::process::memlayer;
-use crate::support::{SECRET, TestApp, credentials, messages_path};
+use crate::support::{SECRET, TestApp, credentials, messages_path, wait_until};
 use crate::upstream::{Script, Upstream, WithScriptedModel};
 
 /// The service over `db` with a scripted model and a daily quota of 20 tokens.
@@ -111,14 +112,9 @@ fn a_title_request_counts_on_the_day_not_on_a_message(t: &WithScriptedModel) {
     let posted = t.api.post(&path, &token, json!({ "content": "A trip?" }));
 
     assert_eq!(posted.status, 201, "{}", posted.text);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while t.api.get(&format!("/chats/{chat}"), &token).json()["title"] != "Lisbon" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the chat was not named"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the chat named", Duration::from_secs(10), || {
+        t.api.get(&format!("/chats/{chat}"), &token).json()["title"] == "Lisbon"
+    });
     assert_eq!(t.upstream.requests().len(), 2);
     assert_eq!(posted.json()["usage"]["prompt_tokens"], 5);
     assert_eq!(
@@ -148,21 +144,15 @@ fn disabling_an_account_stops_its_replies(t: &WithScriptedModel) {
 
     assert_eq!(disabled.status, 200, "{}", disabled.text);
     assert!(
-        t.upstream.closed(std::time::Duration::from_secs(10)),
+        t.upstream.closed(Duration::from_secs(10)),
         "the model's connection was closed"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while t.api.count(
-        "messages",
-        "role = 'assistant' AND status = 'stopped' AND content = 'Still going'",
-    ) != 1
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reply was not stored stopped"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the reply stored stopped", Duration::from_secs(10), || {
+        t.api.count(
+            "messages",
+            "role = 'assistant' AND status = 'stopped' AND content = 'Still going'",
+        ) == 1
+    });
     // Its stream ended too (revoked, or with the reply).
     let rest: Vec<String> =
         std::iter::from_fn(|| events.next_event().map(|(name, _)| name)).collect();
@@ -230,7 +220,9 @@ fn a_reply_carries_the_reported_usage_and_it_counts_on_the_day(t: &WithScriptedM
     assert_eq!(listed[1]["usage"], expected);
     let exported = t.api.get("/auth/me/export", &token).json();
     assert_eq!(exported["chats"][0]["messages"][1]["usage"], expected);
+    let asked_from = chrono::Utc::now();
     let today = usage(&t.api, &token);
+    let asked_until = chrono::Utc::now();
     assert_eq!(today["tokens_used"], 15);
     assert_eq!(today["token_limit"], 20);
     assert_eq!(today["generations_running"], 0);
@@ -240,8 +232,8 @@ fn a_reply_carries_the_reported_usage_and_it_counts_on_the_day(t: &WithScriptedM
     let end = chrono::DateTime::parse_from_rfc3339(today["period_end"].as_str().unwrap()).unwrap();
     assert_eq!(end - start, chrono::TimeDelta::days(1));
     assert_eq!(start.timestamp() % 86_400, 0, "a UTC day");
-    let now = chrono::Utc::now();
-    assert!(start <= now && now < end);
+    // The service's clock read a moment in between: the day holds it.
+    assert!(start <= asked_until && asked_from < end);
 
     // Deleting the chat gives no tokens back.
     let chat = path.trim_end_matches("/messages");
@@ -305,6 +297,7 @@ fn past_the_daily_quota_a_reply_is_429_until_the_next_utc_day_before_anything_is
     assert_eq!(usage(&t.api, &token)["tokens_used"], 30);
     let asked = t.upstream.requests().len();
     let before = t.api.get(&path, &token).json();
+    let asked_from = chrono::Utc::now().timestamp();
 
     let refused = t.api.post(&path, &token, json!({ "content": "C" }));
     let streamed = t
@@ -331,10 +324,20 @@ fn past_the_daily_quota_a_reply_is_429_until_the_next_utc_day_before_anything_is
             "{}",
             refused.text
         );
+        // Seconds to the next UTC midnight as the service saw it, some time between
+        // the first request and now (which may have crossed a midnight).
         let retry: i64 = refused.header("retry-after").unwrap().parse().unwrap();
-        let now = chrono::Utc::now().timestamp();
-        let midnight = now - now.rem_euclid(86_400) + 86_400;
-        assert!((retry - (midnight - now)).abs() <= 2, "{retry}");
+        let to_midnight = |at: i64| 86_400 - at.rem_euclid(86_400);
+        let (early, late) = (
+            to_midnight(asked_from),
+            to_midnight(chrono::Utc::now().timestamp()),
+        );
+        let counts_to_midnight = if early >= late {
+            (late - 2..=early + 2).contains(&retry)
+        } else {
+            retry <= early + 2 || retry >= late - 2
+        };
+        assert!(counts_to_midnight, "{retry}");
     }
     assert_eq!(streamed.status, 429);
     assert_eq!(t.api.get(&path, &token).json(), before, "nothing stored");

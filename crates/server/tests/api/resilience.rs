@@ -11,7 +11,7 @@ use memlayer_testkit::PgCluster;
 use serde_json::json;
 
 use crate::api_tests;
-use crate::support::{SPA_ORIGIN, TestApp, credentials, messages_path};
+use crate::support::{SPA_ORIGIN, TestApp, credentials, messages_path, wait_until};
 
 api_tests!(registering_one_email_many_times_at_once_makes_exactly_one_account);
 
@@ -55,15 +55,6 @@ fn a_database_outage_gives_503s_and_the_service_recovers_by_itself_losing_nothin
 #[ignore = "wall-clock: run with --ignored on a quiet machine (CI does)"]
 fn a_database_outage_gives_fast_503s() {
     database_outage(true);
-}
-
-/// Polls `done` every few milliseconds until it holds; fails after `within`.
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn database_outage(check_latency: bool) {

@@ -535,3 +535,15 @@ impl Reply {
         );
     }
 }
+
+/// Polls `done` every few milliseconds until it holds; fails after `within`.
+pub fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
